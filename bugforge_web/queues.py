@@ -1,0 +1,29 @@
+"""Thin helpers over django-rq: enqueue a domain job and remember its id on the row."""
+import django_rq
+from django.conf import settings
+
+
+def enqueue(queue_name: str, func, *args, job_timeout: int | None = None, **kwargs):
+    assert queue_name in settings.QUEUE_NAMES, queue_name
+    queue = django_rq.get_queue(queue_name)
+    return queue.enqueue(func, *args, job_timeout=job_timeout, **kwargs)
+
+
+def queue_lengths() -> dict[str, int | None]:
+    """Jobs waiting per queue; None when Redis does not answer (shown, never raised)."""
+    lengths = {}
+    for name in settings.QUEUE_NAMES:
+        try:
+            lengths[name] = django_rq.get_queue(name).count
+        except Exception:  # redis down: the page says so instead of failing
+            lengths[name] = None
+    return lengths
+
+
+def worker_count() -> int | None:
+    from rq import Worker
+
+    try:
+        return len(Worker.all(connection=django_rq.get_connection("verify")))
+    except Exception:
+        return None

@@ -1,0 +1,166 @@
+"""Git mirrors and disposable workspaces (plain Python, no Django).
+
+A repository is fetched once into a bare mirror; each run gets its own `git worktree` at the
+pinned commit (cheap: files are checked out, history is shared), a patch is applied with
+`git apply`, and the worktree is removed afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+class GitError(RuntimeError):
+    """A git operation failed; the message carries git's own words."""
+
+
+class PatchError(GitError):
+    """A patch does not apply to the code it was meant for."""
+
+
+def git(*args: str, cwd: Path | None = None, input: str | None = None, timeout: float = 300) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"}
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=cwd, input=input, capture_output=True, text=True, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {' '.join(args[:2])} timed out after {timeout:.0f}s") from exc
+    if proc.returncode != 0:
+        raise GitError(f"git {' '.join(args[:3])} failed: {(proc.stderr or proc.stdout).strip()[:2000]}")
+    return proc.stdout
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class WorkspaceFactory:
+    """Mirrors under ``root/mirrors``, workspaces under ``root/workspaces``."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.mirrors = self.root / "mirrors"
+        self.workspaces = self.root / "workspaces"
+        for d in (self.root, self.mirrors, self.workspaces):
+            d.mkdir(parents=True, exist_ok=True)
+            d.chmod(0o755)  # the sandbox's non-root uid must be able to reach workspaces
+
+    def mirror_path(self, source: str) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.rstrip("/").rsplit("/", 1)[-1])[:40]
+        return self.mirrors / f"{slug}-{hashlib.sha1(source.encode()).hexdigest()[:10]}.git"
+
+    def ensure_mirror(self, source: str, commit: str) -> Path:
+        """A bare mirror of ``source`` that contains ``commit`` (fetching only when missing)."""
+        mirror = self.mirror_path(source)
+        with _locked(mirror.with_suffix(".lock")):
+            if not mirror.exists():
+                tmp = Path(tempfile.mkdtemp(dir=self.mirrors, prefix=".clone-"))
+                try:
+                    git("clone", "--mirror", "--quiet", source, str(tmp / "m.git"))
+                    (tmp / "m.git").rename(mirror)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            if not self._has_commit(mirror, commit):
+                git("fetch", "--quiet", "origin", "+refs/*:refs/*", cwd=mirror)
+                if not self._has_commit(mirror, commit):
+                    raise GitError(f"commit {commit} not found in {source}")
+        return mirror
+
+    @staticmethod
+    def _has_commit(mirror: Path, commit: str) -> bool:
+        try:
+            git("cat-file", "-e", f"{commit}^{{commit}}", cwd=mirror)
+            return True
+        except GitError:
+            return False
+
+    @contextlib.contextmanager
+    def checkout(self, mirror: Path, commit: str, patch: str = "", reverse_patch: str = ""):
+        """A fresh worktree at ``commit`` with ``patch`` applied (then ``reverse_patch``
+        applied in reverse), removed on exit whatever happens inside."""
+        path = Path(tempfile.mkdtemp(dir=self.workspaces, prefix="ws-"))
+        with _locked(mirror.with_suffix(".lock")):
+            git("worktree", "add", "--detach", "--force", str(path), commit, cwd=mirror)
+        try:
+            if patch:
+                apply_patch(path, patch)
+            if reverse_patch:
+                apply_patch(path, reverse_patch, reverse=True)
+            yield path
+        finally:
+            self.remove(mirror, path)
+
+    def remove(self, mirror: Path, path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        with _locked(mirror.with_suffix(".lock")):
+            git("worktree", "prune", cwd=mirror)
+
+
+def apply_patch(path: Path, patch: str, reverse: bool = False) -> None:
+    if not patch.endswith("\n"):
+        patch += "\n"
+    args = ["apply", "--whitespace=nowarn"] + (["--reverse"] if reverse else [])
+    try:
+        git(*args, "--check", "-", cwd=path, input=patch)
+        git(*args, "-", cwd=path, input=patch)
+    except GitError as exc:
+        raise PatchError(f"patch does not apply{' in reverse' if reverse else ''}: {exc}") from None
+
+
+def diff(path: Path) -> str:
+    """Everything changed in the worktree, new files included, as a unified diff."""
+    git("add", "-A", "--intent-to-add", ".", cwd=path)
+    return git("diff", "--no-color", "--no-ext-diff", cwd=path)
+
+
+def split_hunks(patch: str) -> list[str]:
+    """The patch as a list of single-hunk patches (each with its file header)."""
+    hunks: list[str] = []
+    header: list[str] = []
+    current: list[str] | None = None
+    for line in patch.splitlines(keepends=True):
+        if line.startswith("diff --git "):
+            if current:
+                hunks.append("".join(header + current))
+            header, current = [line], None
+        elif line.startswith("@@"):
+            if current:
+                hunks.append("".join(header + current))
+            current = [line]
+        elif current is None:
+            header.append(line)
+        else:
+            current.append(line)
+    if current:
+        hunks.append("".join(header + current))
+    return hunks
+
+
+def join_hunks(hunks: list[str]) -> str:
+    """Inverse of split_hunks for any subset (hunks of one file share one header)."""
+    out: list[str] = []
+    last_header = None
+    for hunk in hunks:
+        lines = hunk.splitlines(keepends=True)
+        at = next(i for i, line in enumerate(lines) if line.startswith("@@"))
+        header, body = "".join(lines[:at]), "".join(lines[at:])
+        if header != last_header:
+            out.append(header)
+            last_header = header
+        out.append(body)
+    return "".join(out)

@@ -1,0 +1,142 @@
+"""RQ jobs: load rows, call the engine, save results. Failures land on the domain row.
+
+Each job catches its own exception, writes status + error text to the row it works on, and
+re-raises so RQ records it too. A worker killed outright (SIGKILL, OOM, host loss) runs no
+handler at all; `Bug.objects.sweep_stale()` (run by `manage.py sweep` and before each
+validation) resets such rows from their RQ job state and heartbeat.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bugforge_web.queues import enqueue
+
+from .engine.validation import BugSpec, RunRecord, Validator
+from .models import Bug, Repository, VerificationRun
+from .sandboxes import default_limits, executor, repo_spec, workspaces
+
+log = logging.getLogger(__name__)
+
+
+def _save_run(repository_id: int, bug_id: int | None, record: RunRecord) -> VerificationRun:
+    return VerificationRun.objects.create(
+        repository_id=repository_id,
+        bug_id=bug_id,
+        code=record.code,
+        scope=record.scope,
+        purpose=record.purpose,
+        outcome=record.outcome,
+        exit_code=record.exit_code,
+        killed_by=record.killed_by,
+        duration_s=record.duration_s,
+        seed=record.seed,
+        tests=record.tests,
+        log_excerpt=record.log_excerpt,
+        backend=record.backend,
+    )
+
+
+# --- baseline ---------------------------------------------------------------------------
+
+
+def enqueue_baseline(repo: Repository):
+    repo.mark(Repository.Status.BASELINING)
+    return enqueue("verify", run_baseline, repo.pk)
+
+
+def run_baseline(repo_id: int) -> str:
+    repo = Repository.objects.get(pk=repo_id)
+    repo.mark(Repository.Status.BASELINING)
+    try:
+        spec = repo_spec(repo, with_baseline=False)
+        validator = Validator(executor(), workspaces(), default_limits(), on_run=lambda r: _save_run(repo.pk, None, r))
+        record = validator.baseline(spec)
+    except Exception as exc:
+        repo.mark(Repository.Status.BROKEN, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+        raise
+    passing = [t for t, s in record.tests.items() if s == "passed"]
+    repo.baseline_tests = {t: {"status": s} for t, s in record.tests.items()}
+    repo.baseline_duration_s = record.duration_s
+    repo.baseline_at = timezone.now()
+    if record.outcome == "timeout":
+        repo.status, repo.error = Repository.Status.BROKEN, "baseline timed out: the suite is skipped"
+    elif not passing:
+        repo.status, repo.error = Repository.Status.BROKEN, f"baseline has no passing test ({record.outcome})"
+    else:
+        failing = len(record.tests) - len(passing)
+        repo.status = Repository.Status.READY
+        repo.error = f"{failing} test(s) fail on clean code and are left out of FAIL_TO_PASS/PASS_TO_PASS" if failing else ""
+    repo.save()
+    return repo.status
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def enqueue_validation(bug: Bug):
+    with transaction.atomic():
+        bug = Bug.objects.select_for_update().get(pk=bug.pk)
+        job = enqueue("verify", validate_bug, bug.pk)
+        bug.status, bug.error, bug.validation_job_id = Bug.Status.VALIDATING, "", job.id
+        bug.heartbeat_at = timezone.now()
+        bug.validation_progress = {"step": "queued", "done": 0, "total": 0}
+        bug.save(update_fields=["status", "error", "validation_job_id", "heartbeat_at", "validation_progress"])
+    return job
+
+
+def _validator_for(bug: Bug, reruns: int) -> Validator:
+    return Validator(
+        executor(),
+        workspaces(),
+        default_limits(),
+        reruns=reruns,
+        on_run=lambda record: (_save_run(bug.repository_id, bug.pk, record), bug.beat()),
+        on_progress=lambda step, done, total: bug.beat(step=step, done=done, total=total),
+    )
+
+
+def validate_bug(bug_id: int, reruns: int | None = None, seed: int | None = None) -> str:
+    bug = Bug.objects.select_related("repository").get(pk=bug_id)
+    reruns = reruns or settings.BUGFORGE_FLAKY_RERUNS
+    try:
+        repo = bug.repository
+        if not repo.baseline_at:
+            run_baseline(repo.pk)
+            repo.refresh_from_db()
+        if repo.status != Repository.Status.READY:
+            raise RuntimeError(f"repository {repo} is not ready: {repo.error}")
+        bug.status, bug.validation_started_at = Bug.Status.VALIDATING, timezone.now()
+        bug.save(update_fields=["status", "validation_started_at"])
+        verdict = _validator_for(bug, reruns).validate(repo_spec(repo), BugSpec(bug.patch, bug.verifier), seed=seed)
+    except Exception as exc:
+        Bug.objects.filter(pk=bug.pk).update(
+            status=Bug.Status.CANDIDATE, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+        )
+        raise
+    bug.apply_verdict(verdict)
+    return bug.status
+
+
+def enqueue_reruns(bug: Bug, n: int):
+    return enqueue("verify", rerun_verifier, bug.pk, n)
+
+
+def rerun_verifier(bug_id: int, n: int, seed: int | None = None) -> str:
+    """n more clean and n more buggy verifier runs; the flakiness figures take them all in."""
+    import random
+
+    bug = Bug.objects.select_related("repository").get(pk=bug_id)
+    seed = random.randrange(2**31) if seed is None else seed
+    try:
+        spec = repo_spec(bug.repository)
+        _validator_for(bug, n).verifier_runs(spec, BugSpec(bug.patch, bug.verifier), n, seed, "rerun")
+    except Exception as exc:
+        Bug.objects.filter(pk=bug.pk).update(error=f"rerun failed: {type(exc).__name__}: {exc}")
+        raise
+    bug.refresh_flakiness()
+    return bug.status

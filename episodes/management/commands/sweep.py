@@ -1,0 +1,16 @@
+from django.core.management.base import BaseCommand
+
+from episodes.models import Bug
+
+
+class Command(BaseCommand):
+    help = "Reset bugs stuck in 'validating' whose job died (worker killed, job lost or silent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--stale-after", type=int, default=None, help="seconds without a heartbeat")
+
+    def handle(self, stale_after, **options):
+        swept = Bug.objects.sweep_stale(stale_after)
+        for pk, why in swept:
+            self.stdout.write(f"bug {pk}: reset to candidate ({why})")
+        self.stdout.write(f"{len(swept)} bug(s) reset")

@@ -1,0 +1,232 @@
+import datetime
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+
+class InjectionBatch(models.Model):
+    """One `inject` job: K candidates asked of one method on one repository."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    repository = models.ForeignKey("episodes.Repository", on_delete=models.CASCADE, related_name="batches")
+    method = models.CharField(max_length=32)
+    requested = models.PositiveIntegerField(default=1)
+    produced = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    job_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "injection batches"
+
+    def __str__(self):
+        return f"{self.method} ×{self.requested} on {self.repository}"
+
+
+class BugQuerySet(models.QuerySet):
+    def sweep_stale(self, stale_after_s: int | None = None) -> list[tuple[int, str]]:
+        """Reset bugs stuck in `validating` whose job is gone, failed, or silent for too
+        long (a worker killed outright runs no failure handler). Returns (bug id, why)."""
+        import django_rq
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        stale_after_s = stale_after_s if stale_after_s is not None else settings.BUGFORGE_STALE_AFTER_S
+        cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)
+        connection = django_rq.get_connection("verify")
+        swept = []
+        for bug in self.filter(status=Bug.Status.VALIDATING):
+            why = ""
+            try:
+                job_status = Job.fetch(bug.validation_job_id, connection=connection).get_status()
+                if job_status in ("failed", "stopped", "canceled", "finished"):
+                    why = f"its job {bug.validation_job_id} is {job_status}"
+            except NoSuchJobError:
+                why = f"its job {bug.validation_job_id or '(none)'} no longer exists"
+            if not why and (bug.heartbeat_at is None or bug.heartbeat_at < cutoff):
+                why = f"no sign of life from its job for over {stale_after_s}s"
+            if why:
+                self.filter(pk=bug.pk, status=Bug.Status.VALIDATING).update(
+                    status=Bug.Status.CANDIDATE, error=f"validation interrupted: {why}; queue it again"
+                )
+                swept.append((bug.pk, why))
+        return swept
+
+
+class Bug(models.Model):
+    """A planted bug: a patch that breaks clean code, and a verifier that passes only once fixed."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate"
+        VALIDATING = "validating"
+        VALID = "valid"
+        INVALID = "invalid"
+        FLAKY = "flaky"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    class Method(models.TextChoices):
+        MANUAL = "manual"
+        PROCEDURAL = "procedural", "procedural (AST)"
+        LLM_MODIFY = "llm_modify", "LLM modify"
+        LLM_REWRITE = "llm_rewrite", "LLM rewrite"
+        COMBINE = "combine"
+        HISTORY = "history"
+        IMPORTED = "imported"
+
+    class Difficulty(models.TextChoices):
+        UNDER_15M = "<15m", "< 15 min"
+        UNDER_1H = "15m-1h", "15 min – 1 h"
+        UNDER_4H = "1h-4h", "1 – 4 h"
+        OVER_4H = ">4h", "> 4 h"
+
+    repository = models.ForeignKey("episodes.Repository", on_delete=models.CASCADE, related_name="bugs")
+    batch = models.ForeignKey(InjectionBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="bugs")
+    base_commit = models.CharField(max_length=40)
+    method = models.CharField(max_length=16, choices=Method, default=Method.MANUAL)
+    operator = models.CharField(max_length=64, blank=True, help_text="procedural operator or LLM mode detail")
+    injector = models.CharField(max_length=200, blank=True, help_text="model or tool that planted it")
+    target = models.CharField(max_length=300, blank=True, help_text="file::function the bug lives in")
+    seed = models.BigIntegerField(null=True, blank=True)
+
+    patch = models.TextField(help_text="unified diff: clean → buggy")
+    patch_hash = models.CharField(max_length=64, db_index=True, editable=False)
+    verifier = models.TextField(help_text="python script; exit 0 only when the bug is fixed")
+    problem_statement = models.TextField(blank=True)
+    fail_to_pass = models.JSONField(default=list, blank=True)
+    pass_to_pass = models.JSONField(default=list, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status, default=Status.CANDIDATE)
+    invalid_reason = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="why the last validation job crashed (re-queueable)")
+    quarantined = models.BooleanField(default=False)
+    stable_reason = models.TextField(blank=True, help_text="why staff marked a flaky verifier stable")
+    difficulty = models.CharField(max_length=8, choices=Difficulty, blank=True)
+
+    # Flakiness: verifier agreement over repeated runs (see engine.flakiness).
+    clean_runs = models.PositiveIntegerField(default=0)
+    clean_passes = models.PositiveIntegerField(default=0)
+    buggy_runs = models.PositiveIntegerField(default=0)
+    buggy_fails = models.PositiveIntegerField(default=0)
+    flip_rate = models.FloatField(null=True, blank=True)
+    flake_upper_bound = models.FloatField(null=True, blank=True, help_text="95% upper bound on the flake rate")
+
+    validation_job_id = models.CharField(max_length=64, blank=True)
+    validation_started_at = models.DateTimeField(null=True, blank=True, help_text="runs before this belong to an older verifier or patch")
+    validation_progress = models.JSONField(default=dict, blank=True)  # {"done": n, "total": m, "step": "..."}
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BugQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["repository", "status"]),
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["method", "operator"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "base_commit", "patch_hash"], name="unique_bug_patch"),
+        ]
+
+    def __str__(self):
+        return f"bug {self.pk} ({self.repository_id}:{self.target or self.method})"
+
+    def get_absolute_url(self):
+        return reverse("bug_detail", args=[self.pk])
+
+    @staticmethod
+    def hash_patch(patch: str) -> str:
+        """Hash of the patch with whitespace-only differences and hunk headers normalized,
+        so the same edit found twice is one bug."""
+        lines = [
+            line.rstrip()
+            for line in patch.splitlines()
+            if line.strip() and not line.startswith(("index ", "@@"))
+        ]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    def save(self, *args, **kwargs):
+        self.patch_hash = self.hash_patch(self.patch)
+        if kwargs.get("update_fields") is not None and "patch" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "patch_hash"}
+        super().save(*args, **kwargs)
+
+    @property
+    def is_settled(self) -> bool:
+        return self.status not in (self.Status.CANDIDATE, self.Status.VALIDATING)
+
+    def beat(self, **progress) -> None:
+        """Record that the validation job is alive (the sweeper resets silent ones)."""
+        self.heartbeat_at = timezone.now()
+        fields = ["heartbeat_at"]
+        if progress:
+            self.validation_progress = progress
+            fields.append("validation_progress")
+        type(self).objects.filter(pk=self.pk).update(**{f: getattr(self, f) for f in fields})
+
+    def apply_verdict(self, verdict) -> None:
+        """Store an engine.validation.Verdict on this bug."""
+        self.status = verdict.status
+        self.invalid_reason = verdict.reason if verdict.status != self.Status.VALID else ""
+        self.error = ""
+        if verdict.patch and verdict.patch != self.patch:
+            self.patch = verdict.patch  # decoration hunks dropped
+        self.fail_to_pass, self.pass_to_pass = verdict.fail_to_pass, verdict.pass_to_pass
+        if verdict.flakiness:
+            self._set_flakiness(verdict.flakiness)
+        self.validated_at = timezone.now()
+        self.validation_progress = {}
+        self.save()
+
+    def _set_flakiness(self, figures) -> None:
+        self.clean_runs, self.clean_passes = figures.clean_runs, figures.clean_passes
+        self.buggy_runs, self.buggy_fails = figures.buggy_runs, figures.buggy_fails
+        self.flip_rate, self.flake_upper_bound = figures.flip_rate, figures.upper_bound
+
+    def verifier_runs(self):
+        """The verifier runs that count for the current verifier and patch."""
+        runs = self.runs.filter(scope="verifier", code__in=["clean", "reverse", "buggy"])
+        if self.validation_started_at:
+            runs = runs.filter(created_at__gte=self.validation_started_at)
+        return runs.order_by("id")
+
+    def refresh_flakiness(self) -> None:
+        """Recompute the figures from every counted run (after reruns); a valid or approved
+        bug whose verifier now disagrees with itself becomes flaky."""
+        from episodes.engine import flakiness
+
+        runs = list(self.verifier_runs().values_list("code", "outcome"))
+        figures = flakiness.measure(
+            [o == "passed" for c, o in runs if c != "buggy"], [o == "failed" for c, o in runs if c == "buggy"]
+        )
+        self._set_flakiness(figures)
+        if figures.disagrees and self.status in (self.Status.VALID, self.Status.APPROVED):
+            self.status, self.invalid_reason = self.Status.FLAKY, figures.describe()
+        self.save()
+
+    @property
+    def flakiness_summary(self) -> str:
+        if not self.clean_runs and not self.buggy_runs:
+            return "not measured"
+        from episodes.engine import flakiness
+
+        return flakiness.Flakiness(
+            self.clean_runs, self.clean_passes, self.buggy_runs, self.buggy_fails,
+            self.flip_rate, self.flake_upper_bound or 1.0,
+        ).describe()

@@ -1,0 +1,51 @@
+"""Django glue for the engine: the configured executor, workspaces and repository specs."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from django.conf import settings
+
+from .engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
+from .engine.validation import RepoSpec
+from .engine.workspace import WorkspaceFactory
+
+
+@lru_cache(maxsize=None)
+def executor(backend: str | None = None):
+    return make_executor(
+        backend or settings.BUGFORGE_SANDBOX,
+        cache_dir=settings.BUGFORGE_WORK_DIR,
+        docker_url=settings.BUGFORGE_DOCKER_URL or None,
+    )
+
+
+@lru_cache(maxsize=None)
+def workspaces() -> WorkspaceFactory:
+    return WorkspaceFactory(settings.BUGFORGE_WORK_DIR)
+
+
+def default_limits() -> Limits:
+    return Limits(timeout_s=settings.BUGFORGE_RUN_TIMEOUT)
+
+
+def probe_reports():
+    return probe_all(settings.BUGFORGE_WORK_DIR, docker_url=settings.BUGFORGE_DOCKER_URL or None)
+
+
+def repo_spec(repo, with_baseline: bool = True) -> RepoSpec:
+    """Fetch the mirror and build the environment (both cached), then describe the repo."""
+    mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)
+    spec = EnvironmentSpec(
+        name=repo.name,
+        pip_packages=tuple(repo.environment_spec.get("pip_packages", ())),
+        setup_command=repo.install_command,
+    )
+    with workspaces().checkout(mirror, repo.pinned_commit) as source_dir:
+        environment = executor().ensure_environment(spec, source_dir)
+    return RepoSpec(
+        mirror=mirror,
+        commit=repo.pinned_commit,
+        test_command=repo.test_command,
+        environment=environment,
+        baseline=repo.baseline_tests if with_baseline else {},
+    )

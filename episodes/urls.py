@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("repositories/", views.repository_list, name="repository_list"),
+    path("repositories/<int:pk>/", views.repository_detail, name="repository_detail"),
+    path("repositories/<int:pk>/baseline/", views.repository_baseline, name="repository_baseline"),
+    path("bugs/", views.bug_list, name="bug_list"),
+    path("bugs/<int:pk>/", views.bug_detail, name="bug_detail"),
+    path("bugs/<int:pk>/progress/", views.bug_progress, name="bug_progress"),
+    path("bugs/<int:pk>/validate/", views.bug_validate, name="bug_validate"),
+    path("bugs/<int:pk>/rerun/", views.bug_rerun, name="bug_rerun"),
+    path("flaky/", views.flaky_list, name="flaky_list"),
+    path("episodes/", views.episode_list, name="episode_list"),
+    path("sandbox/", views.sandbox_status, name="sandbox_status"),
+]

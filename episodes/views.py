@@ -1,0 +1,126 @@
+"""Thin views: read rows, or enqueue a job and say so. The work lives in models and jobs."""
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
+
+from bugforge_web.auth import staff_required
+
+from . import jobs
+from .models import AuditEvent, Bug, Episode, Repository, Teacher
+
+
+@require_GET
+def repository_list(request):
+    return render(request, "episodes/repository_list.html", {"repositories": Repository.objects.all()})
+
+
+@require_GET
+def repository_detail(request, pk):
+    repo = get_object_or_404(Repository, pk=pk)
+    baseline = sorted(repo.baseline_tests.items())
+    return render(request, "episodes/repository_detail.html", {"repo": repo, "baseline": baseline})
+
+
+@staff_required
+def repository_baseline(request, pk):
+    repo = get_object_or_404(Repository, pk=pk)
+    jobs.enqueue_baseline(repo)
+    AuditEvent.record(request.user, "enqueue_baseline", repo)
+    messages.info(request, f"Baseline of {repo} queued on the verify queue.")
+    return redirect(repo)
+
+
+@require_GET
+def bug_list(request):
+    bugs = Bug.objects.select_related("repository").only(
+        "id", "status", "method", "operator", "target", "created_at", "flake_upper_bound", "repository__name"
+    )
+    filters = {k: request.GET.get(k, "") for k in ("status", "repository", "method", "q")}
+    if filters["status"]:
+        bugs = bugs.filter(status=filters["status"])
+    if filters["repository"]:
+        bugs = bugs.filter(repository__name=filters["repository"])
+    if filters["method"]:
+        bugs = bugs.filter(method=filters["method"])
+    if filters["q"]:
+        bugs = bugs.filter(Q(problem_statement__icontains=filters["q"]) | Q(target__icontains=filters["q"]))
+    page = Paginator(bugs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "episodes/bug_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "statuses": Bug.Status.choices,
+            "methods": Bug.Method.choices,
+            "repositories": Repository.objects.values_list("name", flat=True),
+        },
+    )
+
+
+@require_GET
+def bug_detail(request, pk):
+    bug = get_object_or_404(Bug.objects.select_related("repository"), pk=pk)
+    return render(
+        request,
+        "episodes/bug_detail.html",
+        {"bug": bug, "runs": bug.runs.all(), "episodes": bug.episodes.select_related("teacher")},
+    )
+
+
+@require_GET
+def bug_progress(request, pk):
+    """Live validation status, polled by htmx while a job runs."""
+    bug = get_object_or_404(Bug, pk=pk)
+    return render(request, "episodes/partials/bug_progress.html", {"bug": bug})
+
+
+@staff_required
+def bug_validate(request, pk):
+    bug = get_object_or_404(Bug, pk=pk)
+    jobs.enqueue_validation(bug)
+    AuditEvent.record(request.user, "enqueue_validation", bug, after={"status": bug.status})
+    messages.info(request, f"Validation of bug {bug.pk} queued.")
+    return redirect(bug)
+
+
+@staff_required
+def bug_rerun(request, pk):
+    bug = get_object_or_404(Bug, pk=pk)
+    n = max(1, min(int(request.POST.get("n") or settings.BUGFORGE_FLAKY_RERUNS), 100))
+    jobs.enqueue_reruns(bug, n)
+    AuditEvent.record(request.user, "enqueue_reruns", bug, after={"n": n})
+    messages.info(request, f"{n} more clean and {n} more buggy runs of bug {bug.pk} queued.")
+    return redirect(request.POST.get("next") or bug.get_absolute_url())
+
+
+@require_GET
+def flaky_list(request):
+    bugs = Bug.objects.filter(status=Bug.Status.FLAKY).select_related("repository").order_by("-flip_rate", "-id")
+    return render(request, "episodes/flaky_list.html", {"bugs": bugs[:200]})
+
+
+@require_GET
+def episode_list(request):
+    return render(
+        request,
+        "episodes/episode_list.html",
+        {
+            "teachers": Teacher.objects.all(),
+            "episodes": Episode.objects.select_related("teacher", "bug")[:100],
+        },
+    )
+
+
+@require_GET
+def sandbox_status(request):
+    from .sandboxes import probe_reports
+
+    return render(
+        request,
+        "episodes/sandbox_status.html",
+        {"reports": probe_reports(), "selected": settings.BUGFORGE_SANDBOX, "work_dir": settings.BUGFORGE_WORK_DIR},
+    )

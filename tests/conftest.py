@@ -1,0 +1,100 @@
+"""Shared fixtures: users and clients, an isolated Redis database, and the sample repository
+registered in a throwaway work directory with its baseline run in the real sandbox."""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+
+def pytest_configure(config):
+    # Tests get their own Redis database so a developer's queues are never touched.
+    os.environ.setdefault("BUGFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings, tmp_path_factory):
+    # django-rq reads RQ_QUEUES at call time, so this reaches every queue the code opens.
+    settings.RQ_QUEUES = {
+        name: {"URL": os.environ["BUGFORGE_TEST_REDIS_URL"], "DEFAULT_TIMEOUT": 600} for name in settings.QUEUE_NAMES
+    }
+    yield
+
+
+@pytest.fixture(scope="session")
+def work_dir():
+    """Sandbox work dir reachable by the sandbox uid (pytest's tmp_path is mode 700)."""
+    base = Path(tempfile.mkdtemp(prefix="bugforge-test-", dir="/var/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_conn(settings):
+    import django_rq
+
+    conn = django_rq.get_connection("verify")
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("staffer", password="pw-staff-123", is_staff=True)
+
+
+@pytest.fixture
+def reviewer(django_user_model):
+    return django_user_model.objects.create_user("reviewer", password="pw-review-123")
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def reviewer_client(client, reviewer):
+    client.force_login(reviewer)
+    return client
+
+
+@pytest.fixture
+def sandbox_settings(settings, work_dir):
+    from episodes import sandboxes
+
+    settings.BUGFORGE_WORK_DIR = work_dir
+    settings.BUGFORGE_SANDBOX = "local"
+    settings.BUGFORGE_RUN_TIMEOUT = 60
+    sandboxes.executor.cache_clear()
+    sandboxes.workspaces.cache_clear()
+    yield settings
+    sandboxes.executor.cache_clear()
+    sandboxes.workspaces.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def sample_git(work_dir):
+    """examples/cartcalc as a git repository (built once per session): (path, commit)."""
+    from episodes.management.commands.load_sample_repo import build_sample_git_repo
+
+    dest = work_dir / "sample-src" / "cartcalc"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return dest, build_sample_git_repo(dest)
+
+
+@pytest.fixture
+def sample_repo(db, sandbox_settings, sample_git):
+    """The sample repository row with its baseline recorded by the real sandbox."""
+    from episodes.jobs import run_baseline
+    from episodes.models import Repository
+
+    path, commit = sample_git
+    repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit)
+    assert run_baseline(repo.pk) == "ready", Repository.objects.get(pk=repo.pk).error
+    repo.refresh_from_db()
+    return repo

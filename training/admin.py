@@ -1,0 +1,20 @@
+from django.contrib import admin
+
+from .models import Dataset, MetricPoint, TrainingRun
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "train_rows", "heldout_rows", "created_at"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["name", "method", "status", "step", "max_steps", "created_at"]
+    list_filter = ["status", "method"]
+
+
+@admin.register(MetricPoint)
+class MetricPointAdmin(admin.ModelAdmin):
+    list_display = ["run", "step", "name", "value"]
+    list_filter = ["name"]
