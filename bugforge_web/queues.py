@@ -1,12 +1,18 @@
 """Thin helpers over django-rq: enqueue a domain job and remember its id on the row."""
+import uuid
+
 import django_rq
 from django.conf import settings
 
 
-def enqueue(queue_name: str, func, *args, job_timeout: int | None = None, **kwargs):
+def enqueue(queue_name: str, func, *args, job_timeout: int | None = None, **kwargs) -> str:
+    """Enqueue ``func`` and return the job id. django-rq defers the enqueue until the
+    surrounding transaction commits (so a worker never sees rows that are not there yet),
+    which is why the id is chosen here rather than read back from the job."""
     assert queue_name in settings.QUEUE_NAMES, queue_name
-    queue = django_rq.get_queue(queue_name)
-    return queue.enqueue(func, *args, job_timeout=job_timeout, **kwargs)
+    job_id = uuid.uuid4().hex
+    django_rq.get_queue(queue_name).enqueue(func, *args, job_id=job_id, job_timeout=job_timeout, **kwargs)
+    return job_id
 
 
 def queue_lengths() -> dict[str, int | None]:

@@ -81,12 +81,12 @@ def run_baseline(repo_id: int) -> str:
 def enqueue_validation(bug: Bug):
     with transaction.atomic():
         bug = Bug.objects.select_for_update().get(pk=bug.pk)
-        job = enqueue("verify", validate_bug, bug.pk)
-        bug.status, bug.error, bug.validation_job_id = Bug.Status.VALIDATING, "", job.id
+        job_id = enqueue("verify", validate_bug, bug.pk)
+        bug.status, bug.error, bug.validation_job_id = Bug.Status.VALIDATING, "", job_id
         bug.heartbeat_at = timezone.now()
         bug.validation_progress = {"step": "queued", "done": 0, "total": 0}
         bug.save(update_fields=["status", "error", "validation_job_id", "heartbeat_at", "validation_progress"])
-    return job
+    return job_id
 
 
 def _validator_for(bug: Bug, reruns: int) -> Validator:

@@ -52,7 +52,10 @@ def reviewer(django_user_model):
 
 
 @pytest.fixture
-def staff_client(client, staff):
+def staff_client(staff):
+    from django.test import Client
+
+    client = Client()  # not the shared `client`, so a test can hold both kinds of user
     client.force_login(staff)
     return client
 

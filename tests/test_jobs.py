@@ -1,0 +1,168 @@
+"""Validation through real RQ workers on the real Redis: results and failures land on the
+bug row, hostile verifiers leave the worker alive, and a killed worker's bug is re-queueable."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import django_rq
+import pytest
+from django.conf import settings
+from django.db import connection
+from rq import SimpleWorker
+
+from episodes import jobs
+from episodes.engine.validation import pytest_verifier
+from episodes.models import Bug, Repository, VerificationRun
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATCH_OLD, PATCH_NEW = "if weight_grams <= band.max_grams:", "if weight_grams < band.max_grams:"
+
+
+def boundary_patch(repo) -> str:
+    from episodes.engine.workspace import diff
+    from episodes.sandboxes import repo_spec, workspaces
+
+    spec = repo_spec(repo)
+    with workspaces().checkout(spec.mirror, spec.commit) as ws:
+        f = ws / "cartcalc/shipping.py"
+        f.write_text(f.read_text().replace(PATCH_OLD, PATCH_NEW, 1))
+        return diff(ws)
+
+
+def make_bug(repo, verifier=None, **kw) -> Bug:
+    return Bug.objects.create(
+        repository=repo,
+        base_commit=repo.pinned_commit,
+        patch=kw.pop("patch", None) or boundary_patch(repo),
+        verifier=verifier or pytest_verifier(["tests/test_shipping.py"]),
+        **kw,
+    )
+
+
+def burst(queue="verify"):
+    worker = SimpleWorker([django_rq.get_queue(queue)], connection=django_rq.get_connection(queue))
+    worker.work(burst=True)
+
+
+def test_validation_job_stores_runs_and_verdict(sample_repo, redis_conn, settings):
+    settings.BUGFORGE_FLAKY_RERUNS = 2
+    bug = make_bug(sample_repo)
+    job_id = jobs.enqueue_validation(bug)
+    bug.refresh_from_db()
+    assert bug.status == "validating" and bug.validation_job_id == job_id
+    burst()
+    bug.refresh_from_db()
+    assert bug.status == "valid", (bug.invalid_reason, bug.error)
+    assert bug.fail_to_pass and bug.pass_to_pass
+    assert (bug.clean_runs, bug.clean_passes, bug.buggy_runs, bug.buggy_fails) == (2, 2, 2, 2)
+    assert bug.flake_upper_bound == pytest.approx(1 - 0.05 ** 0.5)
+    assert bug.runs.filter(scope="suite", code="buggy").count() == 1
+    assert bug.runs.filter(scope="verifier").count() == 4
+    assert bug.validation_progress == {}
+
+
+def test_reruns_update_flakiness_figures(sample_repo, redis_conn, settings):
+    settings.BUGFORGE_FLAKY_RERUNS = 1
+    bug = make_bug(sample_repo)
+    jobs.enqueue_validation(bug)
+    burst()
+    jobs.enqueue_reruns(Bug.objects.get(pk=bug.pk), 2)
+    burst()
+    bug.refresh_from_db()
+    assert bug.status == "valid"
+    assert (bug.clean_runs, bug.buggy_runs) == (4, 3)  # 1 clean + 1 reverse + 2 reruns; 1 + 2 buggy
+    assert bug.runs.filter(purpose="rerun").count() == 4
+
+
+def test_job_failure_is_recorded_on_the_bug(db, sandbox_settings, sample_git, redis_conn):
+    repo = Repository.objects.create(
+        name="gone", source="/nonexistent/repo.git", pinned_commit="0" * 40,
+        baseline_tests={"t": {"status": "passed"}}, status="ready", baseline_at="2026-01-01T00:00:00Z",
+    )
+    bug = Bug.objects.create(repository=repo, base_commit="0" * 40, patch="x", verifier="pass")
+    job_id = jobs.enqueue_validation(bug)
+    burst()
+    bug.refresh_from_db()
+    assert bug.status == "candidate"  # re-queueable, not stuck
+    assert "GitError" in bug.error and "/nonexistent/repo.git" in bug.error
+    assert job_id in django_rq.get_queue("verify").failed_job_registry.get_job_ids()
+
+
+def worker_env(settings) -> dict:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.RQ_QUEUES["verify"]["URL"],
+        "BUGFORGE_WORK_DIR": str(settings.BUGFORGE_WORK_DIR),
+        "BUGFORGE_SANDBOX": "local",
+        "BUGFORGE_FLAKY_RERUNS": "2",
+    }
+
+
+def manage(*args, env, **kw):
+    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, **kw)
+
+
+def test_hostile_verifiers_do_not_take_the_worker_down(sample_repo, redis_conn, settings):
+    # (hostile verifiers fail on clean code, before their patch is ever applied)
+    fork_bomb = make_bug(sample_repo, verifier="import os\nwhile True:\n    os.fork()\n", operator="bomb", patch="bomb")
+    memory_hog = make_bug(sample_repo, verifier="x = bytearray(8 * 1024**3)\n", operator="hog", patch="hog")
+    good = make_bug(sample_repo, operator="good")
+    for bug in (fork_bomb, memory_hog, good):
+        jobs.enqueue_validation(bug)
+    proc = manage("rqworker", "verify", "--burst", env=worker_env(settings),
+                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, out[-3000:]
+    statuses = dict(Bug.objects.values_list("operator", "status"))
+    assert statuses == {"bomb": "invalid", "hog": "invalid", "good": "valid"}, out[-3000:]
+    assert "does not pass on clean code" in Bug.objects.get(pk=fork_bomb.pk).invalid_reason
+    hog_runs = VerificationRun.objects.filter(bug=memory_hog, code="clean")
+    assert hog_runs.exists() and all(r.outcome in ("failed", "error") for r in hog_runs)
+
+
+def test_killed_worker_leaves_the_bug_requeueable(sample_repo, redis_conn, settings):
+    bug = make_bug(sample_repo, verifier="import time\ntime.sleep(300)\n", patch="never applied")
+    jobs.enqueue_validation(bug)
+    proc = manage("rqworker", "verify", env=worker_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not VerificationRun.objects.filter(bug=bug).exists() and time.monotonic() < deadline:
+            # wait until the job is inside the sandbox: the clean run has started
+            if Bug.objects.get(pk=bug.pk).validation_progress.get("step", "").startswith("verifier"):
+                break
+            time.sleep(0.5)
+        time.sleep(1)
+        # While its job is alive the sweeper leaves it alone.
+        assert Bug.objects.sweep_stale() == []
+        horse = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert horse, "no work horse found"
+        os.kill(int(horse[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while Bug.objects.sweep_stale() == [] and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    bug.refresh_from_db()
+    assert bug.status == "candidate" and "validation interrupted" in bug.error
+    # and it can be queued again
+    jobs.enqueue_validation(bug)
+    assert Bug.objects.get(pk=bug.pk).status == "validating"
+
+
+def test_silent_job_is_swept_after_the_stale_period(sample_repo, redis_conn):
+    bug = make_bug(sample_repo)
+    jobs.enqueue_validation(bug)  # queued, never picked up: the job exists but never beats
+    assert Bug.objects.sweep_stale(stale_after_s=3600) == []
+    Bug.objects.filter(pk=bug.pk).update(heartbeat_at="2020-01-01T00:00:00Z")
+    [(pk, why)] = Bug.objects.sweep_stale(stale_after_s=3600)
+    assert pk == bug.pk and "no sign of life" in why
