@@ -1,0 +1,940 @@
+"""Docker backend: runs commands in containers through the ``docker`` SDK.
+
+Developed and tested against Podman's Docker-compatible API service (``scripts/podman-service.sh``)
+since these hosts have no Docker daemon and no image registry; it only uses the plain Docker
+Engine API, so a real Docker daemon works too.
+
+Images are made locally, without a registry:
+
+* **base image** — a minimal root filesystem assembled from the host: ``/usr/bin/python3`` with
+  its stdlib, the shared libraries ``ldd`` lists, a shell and a few coreutils (busybox when the
+  host has it, else host binaries), pytest installed with ``pip --target`` and a small output
+  capping runner. It is imported with ``POST /images/create?fromSrc=-`` and tagged by a hash of
+  its inputs; built once per cache dir (file lock) and kept as a tarball for re-imports.
+* **environment image** — base + ``spec.pip_packages`` (installed on the host with
+  ``pip install --target``, containers have no network) + ``spec.setup_command`` run in a
+  container that is then committed. Tagged by ``spec.key`` and the base tag.
+
+Each ``run`` is a fresh container: no network, memory (= memory+swap), pids, 1 CPU, read-only
+root, tmpfs ``/tmp``, the workdir bind-mounted at ``/workspace``, no capabilities,
+no-new-privileges, uid 65534. Inside, a runner (pid 1) executes the argv and copies at most
+``limits.output_bytes`` of each stream to the container's own stdout/stderr, draining and
+dropping the rest, so a flood costs neither the worker's memory nor the engine's log disk. The
+runner appends a status trailer (exit status, child CPU time, cgroup OOM/pids counters) to stderr
+which the host strips and uses to tell *why* a run ended (``State.OOMKilled`` reads False under
+Podman). Every container started is labelled ``bugforge.sandbox=1`` and removed afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from .base import (
+    KILLED_CPU,
+    KILLED_FILE_SIZE,
+    KILLED_MEMORY,
+    KILLED_PIDS,
+    KILLED_TIMEOUT,
+    TRUNCATION_MARKER,
+    EnvironmentSpec,
+    ExecResult,
+    Limits,
+    ProbeReport,
+    SandboxError,
+)
+
+log = logging.getLogger(__name__)
+
+BUILDER_VERSION = "3"
+LABEL = "bugforge.sandbox"
+IMAGE_REPO_BASE = "bugforge-sandbox/base"
+IMAGE_REPO_ENV = "bugforge-sandbox/env"
+SANDBOX_UID = 65534
+SANDBOX_GID = 65534
+WORKSPACE = "/workspace"
+RUNNER_PATH = "/usr/lib/bugforge/runner.py"
+IMAGE_PYTHON = "/usr/bin/python3"
+STATUS_MAGIC = b"\x00BUGFORGE-RUNNER-STATUS:"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+IMAGE_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "HOME": "/tmp",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+# Executed as pid 1 of every run container by the image's python (-I -S). Copies at most
+# CAP bytes of each of the child's streams to its own stdout/stderr (+ TRUNCATION_MARKER),
+# drains and drops the rest, reaps orphans, and ends stderr with a one-line status trailer.
+RUNNER_SOURCE = r'''
+import fcntl, json, os, resource, select, sys, time
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+def _counter(text, key):
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+def main():
+    try:  # non-dumpable: the sandboxed code (same uid) cannot open /proc/1/fd/1 and bypass the cap
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except Exception:
+        pass
+    cap = int(sys.argv[1])
+    marker = bytes.fromhex(sys.argv[2])
+    magic = bytes.fromhex(sys.argv[3])
+    argv = sys.argv[5:]
+    pipes = []
+    for _ in range(2):
+        r, w = os.pipe()
+        try:
+            fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except OSError:
+            pass
+        pipes.append((r, w))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.dup2(pipes[0][1], 1)
+            os.dup2(pipes[1][1], 2)
+            for r, w in pipes:
+                os.close(r)
+                os.close(w)
+            os.execvp(argv[0], argv)
+        except FileNotFoundError as exc:
+            os.write(2, ("sandbox: %s: %s\n" % (argv[0], exc.strerror)).encode())
+            os._exit(127)
+        except BaseException as exc:
+            os.write(2, ("sandbox: cannot execute %s: %s\n" % (argv[0], exc)).encode())
+            os._exit(126)
+    for r, w in pipes:
+        os.close(w)
+    out = {pipes[0][0]: [1, 0, False], pipes[1][0]: [2, 0, False]}  # fd -> [dst, written, trunc]
+    status = None
+    grace_until = None
+    while out:
+        if status is None:
+            try:
+                p, st = os.waitpid(-1, os.WNOHANG)
+                while p:
+                    if p == pid:
+                        status = st
+                        grace_until = time.monotonic() + 1.0
+                    p, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        elif time.monotonic() > grace_until:
+            break  # a detached grandchild still holds the pipes: stop; the container ends it
+        ready, _, _ = select.select(list(out), [], [], 0.05)
+        for fd in ready:
+            data = os.read(fd, 1 << 20)
+            if not data:
+                del out[fd]
+                continue
+            state = out[fd]
+            room = cap - state[1]
+            if room > 0:
+                chunk = data[:room]
+                os.write(state[0], chunk)
+                state[1] += len(chunk)
+            if len(data) > room and not state[2]:
+                state[2] = True
+                os.write(state[0], marker)
+    while status is None:
+        try:
+            p, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if p == pid:
+            status = st
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    code, sig = None, None
+    if status is not None:
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            code = 128 + sig
+        else:
+            code = os.WEXITSTATUS(status)
+    trailer = {
+        "exit_code": code,
+        "signal": sig,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+        "oom_kill": _counter(_read("/sys/fs/cgroup/memory/memory.oom_control"), "oom_kill"),
+        "pids_max_events": _counter(_read("/sys/fs/cgroup/pids/pids.events"), "max"),
+    }
+    os.write(2, magic + json.dumps(trailer).encode() + b"\n")
+    os._exit(code if code is not None else 125)
+
+main()
+'''
+
+# A few tools tests commonly shell out to, used when the host has no busybox.
+HOST_TOOLS = (
+    "sh", "bash", "cat", "ls", "sleep", "yes", "env", "echo", "true", "false", "id", "head",
+    "tail", "mkdir", "rm", "rmdir", "cp", "mv", "touch", "wc", "grep", "sed", "chmod", "kill",
+    "printf", "test", "uname", "pwd", "sort", "uniq", "tr", "cut", "dirname", "basename",
+    "readlink", "find", "xargs", "tee", "timeout", "nproc", "whoami", "date", "diff", "ps",
+)
+STDLIB_SKIP = {"site-packages", "dist-packages", "ensurepip", "idlelib", "tkinter", "turtledemo",
+               "__phello__", "test"}
+
+
+def _sanitize_tag(text: str) -> str:
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", text).strip(".-") or "env"
+    return tag[:120]
+
+
+def _limits_tmpfs_mb(limits: Limits) -> int:
+    return max(16, min(512, limits.memory_mb // 4))
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class DockerExecutor:
+    """``Executor`` backed by a Docker Engine API (Docker or Podman's compat service)."""
+
+    name = "docker"
+
+    def __init__(self, base_url: str | None, cache_dir: Path | str, *, python: str = "/usr/bin/python3",
+                 api_timeout: float = 300.0, labels: dict[str, str] | None = None):
+        self.base_url = base_url or DEFAULT_SOCKET
+        # extra labels on every container this executor starts (e.g. to tell a test's own apart)
+        self.labels = dict(labels or {})
+        self.cache_dir = Path(cache_dir)
+        self.host_python = python
+        self.api_timeout = api_timeout
+        self._client = None
+        self._base_tag: str | None = None
+        self.last_build_s: dict[str, float] = {}
+
+    @classmethod
+    def from_env(cls, cache_dir: Path | str) -> "DockerExecutor":
+        url = os.environ.get("BUGFORGE_DOCKER_URL") or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        return cls(url, cache_dir)
+
+    # ------------------------------------------------------------------ client / probe
+    @property
+    def client(self):
+        if self._client is None:
+            try:
+                import docker  # noqa: PLC0415  (optional dependency at import time)
+            except ImportError as exc:  # pragma: no cover - docker is in requirements.txt
+                raise SandboxError(f"the docker SDK is not installed: {exc}") from exc
+            try:
+                self._client = docker.DockerClient(base_url=self.base_url, timeout=self.api_timeout)
+            except Exception as exc:
+                raise SandboxError(f"cannot reach the container engine at {self.base_url}: {exc}") from exc
+        return self._client
+
+    def probe(self) -> ProbeReport:
+        try:
+            import docker  # noqa: F401, PLC0415
+        except ImportError as exc:
+            return ProbeReport(self.name, False, f"docker SDK not installed: {exc}")
+        try:
+            client = docker.DockerClient(base_url=self.base_url, timeout=10)
+            client.ping()
+            version = client.version()
+            client.close()
+        except Exception as exc:  # noqa: BLE001 - probe never raises
+            return ProbeReport(self.name, False, f"container engine not reachable at {self.base_url}: {exc}")
+        components = [c.get("Name", "") for c in version.get("Components") or []]
+        engine = "podman" if any("podman" in c.lower() for c in components) else "docker"
+        detail = (f"{engine} {version.get('Version', '?')} (API {version.get('ApiVersion', '?')}) "
+                  f"at {self.base_url}")
+        features = {
+            "engine": engine,
+            "version": version.get("Version"),
+            "api_version": version.get("ApiVersion"),
+            "os": version.get("Os"),
+            "kernel": version.get("KernelVersion"),
+            "network_isolation": True,
+            "memory_limit": True,
+            "pids_limit": True,
+            "read_only_root": True,
+            "non_root": True,
+            "oom_detection": "inferred (exit 137 / cgroup oom_kill counter)",
+        }
+        return ProbeReport(self.name, True, detail, features)
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+
+    # ------------------------------------------------------------------ images
+    def _image_exists(self, tag: str) -> bool:
+        import docker.errors  # noqa: PLC0415
+
+        try:
+            self.client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if getattr(exc, "status_code", None) == 404:
+                return False
+            raise SandboxError(f"cannot inspect image {tag}: {exc}") from exc
+
+    def _host_python_info(self) -> dict:
+        code = (
+            "import sys, sysconfig, json; print(json.dumps({'version': list(sys.version_info[:3]),"
+            " 'stdlib': sysconfig.get_paths()['stdlib'], 'exe': sys.executable,"
+            " 'dynload': __import__('os').path.dirname(__import__('_json').__file__)"
+            " if hasattr(__import__('_json'), '__file__') else ''}))"
+        )
+        try:
+            out = subprocess.run([self.host_python, "-I", "-c", code], capture_output=True, text=True,
+                                 check=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SandboxError(f"cannot run host python {self.host_python}: {exc}") from exc
+        info = json.loads(out)
+        info["real_exe"] = os.path.realpath(self.host_python)
+        return info
+
+    def _pytest_requirement(self) -> str:
+        try:
+            from importlib.metadata import version  # noqa: PLC0415
+
+            return f"pytest=={version('pytest')}"
+        except Exception:  # noqa: BLE001
+            return "pytest"
+
+    def _base_fingerprint(self, info: dict) -> str:
+        h = hashlib.sha256()
+        h.update(BUILDER_VERSION.encode())
+        h.update(RUNNER_SOURCE.encode())
+        h.update(self._pytest_requirement().encode())
+        h.update(json.dumps(info, sort_keys=True).encode())
+        for p in (info["real_exe"], info["stdlib"], shutil.which("busybox") or ""):
+            if p and os.path.exists(p):
+                st = os.stat(p)
+                h.update(f"{p}:{st.st_size}:{int(st.st_mtime)}".encode())
+        return h.hexdigest()[:16]
+
+    def ensure_base_image(self) -> str:
+        """Build (once) and import the base image; return its tag."""
+        if self._base_tag and self._image_exists(self._base_tag):
+            return self._base_tag
+        info = self._host_python_info()
+        if tuple(info["version"][:2]) < (3, 8):
+            raise SandboxError(f"host python {self.host_python} is too old: {info['version']}")
+        fp = self._base_fingerprint(info)
+        tag = f"{IMAGE_REPO_BASE}:{fp}"
+        if self._image_exists(tag):
+            self._base_tag = tag
+            return tag
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.cache_dir / "base-image.lock"):
+            if self._image_exists(tag):
+                self._base_tag = tag
+                return tag
+            t0 = time.monotonic()
+            tarball = self.cache_dir / f"base-{fp}.tar"
+            if not tarball.exists():
+                self._build_base_tarball(info, tarball)
+            self._import_tarball(tarball, tag)
+            self.last_build_s["base"] = time.monotonic() - t0
+            log.info("built sandbox base image %s in %.1fs", tag, self.last_build_s["base"])
+        self._base_tag = tag
+        return tag
+
+    def _import_tarball(self, tarball: Path, tag: str) -> None:
+        digest = hashlib.sha256()
+        with open(tarball, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        changes = [f"ENV {k}={v}" for k, v in IMAGE_ENV.items()]
+        changes += [f"LABEL {LABEL}.base=1", f"LABEL {LABEL}.content-sha256={digest.hexdigest()}",
+                    f"WORKDIR {WORKSPACE}"]
+        repo, _, version = tag.partition(":")
+        try:
+            # from a path: docker-py streams the open file (the *_from_stream variant sends a
+            # bogus "Transfer-Encoding: chunked" header that Podman rejects)
+            raw = self.client.api.import_image_from_file(str(tarball), repository=repo, tag=version,
+                                                         changes=changes)
+        except Exception as exc:  # noqa: BLE001
+            raise SandboxError(f"importing the base image failed: {exc}") from exc
+        image_id = None
+        for line in str(raw).splitlines():
+            with contextlib.suppress(ValueError):
+                msg = json.loads(line)
+                if msg.get("error"):
+                    raise SandboxError(f"importing the base image failed: {msg['error']}")
+                image_id = msg.get("id") or msg.get("status") or image_id
+        # Podman's compat import ignores repo/tag (names it "<repo>:latest"): tag explicitly.
+        try:
+            image = self.client.images.get(image_id) if image_id else self.client.images.get(f"{repo}:latest")
+            image.tag(repo, version)
+        except Exception as exc:  # noqa: BLE001
+            raise SandboxError(f"tagging the imported base image failed ({raw!r}): {exc}") from exc
+        if f"{repo}:latest" != tag:
+            with contextlib.suppress(Exception):  # only an extra name; the image keeps `tag`
+                if len(self.client.images.get(tag).tags) > 1:
+                    self.client.api.remove_image(f"{repo}:latest", noprune=True)
+
+    # ---- rootfs assembly
+    def _build_base_tarball(self, info: dict, tarball: Path) -> None:
+        work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=self.cache_dir))
+        try:
+            root = work / "rootfs"
+            root.mkdir()
+            self._assemble_rootfs(info, root)
+            tmp_tar = tarball.with_suffix(".tar.part")
+            self._write_tar(root, tmp_tar)
+            os.replace(tmp_tar, tarball)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        # keep only the newest few tarballs
+        olds = sorted(self.cache_dir.glob("base-*.tar"), key=lambda p: p.stat().st_mtime)[:-2]
+        for old in olds:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+    @staticmethod
+    def _copy_file(src: str, root: Path, dest: str | None = None) -> None:
+        """Copy host file ``src`` to ``root/dest`` (default: its real path), keeping modes/mtime."""
+        real = os.path.realpath(src)
+        target = root / (dest or real).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy2(real, target)
+        if dest is None:
+            # the path as referenced (e.g. /lib/x86_64-linux-gnu/libz.so.1 -> libz.so.1.2.13)
+            ref = os.path.join(os.path.realpath(os.path.dirname(src)), os.path.basename(src))
+            if ref != real:
+                link = root / ref.lstrip("/")
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not os.path.lexists(link):
+                    os.symlink(os.path.basename(real) if os.path.dirname(ref) == os.path.dirname(real)
+                               else real, link)
+
+    @staticmethod
+    def _ldd(paths: list[str]) -> set[str]:
+        libs: set[str] = set()
+        for path in paths:
+            try:
+                out = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                continue
+            for line in out.splitlines():
+                m = re.search(r"(?:=>\s*)?(/\S+)\s+\(0x", line)
+                if m and os.path.exists(m.group(1)):
+                    libs.add(m.group(1))
+        return libs
+
+    def _assemble_rootfs(self, info: dict, root: Path) -> None:
+        # usr-merged layout like the host
+        for d in ("usr/bin", "usr/lib", "usr/lib64", "usr/sbin", "usr/local/bin", "etc", "proc",
+                  "sys", "dev", "run", "var/tmp", "home", "opt", WORKSPACE.lstrip("/")):
+            (root / d).mkdir(parents=True, exist_ok=True)
+        for top in ("bin", "lib", "lib64", "sbin"):
+            if os.path.islink(f"/{top}"):
+                os.symlink(os.readlink(f"/{top}"), root / top)
+            else:
+                (root / top).mkdir(exist_ok=True)
+        (root / "tmp").mkdir()
+        os.chmod(root / "tmp", 0o1777)
+        os.chmod(root / "var/tmp", 0o1777)
+        os.chmod(root / WORKSPACE.lstrip("/"), 0o777)
+        (root / "root").mkdir(mode=0o700)
+
+        # python + stdlib
+        exe = info["real_exe"]
+        self._copy_file(exe, root)
+        exe_name = os.path.basename(exe)
+        bindir = root / os.path.dirname(exe).lstrip("/")
+        for alias in ("python3", "python"):
+            if not os.path.lexists(bindir / alias):
+                os.symlink(exe_name, bindir / alias)
+        if os.path.dirname(exe) != "/usr/bin":
+            for alias in ("python3", "python"):
+                if not os.path.lexists(root / "usr/bin" / alias):
+                    os.symlink(exe, root / "usr/bin" / alias)
+        stdlib = info["stdlib"]
+
+        def _ignore(d, names):
+            skip = set()
+            for n in names:
+                if d == stdlib and (n in STDLIB_SKIP or n.startswith("config-")):
+                    skip.add(n)
+                elif n.endswith((".a", ".exe")):
+                    skip.add(n)
+            return skip
+
+        shutil.copytree(stdlib, root / stdlib.lstrip("/"), symlinks=False, ignore=_ignore,
+                        ignore_dangling_symlinks=True, dirs_exist_ok=True)
+        dynload = info.get("dynload") or ""
+        so_files = [str(p) for p in (root / stdlib.lstrip("/")).rglob("*.so")]
+        if dynload and not dynload.startswith(stdlib):
+            shutil.copytree(dynload, root / dynload.lstrip("/"), dirs_exist_ok=True)
+            so_files += [str(p) for p in Path(dynload).glob("*.so")]
+        # host paths for ldd (the copies are identical)
+        host_sos = [str(Path("/") / Path(p).relative_to(root)) for p in so_files]
+
+        # shell and tools
+        tools: list[str] = []
+        busybox = shutil.which("busybox")
+        if busybox:
+            self._copy_file(busybox, root, "/usr/bin/busybox")
+            tools.append(busybox)
+            try:
+                applets = subprocess.run([busybox, "--list"], capture_output=True, text=True,
+                                         timeout=30).stdout.split()
+            except (OSError, subprocess.SubprocessError):
+                applets = ["sh", "cat", "ls", "sleep", "yes", "env", "echo", "id"]
+            for applet in applets:
+                if applet and "/" not in applet and not os.path.lexists(root / "usr/bin" / applet):
+                    os.symlink("busybox", root / "usr/bin" / applet)
+        else:
+            for name in HOST_TOOLS:
+                path = shutil.which(name, path="/usr/bin:/bin")
+                if path and not os.path.lexists(root / "usr/bin" / name):
+                    self._copy_file(path, root, f"/usr/bin/{name}")
+                    tools.append(path)
+        if not os.path.lexists(root / "usr/bin/sh"):
+            raise SandboxError("no shell for the sandbox image: neither busybox nor /bin/sh found")
+
+        for lib in sorted(self._ldd([exe, *host_sos, *tools])):
+            self._copy_file(lib, root)
+
+        # minimal /etc
+        (root / "etc/passwd").write_text(
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/tmp:/bin/sh\n")
+        (root / "etc/group").write_text("root:x:0:\nnogroup:x:65534:\n")
+        (root / "etc/hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+        for name in ("resolv.conf", "hostname"):
+            (root / "etc" / name).write_text("")
+        (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+
+        # runner + pytest
+        runner = root / RUNNER_PATH.lstrip("/")
+        runner.parent.mkdir(parents=True, exist_ok=True)
+        runner.write_text(RUNNER_SOURCE)
+        site = root / "usr/lib/python3/dist-packages"
+        self._pip_install_target([self._pytest_requirement()], site, info)
+
+        # precompile everything with the image's interpreter so runs never compile
+        subprocess.run([exe, "-I", "-m", "compileall", "-q", "-j", "0", "-s", str(root), "-p", "/",
+                        str(root / stdlib.lstrip("/")), str(site), str(runner.parent)],
+                       capture_output=True, timeout=600)
+
+    def _pip_install_target(self, requirements: list[str], target: Path, info: dict) -> None:
+        """``pip install --target`` on the host (the sandbox has no network)."""
+        target.mkdir(parents=True, exist_ok=True)
+        if not requirements:
+            return
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+               "--no-input", "--no-compile", "--target", str(target)]
+        if tuple(sys.version_info[:2]) != tuple(info["version"][:2]):
+            cmd += ["--python-version", "%d.%d" % tuple(info["version"][:2]), "--only-binary=:all:"]
+        cmd += list(requirements)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            if self._copy_installed(requirements, target):
+                log.warning("pip install failed (%s); copied installed distributions instead",
+                            proc.stderr.strip()[-300:])
+            else:
+                raise SandboxError(f"pip install --target failed for {requirements}: "
+                                   f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+        # console scripts: pip writes them with the worker's interpreter in the shebang
+        bindir = target / "bin"
+        if bindir.is_dir():
+            dest = target.parents[3] / "bin" if target.parts[-4:-2] == ("usr", "local") else None
+            for script in bindir.iterdir():
+                with contextlib.suppress(OSError, UnicodeDecodeError):
+                    text = script.read_text()
+                    if text.startswith("#!") and "python" in text.split("\n", 1)[0]:
+                        script.write_text(f"#!{IMAGE_PYTHON}\n" + text.split("\n", 1)[1])
+                if dest is not None:
+                    dest.mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(script), dest / script.name)
+            if dest is not None:
+                shutil.rmtree(bindir, ignore_errors=True)
+
+    @staticmethod
+    def _copy_installed(requirements: list[str], target: Path) -> bool:
+        """Offline fallback: copy the worker's installed distributions (pure Python ones)."""
+        try:
+            from importlib import metadata  # noqa: PLC0415
+
+            from packaging.requirements import Requirement  # noqa: PLC0415
+        except ImportError:
+            return False
+        seen: set[str] = set()
+        queue = [Requirement(r).name for r in requirements]
+        try:
+            while queue:
+                name = queue.pop()
+                key = name.lower().replace("_", "-")
+                if key in seen:
+                    continue
+                seen.add(key)
+                dist = metadata.distribution(name)
+                for f in dist.files or ():
+                    src = Path(dist.locate_file(f))
+                    if f.parts[0] in ("..", "bin") or not src.is_file() or "__pycache__" in f.parts:
+                        continue
+                    dst = target / f
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(src, dst)
+                for req in dist.requires or ():
+                    r = Requirement(req)
+                    if r.marker is None or r.marker.evaluate({"extra": ""}):
+                        queue.append(r.name)
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    @staticmethod
+    def _write_tar(root: Path, dest: Path) -> None:
+        def _filter(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = "root"
+            return ti
+
+        with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tf:
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                for name in sorted(dirnames) + sorted(filenames):
+                    full = os.path.join(dirpath, name)
+                    tf.add(full, arcname=os.path.relpath(full, root), recursive=False, filter=_filter)
+
+    # ------------------------------------------------------------------ environments
+    def ensure_environment(self, spec: EnvironmentSpec, source_dir: Path) -> str:
+        base = self.ensure_base_image()
+        if spec.python not in ("python3", "python", IMAGE_PYTHON, os.path.basename(self.host_python),
+                               os.path.basename(os.path.realpath(self.host_python))):
+            raise SandboxError(f"the docker backend only provides the host's {self.host_python}; "
+                               f"spec asks for {spec.python!r}")
+        base_fp = base.rsplit(":", 1)[1][:8]
+        tag = f"{IMAGE_REPO_ENV}:{_sanitize_tag(spec.key)}-{base_fp}"
+        if self._image_exists(tag):
+            return tag
+        with _file_lock(self.cache_dir / f"env-{_sanitize_tag(spec.key)}.lock"):
+            if self._image_exists(tag):
+                return tag
+            t0 = time.monotonic()
+            self._build_environment(spec, Path(source_dir), base, tag)
+            self.last_build_s[spec.key] = time.monotonic() - t0
+        return tag
+
+    def _build_environment(self, spec: EnvironmentSpec, source_dir: Path, base: str, tag: str) -> None:
+        repo, _, version = tag.partition(":")
+        pkgs = [p for p in spec.pip_packages if p.strip()]
+        if not pkgs and not spec.setup_command.strip():
+            self.client.images.get(base).tag(repo, version)
+            return
+        info = self._host_python_info()
+        work = Path(tempfile.mkdtemp(prefix="env-", dir=self.cache_dir))
+        container = None
+        try:
+            layer = work / "layer"
+            pyver = "python%d.%d" % tuple(info["version"][:2])
+            self._pip_install_target(pkgs, layer / "usr/local/lib" / pyver / "dist-packages", info)
+            layer_tar = io.BytesIO()
+            with tarfile.open(fileobj=layer_tar, mode="w") as tf:
+                tf.add(layer / "usr", arcname="usr",
+                       filter=lambda ti: (setattr(ti, "uid", 0), setattr(ti, "gid", 0), ti)[-1])
+            src_copy = work / "src"
+            if source_dir and Path(source_dir).is_dir():
+                shutil.copytree(source_dir, src_copy, symlinks=True,
+                                ignore=shutil.ignore_patterns(".git"))
+            else:
+                src_copy.mkdir()
+            command = ["/bin/sh", "-c", spec.setup_command] if spec.setup_command.strip() else ["true"]
+            container = self.client.containers.create(
+                base, command, user="0:0", working_dir=WORKSPACE, network_mode="none",
+                labels={**self.labels, LABEL: "1", f"{LABEL}.build": spec.key},
+                volumes={str(src_copy): {"bind": WORKSPACE, "mode": "rw"}},
+                mem_limit="4g", memswap_limit="4g", pids_limit=512, cap_drop=["ALL"],
+                cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"], security_opt=["no-new-privileges"],
+                environment={"HOME": "/root"},
+            )
+            if not container.put_archive("/", layer_tar.getvalue()):
+                raise SandboxError("copying the pip layer into the build container failed")
+            container.start()
+            result = container.wait(timeout=1800)
+            if result.get("StatusCode") != 0:
+                tail = container.logs(tail=50).decode("utf-8", "replace")
+                raise SandboxError(f"setup for {spec.key} failed (exit {result.get('StatusCode')}):\n{tail}")
+            container.commit(repo, version, changes=f"LABEL {LABEL}.env={spec.key}")
+        except SandboxError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise SandboxError(f"building environment {spec.key} failed: {exc}") from exc
+        finally:
+            if container is not None:
+                self._remove(container)
+            shutil.rmtree(work, ignore_errors=True)
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        argv: list[str],
+        workdir: Path,
+        *,
+        environment: str | None = None,
+        env: dict[str, str] | None = None,
+        limits: Limits = Limits(),
+    ) -> ExecResult:
+        import docker.errors  # noqa: PLC0415
+        import requests  # noqa: PLC0415
+
+        if not argv:
+            raise SandboxError("empty argv")
+        workdir = Path(workdir).resolve()
+        if not workdir.is_dir():
+            raise SandboxError(f"workdir {workdir} does not exist")
+        image = environment or self.ensure_base_image()
+        run_id = uuid.uuid4().hex[:16]
+        command = [IMAGE_PYTHON, "-I", "-S", RUNNER_PATH, str(max(0, int(limits.output_bytes))),
+                   TRUNCATION_MARKER.encode().hex(), STATUS_MAGIC.hex(), "--", *map(str, argv)]
+        environment_vars = {k: v for k, v in IMAGE_ENV.items() if k not in ("LANG", "LC_ALL")}
+        environment_vars.update({str(k): str(v) for k, v in (env or {}).items()})
+        # Explicit ulimits replace the engine's defaults; Podman's default nofile exceeds what
+        # these hosts allow ("setrlimit ... operation not permitted"), so always set nofile/nproc.
+        ulimits = [
+            {"Name": "nofile", "Soft": 4096, "Hard": 4096},
+            {"Name": "nproc", "Soft": 32768, "Hard": 32768},
+            {"Name": "fsize", "Soft": limits.file_size_mb << 20, "Hard": limits.file_size_mb << 20},
+            # RLIMIT_DATA (private writable mappings, incl. anonymous mmap since Linux 4.7):
+            # an untouched bytearray(4 GB) fails with MemoryError instead of living on lazily
+            # committed pages below the cgroup limit. ("as" is not accepted by the Docker API.)
+            {"Name": "data", "Soft": limits.memory_mb << 20, "Hard": limits.memory_mb << 20},
+        ]
+        if limits.cpu_seconds:
+            ulimits.append({"Name": "cpu", "Soft": int(limits.cpu_seconds), "Hard": int(limits.cpu_seconds) + 1})
+        import docker.types  # noqa: PLC0415
+
+        log_max = max(16 << 20, 64 * (2 * int(limits.output_bytes) + (64 << 10)))
+        restore = self._prepare_workdir(workdir)
+        container = None
+        timed_out = False
+        t0 = time.monotonic()
+        try:
+            try:
+                container = self.client.containers.create(
+                    image,
+                    command,
+                    name=f"bugforge-run-{run_id}",
+                    labels={**self.labels, LABEL: "1", f"{LABEL}.run": run_id},
+                    working_dir=WORKSPACE,
+                    user=f"{SANDBOX_UID}:{SANDBOX_GID}",
+                    environment=environment_vars,
+                    network_mode="bridge" if limits.network else "none",
+                    mem_limit=f"{int(limits.memory_mb)}m",
+                    memswap_limit=f"{int(limits.memory_mb)}m",
+                    pids_limit=int(limits.pids),
+                    nano_cpus=1_000_000_000,
+                    read_only=True,
+                    tmpfs={"/tmp": f"rw,nosuid,nodev,size={_limits_tmpfs_mb(limits)}m,mode=1777"},
+                    volumes={str(workdir): {"bind": WORKSPACE, "mode": "rw"}},
+                    cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"],
+                    ulimits=[docker.types.Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"]) for u in ulimits],
+                    stdin_open=False,
+                    tty=False,
+                    # a disk bound for the engine's log only (the runner already caps what it
+                    # copies; k8s-file lines cost ~40 bytes of overhead each, hence the slack)
+                    log_config={"Type": "k8s-file", "Config": {"max-size": str(log_max)}},
+                )
+                t0 = time.monotonic()
+                container.start()
+            except docker.errors.ImageNotFound as exc:
+                raise SandboxError(f"sandbox image {image} not found: {exc}") from exc
+            except docker.errors.APIError as exc:
+                raise SandboxError(f"container engine refused the run: {exc}") from exc
+            except requests.exceptions.RequestException as exc:
+                raise SandboxError(f"container engine not reachable: {exc}") from exc
+            try:
+                status = container.wait(timeout=max(0.1, limits.timeout_s))
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                timed_out = True
+                with contextlib.suppress(Exception):
+                    container.kill()
+                try:
+                    status = container.wait(timeout=30)
+                except Exception as exc:  # noqa: BLE001
+                    raise SandboxError(f"container would not die after timeout kill: {exc}") from exc
+            duration = time.monotonic() - t0
+            if timed_out:
+                duration = max(duration, limits.timeout_s)
+            exit_code = status.get("StatusCode")
+            bound = max(0, int(limits.output_bytes)) + len(TRUNCATION_MARKER.encode()) + 65536
+            out = self._read_log(container, "stdout", bound)
+            err = self._read_log(container, "stderr", bound)
+        finally:
+            if container is not None:
+                self._remove(container)
+            restore()
+        return self._result(exit_code, out, err, duration, timed_out, limits)
+
+    def _result(self, exit_code, out: bytes, err: bytes, duration: float, timed_out: bool,
+                limits: Limits) -> ExecResult:
+        trailer = None
+        idx = err.rfind(STATUS_MAGIC)
+        if idx >= 0:
+            with contextlib.suppress(ValueError):
+                trailer = json.loads(err[idx + len(STATUS_MAGIC):].split(b"\n", 1)[0])
+            err = err[:idx]
+        marker = TRUNCATION_MARKER.encode()
+        # bound what we keep even if the runner was killed mid-copy (logs are already capped)
+        cap = max(0, int(limits.output_bytes))
+        stdout_trunc = out.endswith(marker) or marker in out[cap:] or len(out) > cap + len(marker)
+        stderr_trunc = err.endswith(marker) or marker in err[cap:] or len(err) > cap + len(marker)
+        out = out[: cap + len(marker)]
+        err = err[: cap + len(marker)]
+        killed_by = None
+        if timed_out:
+            killed_by = KILLED_TIMEOUT
+            exit_code = exit_code if exit_code not in (None, -1) else None
+        elif trailer is not None:
+            sig = trailer.get("signal")
+            cpu = trailer.get("cpu_s") or 0.0
+            if trailer.get("oom_kill") and exit_code != 0:
+                killed_by = KILLED_MEMORY
+            elif sig == signal.SIGXCPU:
+                killed_by = KILLED_CPU
+            elif sig == signal.SIGXFSZ:
+                killed_by = KILLED_FILE_SIZE
+            elif sig == signal.SIGKILL:
+                if limits.cpu_seconds and cpu >= limits.cpu_seconds - 0.5:
+                    killed_by = KILLED_CPU
+                else:
+                    # Podman reports OOMKilled=False; a SIGKILL nobody else sent is the OOM killer.
+                    killed_by = KILLED_MEMORY
+            elif exit_code not in (0, None) and trailer.get("pids_max_events"):
+                killed_by = KILLED_PIDS
+            elif exit_code not in (0, None) and b"MemoryError" in err[-4096:]:
+                killed_by = KILLED_MEMORY  # hit RLIMIT_DATA (the memory limit) before the cgroup
+        elif exit_code == 137:
+            # the runner itself was killed: the container's OOM killer (not our timeout kill)
+            killed_by = KILLED_MEMORY
+        return ExecResult(
+            exit_code=exit_code,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration_s=round(duration, 3),
+            timed_out=timed_out,
+            killed_by=killed_by,
+            stdout_truncated=bool(stdout_trunc),
+            stderr_truncated=bool(stderr_trunc),
+            backend=self.name,
+        )
+
+    @staticmethod
+    def _read_log(container, stream: str, bound: int) -> bytes:
+        """At most ``bound`` bytes of one stream of the container's log, streamed."""
+        chunks: list[bytes] = []
+        size = 0
+        gen = container.logs(stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=False)
+        try:
+            for chunk in gen:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > bound:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                gen.close()
+        data = b"".join(chunks)
+        return data[:bound] if size > bound else data
+
+    def _remove(self, container) -> None:
+        last = None
+        for _ in range(5):
+            try:
+                container.remove(force=True, v=True)
+                return
+            except Exception as exc:  # noqa: BLE001
+                if getattr(exc, "status_code", None) == 404:
+                    return
+                last = exc
+                time.sleep(0.5)
+        log.error("could not remove sandbox container %s: %s", getattr(container, "id", "?"), last)
+
+    def cleanup_containers(self) -> int:
+        """Remove every container labelled as ours (e.g. left behind by a crashed worker)."""
+        removed = 0
+        for c in self.client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            self._remove(c)
+            removed += 1
+        return removed
+
+    # ---- workspace ownership: uid 65534 must be able to write it
+    @staticmethod
+    def _prepare_workdir(workdir: Path):
+        """Make ``workdir`` writable for the sandbox uid; return a callable restoring owners."""
+        if os.geteuid() != 0:
+            for dirpath, dirnames, filenames in os.walk(workdir):
+                for name in [*dirnames, *filenames, None]:
+                    p = os.path.join(dirpath, name) if name else dirpath
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(p)
+                        if not stat.S_ISLNK(st.st_mode):
+                            extra = 0o777 if stat.S_ISDIR(st.st_mode) else 0o666
+                            os.chmod(p, st.st_mode | extra)
+            return lambda: None
+        owners: dict[str, tuple[int, int]] = {}
+        top = os.lstat(workdir)
+        for dirpath, dirnames, filenames in os.walk(workdir):
+            for name in [*dirnames, *filenames, None]:
+                p = os.path.join(dirpath, name) if name else dirpath
+                with contextlib.suppress(OSError):
+                    st = os.lstat(p)
+                    owners[p] = (st.st_uid, st.st_gid)
+                    os.lchown(p, SANDBOX_UID, SANDBOX_GID)
+
+        def restore() -> None:
+            for dirpath, dirnames, filenames in os.walk(workdir):
+                for name in [*dirnames, *filenames, None]:
+                    p = os.path.join(dirpath, name) if name else dirpath
+                    uid, gid = owners.get(p, (top.st_uid, top.st_gid))
+                    with contextlib.suppress(OSError):
+                        os.lchown(p, uid, gid)
+
+        return restore
