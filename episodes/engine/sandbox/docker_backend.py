@@ -61,7 +61,7 @@ from .base import (
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = "3"
+BUILDER_VERSION = "3"  # bump when the rootfs assembly changes (part of the base image tag)
 LABEL = "bugforge.sandbox"
 IMAGE_REPO_BASE = "bugforge-sandbox/base"
 IMAGE_REPO_ENV = "bugforge-sandbox/env"
