@@ -1,0 +1,89 @@
+"""Sandbox executors (plain Python, no Django).
+
+``make_executor("local" | "docker", cache_dir)`` builds a backend; ``probe_all`` reports what
+this host supports without ever raising for a missing or broken backend.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+
+from .base import (
+    KILLED_CPU,
+    KILLED_FILE_SIZE,
+    KILLED_MEMORY,
+    KILLED_PIDS,
+    KILLED_TIMEOUT,
+    TRUNCATION_MARKER,
+    EnvironmentSpec,
+    ExecResult,
+    Executor,
+    Limits,
+    ProbeReport,
+    SandboxError,
+)
+
+BACKENDS = ("local", "docker")
+
+
+def make_executor(backend: str, cache_dir: Path, docker_url: str | None = None) -> Executor:
+    """Return the executor for ``backend`` ("local" or "docker")."""
+    cache_dir = Path(cache_dir)
+    if backend == "local":
+        from .local import LocalExecutor
+
+        return LocalExecutor(cache_dir)
+    if backend == "docker":
+        from .docker_backend import DockerExecutor  # lazy: needs the docker SDK
+
+        if not docker_url:
+            return DockerExecutor.from_env(cache_dir)
+        params = inspect.signature(DockerExecutor.from_env).parameters
+        for name in ("docker_url", "base_url", "url"):
+            if name in params:
+                return DockerExecutor.from_env(cache_dir, **{name: docker_url})
+        # from_env(cache_dir) only: it reads DOCKER_HOST like docker.from_env() does.
+        old = os.environ.get("DOCKER_HOST")
+        os.environ["DOCKER_HOST"] = docker_url
+        try:
+            return DockerExecutor.from_env(cache_dir)
+        finally:
+            if old is None:
+                os.environ.pop("DOCKER_HOST", None)
+            else:
+                os.environ["DOCKER_HOST"] = old
+    raise ValueError(f"unknown sandbox backend {backend!r}; expected one of {BACKENDS}")
+
+
+def probe_all(cache_dir: Path, docker_url: str | None = None) -> list[ProbeReport]:
+    """Probe every backend; failures (including ImportError) become unavailable reports."""
+    reports: list[ProbeReport] = []
+    for backend in BACKENDS:
+        try:
+            report = make_executor(backend, cache_dir, docker_url=docker_url).probe()
+        except Exception as e:  # noqa: BLE001 - a probe must never take the caller down
+            report = ProbeReport(
+                backend=backend, available=False, detail=f"{type(e).__name__}: {e}"
+            )
+        reports.append(report)
+    return reports
+
+
+__all__ = [
+    "BACKENDS",
+    "KILLED_CPU",
+    "KILLED_FILE_SIZE",
+    "KILLED_MEMORY",
+    "KILLED_PIDS",
+    "KILLED_TIMEOUT",
+    "TRUNCATION_MARKER",
+    "EnvironmentSpec",
+    "ExecResult",
+    "Executor",
+    "Limits",
+    "ProbeReport",
+    "SandboxError",
+    "make_executor",
+    "probe_all",
+]
