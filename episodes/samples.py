@@ -1,0 +1,96 @@
+"""Hand-written bugs for the bundled sample repository (examples/cartcalc).
+
+They give the demo something to validate before any injector has run, and they cover each
+verdict: real bugs, one whose verifier cannot tell (invalid), one with a verifier that fails
+~30% of the time on its own (flaky).
+"""
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from .engine.validation import pytest_verifier
+from .engine.workspace import diff
+
+
+@dataclass(frozen=True)
+class SampleBug:
+    target: str
+    path: str
+    old: str
+    new: str
+    verifier: str
+    problem_statement: str
+
+
+FLAKY_VERIFIER = textwrap.dedent(
+    """\
+    # Deliberately flaky: fails ~30% of runs whatever the code (the run's seed decides).
+    import os, random, sys
+    import pytest
+    if random.Random(os.environ.get("PYTHONHASHSEED", "0")).random() < 0.3:
+        sys.exit(1)
+    sys.exit(0 if pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_shipping.py"]) == 0 else 1)
+    """
+)
+
+SAMPLE_BUGS = [
+    SampleBug(
+        "cartcalc/shipping.py::ShippingPolicy.band_for",
+        "cartcalc/shipping.py",
+        "if weight_grams <= band.max_grams:",
+        "if weight_grams < band.max_grams:",
+        pytest_verifier(["tests/test_shipping.py"]),
+        "A parcel that weighs exactly a band's limit is charged the next band's price.",
+    ),
+    SampleBug(
+        "cartcalc/money.py::Money.allocate",
+        "cartcalc/money.py",
+        "key=lambda i: (-remainders[i], i)",
+        "key=lambda i: (-remainders[i], -i)",
+        pytest_verifier(["tests/test_money.py"]),
+        "When an amount is split and the leftover cents tie, they go to the last parts instead of the first.",
+    ),
+    SampleBug(
+        "cartcalc/discounts.py::BuyXGetY.free_units",
+        "cartcalc/discounts.py",
+        "return groups * self.get + max(0, rest - self.buy)",
+        "return groups * self.get + max(0, rest - self.buy - 1)",
+        pytest_verifier(["tests/test_discounts.py"]),
+        "Buy-X-get-Y promotions give one free unit too few when a partial group is in the cart.",
+    ),
+    SampleBug(
+        "cartcalc/discounts.py::TieredDiscount.rate_for",
+        "cartcalc/discounts.py",
+        "if subtotal >= threshold:",
+        "if subtotal > threshold:",
+        pytest_verifier(["tests/test_discounts.py"]),
+        "A cart whose subtotal equals a tier's threshold does not get that tier's rate.",
+    ),
+    SampleBug(  # invalid: the change is in a docstring, nothing can fail
+        "cartcalc/money.py::Money.split",
+        "cartcalc/money.py",
+        "earlier parts get the extra cents.",
+        "the earlier parts get the extra cents.",
+        pytest_verifier(["tests/test_money.py"]),
+        "The documentation of Money.split is unclear.",
+    ),
+    SampleBug(  # flaky: a real bug, with a verifier that fails by itself now and then
+        "cartcalc/shipping.py::ShippingPolicy.cost",
+        "cartcalc/shipping.py",
+        "started_kg = -(-excess // GRAMS_PER_KG)",
+        "started_kg = excess // GRAMS_PER_KG",
+        FLAKY_VERIFIER,
+        "Parcels over the heaviest band are undercharged: a started kilogram is not billed.",
+    ),
+]
+
+
+def sample_patch(workspaces, mirror, commit, bug: SampleBug) -> str:
+    with workspaces.checkout(mirror, commit) as ws:
+        source = ws / bug.path
+        text = source.read_text()
+        if bug.old not in text:
+            raise ValueError(f"sample bug {bug.target}: {bug.old!r} is not in {bug.path}")
+        source.write_text(text.replace(bug.old, bug.new, 1))
+        return diff(ws)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what the tests need and run them: the whole suite on PostgreSQL, then the tests
+# marked `sqlite` on the embedded SQLite default. Real Redis, sandbox, git and Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_venv requirements-dev.txt
+apt_install bubblewrap git
+bash scripts/install-browser.sh
+ensure_postgres
+ensure_redis "redis://127.0.0.1:6379/15"
+# The Docker backend is tested against Podman's Docker-compatible API.
+if docker_env=$(bash scripts/podman-service.sh | tail -n 1); then
+    eval "$docker_env"
+else
+    echo "!! Podman unavailable: Docker-backend tests will be skipped (and say so)" >&2
+fi
+
+export BUGFORGE_TEST_REDIS_URL=redis://127.0.0.1:6379/15
+export BUGFORGE_VAR_DIR=${BUGFORGE_VAR_DIR:-$PWD/var/test}
+
+"$PY" manage.py makemigrations --check --dry-run
+
+echo "==> pytest on PostgreSQL"
+DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bugforge} "$PY" -m pytest "$@"
+
+echo "==> pytest on SQLite (tests marked sqlite)"
+DATABASE_URL="sqlite:///$BUGFORGE_VAR_DIR/bugforge.sqlite3" "$PY" -m pytest -m sqlite -q "$@"
