@@ -83,7 +83,7 @@ def sandbox_settings(settings, work_dir):
 @pytest.fixture(scope="session")
 def sample_git(work_dir):
     """examples/cartcalc as a git repository (built once per session): (path, commit)."""
-    from episodes.management.commands.load_sample_repo import build_sample_git_repo
+    from episodes.engine.samples import build_sample_git_repo
 
     dest = work_dir / "sample-src" / "cartcalc"
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const layout = { margin: { t: 20, r: 10, b: 40, l: 50 }, height: 320 };
   const status = read("status-data");
   if (status && window.Plotly) {
-    Plotly.newPlot("status-chart", [{ type: "bar", x: status.x, y: status.y }], layout, { displaylogo: false });
+    Plotly.newPlot("status-chart", [{ type: "bar", x: status.x, y: status.y }], { ...layout, yaxis: { rangemode: "nonnegative" } }, { displaylogo: false });
   }
   const series = read("series-data");
   if (series && window.Plotly) {

@@ -1,39 +1,10 @@
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from episodes.engine.workspace import git
-from episodes.models import Repository
+from episodes.engine.samples import SAMPLE_BUGS, build_sample_git_repo, sample_patch
+from episodes.models import Bug, Repository
 
 SAMPLE = "cartcalc"
-# Fixed identity and dates make the commit hash the same on every machine.
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "BugForge",
-    "GIT_AUTHOR_EMAIL": "samples@bugforge.invalid",
-    "GIT_COMMITTER_NAME": "BugForge",
-    "GIT_COMMITTER_EMAIL": "samples@bugforge.invalid",
-    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-}
-
-
-def build_sample_git_repo(dest: Path) -> str:
-    """Turn examples/cartcalc into a git repository at ``dest``; return its commit."""
-    src = settings.BASE_DIR / "examples" / SAMPLE
-    if (dest / ".git").exists():
-        return git("rev-parse", "HEAD", cwd=dest).strip()
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".sample-"))
-    shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc"))
-    env = {**os.environ, **GIT_ENV}
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "cartcalc sample library"]):
-        subprocess.run(["git", *args], cwd=tmp, env=env, check=True, capture_output=True)
-    tmp.rename(dest)
-    return git("rev-parse", "HEAD", cwd=dest).strip()
 
 
 class Command(BaseCommand):
@@ -65,8 +36,6 @@ class Command(BaseCommand):
 
     def _add_sample_bugs(self, repo):
         from episodes.jobs import enqueue_validation
-        from episodes.models import Bug
-        from episodes.samples import SAMPLE_BUGS, sample_patch
         from episodes.sandboxes import workspaces
 
         mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)

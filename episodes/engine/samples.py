@@ -1,4 +1,5 @@
-"""Hand-written bugs for the bundled sample repository (examples/cartcalc).
+"""The bundled sample repository (examples/cartcalc) as a git repository, and hand-written
+bugs for it.
 
 They give the demo something to validate before any injector has run, and they cover each
 verdict: real bugs, one whose verifier cannot tell (invalid), one with a verifier that fails
@@ -6,11 +7,41 @@ verdict: real bugs, one whose verifier cannot tell (invalid), one with a verifie
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
-from .engine.validation import pytest_verifier
-from .engine.workspace import diff
+from .validation import pytest_verifier
+from .workspace import diff, git
+
+SAMPLE_SOURCE = Path(__file__).resolve().parents[2] / "examples" / "cartcalc"
+# Fixed identity and dates make the commit hash the same on every machine.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "BugForge",
+    "GIT_AUTHOR_EMAIL": "samples@bugforge.invalid",
+    "GIT_COMMITTER_NAME": "BugForge",
+    "GIT_COMMITTER_EMAIL": "samples@bugforge.invalid",
+    "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+}
+
+
+def build_sample_git_repo(dest: Path, source: Path = SAMPLE_SOURCE) -> str:
+    """Turn the sample library into a git repository at ``dest`` (once); return its commit."""
+    if (dest / ".git").exists():
+        return git("rev-parse", "HEAD", cwd=dest).strip()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".sample-"))
+    shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc"))
+    env = {**os.environ, **GIT_ENV}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "cartcalc sample library"]):
+        subprocess.run(["git", *args], cwd=tmp, env=env, check=True, capture_output=True)
+    tmp.rename(dest)
+    return git("rev-parse", "HEAD", cwd=dest).strip()
 
 
 @dataclass(frozen=True)

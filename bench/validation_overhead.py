@@ -1,0 +1,107 @@
+"""How much does BugForge add on top of the test runs a validation needs?
+
+Validates M hand-written bugs of the sample repository through the real engine (sandbox,
+fresh git worktree per run, JUnit parsing), then replays every run it made — the same
+verifier scripts and pytest commands, same interpreter and environment — directly on the
+host in plain checkouts prepared beforehand, and prints both wall times and their ratio.
+
+    .venv/bin/python bench/validation_overhead.py [--backend local|docker] [--reruns 5]
+
+Targets (issue 3): ratio ≤ 1.15 with the local backend, ≤ 1.5 with the Docker backend.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="local", choices=["local", "docker"])
+    parser.add_argument("--reruns", type=int, default=5)
+    parser.add_argument("--bugs", type=int, default=4, help="how many valid sample bugs (max 4)")
+    args = parser.parse_args()
+
+    from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
+    from episodes.engine.validation import JUNIT_PATH, VERIFIER_PATH, BugSpec, RepoSpec, Validator
+    from episodes.engine.workspace import WorkspaceFactory, apply_patch, git
+    from episodes.engine.samples import build_sample_git_repo
+    from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
+
+    work = Path(tempfile.mkdtemp(prefix="bugforge-bench-", dir="/var/tmp"))
+    work.chmod(0o755)
+    try:
+        src = work / "cartcalc"
+        commit = build_sample_git_repo(src)
+        factory = WorkspaceFactory(work / "sandbox")
+        executor = make_executor(args.backend, cache_dir=work / "sandbox", docker_url=os.environ.get("BUGFORGE_DOCKER_URL"))
+        mirror = factory.ensure_mirror(str(src), commit)
+        with factory.checkout(mirror, commit) as source_dir:
+            environment = executor.ensure_environment(EnvironmentSpec(name="cartcalc"), source_dir)
+        records: list = []
+        validator = Validator(executor, factory, Limits(timeout_s=120), reruns=args.reruns, on_run=records.append)
+        repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
+        repo.baseline = {t: {"status": s} for t, s in validator.baseline(repo).tests.items()}
+
+        samples = [b for b in SAMPLE_BUGS if b.verifier != FLAKY_VERIFIER][: args.bugs]
+        bugs = [BugSpec(sample_patch(factory, mirror, commit, b), b.verifier) for b in samples]
+        runs_per_bug, statuses = [], []
+        bugforge_s = 0.0
+        for i, bug in enumerate(bugs):
+            records.clear()
+            start = time.perf_counter()
+            statuses.append(validator.validate(repo, bug, seed=i).status)
+            bugforge_s += time.perf_counter() - start
+            runs_per_bug.append(list(records))
+
+        # The same runs, directly: plain checkouts made beforehand (not timed), no sandbox.
+        python = str(executor.environment_path(environment) / "bin" / "python") if args.backend == "local" else "/usr/bin/python3"
+        direct_s = 0.0
+        for bug, runs in zip(bugs, runs_per_bug):
+            dirs = {}
+            for code in {r.code for r in runs}:
+                d = work / f"direct-{code}"
+                shutil.rmtree(d, ignore_errors=True)
+                git("clone", "-q", "--no-checkout", str(src), str(d))
+                git("checkout", "-q", commit, cwd=d)
+                if code in ("buggy", "hunk"):
+                    apply_patch(d, bug.patch)
+                (d / VERIFIER_PATH).parent.mkdir(exist_ok=True)
+                (d / VERIFIER_PATH).write_text(bug.verifier)
+                dirs[code] = d
+            for run in runs:
+                if run.scope == "verifier":
+                    argv = [python, VERIFIER_PATH]
+                else:
+                    argv = [python, "-m", "pytest", f"--junitxml={JUNIT_PATH}", "-p", "no:cacheprovider",
+                            "-o", "junit_family=xunit1", "-q"] + (list(run.tests) if run.scope == "tests" else [])
+                env = {**os.environ, "PYTHONPATH": ".", "PYTHONDONTWRITEBYTECODE": "1"}
+                if run.seed is not None:
+                    env["PYTHONHASHSEED"] = str(run.seed)
+                t0 = time.perf_counter()
+                subprocess.run(argv, cwd=dirs[run.code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                direct_s += time.perf_counter() - t0
+
+        n_runs = sum(len(r) for r in runs_per_bug)
+        print(f"backend              {args.backend}")
+        print(f"bugs validated       {len(bugs)} ({', '.join(statuses)}), {args.reruns} runs a side")
+        print(f"runs                 {n_runs}")
+        print(f"BugForge wall time   {bugforge_s:8.2f} s   ({bugforge_s / n_runs * 1000:.0f} ms a run)")
+        print(f"direct runs summed   {direct_s:8.2f} s   ({direct_s / n_runs * 1000:.0f} ms a run)")
+        target = 1.15 if args.backend == "local" else 1.5
+        print(f"overhead ratio       {bugforge_s / direct_s:8.2f}   (target ≤ {target})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
