@@ -58,7 +58,7 @@ def test_home_counts_and_navigation_open_without_errors(page, live_server, staff
     page.wait_for_function("() => window.htmx !== undefined")
     Repository.objects.create(name="added-later", source="/nonexistent", pinned_commit="0" * 40)
     page.evaluate("() => htmx.ajax('GET', '/counts/', {target: '[hx-get]', swap: 'innerHTML'})")
-    expect(page.locator("#live-counts")).to_contain_text("1 repositories")
+    expect(page.locator("#live-counts")).to_contain_text("1 repository")
 
     for name in NAV:
         link = page.locator("header nav").get_by_role("link", name=name, exact=True)
