@@ -106,9 +106,12 @@ class WorkspaceFactory:
             self.remove(mirror, path)
 
     def remove(self, mirror: Path, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
         with _locked(mirror.with_suffix(".lock")):
-            git("worktree", "prune", cwd=mirror)
+            try:
+                git("worktree", "remove", "--force", "--force", str(path), cwd=mirror)
+            except GitError:  # already half gone: clean up by hand
+                shutil.rmtree(path, ignore_errors=True)
+                git("worktree", "prune", cwd=mirror)
 
 
 def apply_patch(path: Path, patch: str, reverse: bool = False) -> None:

@@ -124,6 +124,7 @@ class _PidsCgroup:
         return bool(m and int(m.group(1)) > 0)
 
     def remove(self) -> None:
+        delay = 0.0005  # tasks usually leave within a millisecond: back off from there
         for _ in range(50):
             try:
                 self.path.rmdir()
@@ -140,7 +141,8 @@ class _PidsCgroup:
                             pass
                 except OSError:
                     pass
-                time.sleep(0.02)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
 
 class _Capture:
@@ -666,6 +668,7 @@ def _kill(proc: subprocess.Popen) -> None:
 def _wait4(proc: subprocess.Popen, timeout: float):
     """waitpid with rusage (for RLIMIT_CPU attribution) and a timeout."""
     end = time.monotonic() + timeout
+    delay = 0.0002  # the pipes have closed: bwrap is exiting, usually within a millisecond
     while True:
         try:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
@@ -677,7 +680,8 @@ def _wait4(proc: subprocess.Popen, timeout: float):
             return status, ru
         if time.monotonic() >= end:
             raise subprocess.TimeoutExpired(proc.args, timeout)
-        time.sleep(0.005)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.01)
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
