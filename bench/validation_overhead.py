@@ -63,8 +63,12 @@ def main() -> None:
             bugforge_s += time.perf_counter() - start
             runs_per_bug.append(list(records))
 
-        # The same runs, directly: plain checkouts made beforehand (not timed), no sandbox.
-        python = str(executor.environment_path(environment) / "bin" / "python") if args.backend == "local" else "/usr/bin/python3"
+        # The same runs, directly: plain checkouts made beforehand (not timed), no sandbox,
+        # with a host virtualenv of the same spec (the local backend's, built if needed).
+        host = executor if args.backend == "local" else make_executor("local", cache_dir=work / "host")
+        with factory.checkout(mirror, commit) as source_dir:
+            host_env = host.ensure_environment(EnvironmentSpec(name="cartcalc"), source_dir)
+        python = str(host.environment_path(host_env) / "bin" / "python")
         direct_s = 0.0
         for bug, runs in zip(bugs, runs_per_bug):
             dirs = {}
