@@ -50,7 +50,8 @@ def main() -> None:
         records: list = []
         validator = Validator(executor, factory, Limits(timeout_s=120), reruns=args.reruns, on_run=records.append)
         repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
-        repo.baseline = {t: {"status": s} for t, s in validator.baseline(repo).tests.items()}
+        clean_run, _ = validator.baseline(repo, with_coverage=False)
+        repo.baseline = {t: {"status": s} for t, s in clean_run.tests.items()}
 
         samples = [b for b in SAMPLE_BUGS if b.verifier != FLAKY_VERIFIER][: args.bugs]
         bugs = [BugSpec(sample_patch(factory, mirror, commit, b), b.verifier) for b in samples]

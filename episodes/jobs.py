@@ -55,12 +55,13 @@ def run_baseline(repo_id: int) -> str:
     try:
         spec = repo_spec(repo, with_baseline=False)
         validator = Validator(executor(), workspaces(), default_limits(), on_run=lambda r: _save_run(repo.pk, None, r))
-        record = validator.baseline(spec)
+        record, coverage = validator.baseline(spec)
     except Exception as exc:
         repo.mark(Repository.Status.BROKEN, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise
     passing = [t for t, s in record.tests.items() if s == "passed"]
     repo.baseline_tests = {t: {"status": s} for t, s in record.tests.items()}
+    repo.coverage = coverage or {}
     repo.baseline_duration_s = record.duration_s
     repo.baseline_at = timezone.now()
     if record.outcome == "timeout":

@@ -6,6 +6,7 @@ from functools import lru_cache
 from django.conf import settings
 
 from .engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
+from .engine.coverage_map import COVERAGE_PACKAGE
 from .engine.validation import RepoSpec
 from .engine.workspace import WorkspaceFactory
 
@@ -37,7 +38,8 @@ def repo_spec(repo, with_baseline: bool = True) -> RepoSpec:
     mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)
     spec = EnvironmentSpec(
         name=repo.name,
-        pip_packages=tuple(repo.environment_spec.get("pip_packages", ())),
+        # coverage.py for the baseline's coverage map (engine.coverage_map)
+        pip_packages=(*repo.environment_spec.get("pip_packages", ()), COVERAGE_PACKAGE),
         setup_command=repo.install_command,
     )
     with workspaces().checkout(mirror, repo.pinned_commit) as source_dir:

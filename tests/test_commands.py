@@ -44,6 +44,17 @@ def test_baseline_command_records_per_test_status(sample_repo):
     assert len(repo.passing_tests) >= 40  # the sample library's own suite
     assert re.search(rf"{len(repo.passing_tests)}/{len(repo.baseline_tests)} tests pass", out)
     assert all("::" in t and t.startswith("tests/test_") for t in repo.baseline_tests)
+    # the coverage map knows which tests execute ShippingPolicy.band_for
+    from pathlib import Path
+
+    from episodes.engine.coverage_map import tests_covering
+
+    lines = (Path(repo.source) / "cartcalc/shipping.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines, 1) if "def band_for" in line)
+    covering = tests_covering(repo.coverage, "cartcalc/shipping.py", start, start + 5)
+    assert any("test_shipping.py::test_weight_bands_and_surcharge" in t for t in covering)
+    assert not any(t.startswith("tests/test_rules.py") for t in covering)
+    assert not any(p.startswith("tests/") for p in repo.coverage["lines"])  # tests are not targets
     with pytest.raises(CommandError, match="no repository named"):
         run("baseline", "nope")
 

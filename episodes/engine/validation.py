@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import flakiness, junit
+from . import coverage_map, flakiness, junit
 from .sandbox.base import ExecResult, Executor, Limits
 from .workspace import PatchError, WorkspaceFactory, join_hunks, split_hunks
 
@@ -124,11 +124,14 @@ class Validator:
         )
         return self._record(result, code, "verifier", purpose, verifier_outcome(result), seed=seed)
 
-    def run_suite(self, repo: RepoSpec, path: Path, code: str, purpose: str, tests: list[str] | None = None) -> RunRecord:
+    def run_suite(
+        self, repo: RepoSpec, path: Path, code: str, purpose: str, tests: list[str] | None = None,
+        argv: list[str] | None = None,
+    ) -> RunRecord:
         """The repository's test command (or just ``tests``) with a JUnit report.
         A test expected but missing from the report counts as failed."""
         (path / JUNIT_PATH).parent.mkdir(exist_ok=True)
-        argv = shlex.split(repo.test_command) + [f"--junitxml={JUNIT_PATH}", *junit.PYTEST_REPORT_ARGS]
+        argv = (argv or shlex.split(repo.test_command)) + [f"--junitxml={JUNIT_PATH}", *junit.PYTEST_REPORT_ARGS]
         argv += tests or []
         result = self.executor.run(argv, path, environment=repo.environment, limits=self.limits)
         report = path / JUNIT_PATH
@@ -148,9 +151,21 @@ class Validator:
 
     # --- whole procedures --------------------------------------------------------------
 
-    def baseline(self, repo: RepoSpec) -> RunRecord:
+    def baseline(self, repo: RepoSpec, with_coverage: bool = True) -> tuple[RunRecord, dict | None]:
+        """The clean suite once, with per-test status and (when the test command is
+        ``python -m pytest``) a coverage map of which tests execute which lines."""
+        argv = coverage_map.coverage_argv(repo.test_command) if with_coverage else None
         with self.workspaces.checkout(repo.mirror, repo.commit) as path:
-            return self.run_suite(repo, path, "clean", "baseline")
+            if argv is None:
+                return self.run_suite(repo, path, "clean", "baseline"), None
+            (path / coverage_map.RCFILE).parent.mkdir(exist_ok=True)
+            (path / coverage_map.RCFILE).write_text(coverage_map.RC_TEXT)
+            record = self.run_suite(repo, path, "clean", "baseline", argv=argv)
+            report = self.executor.run(coverage_map.JSON_ARGV, path, environment=repo.environment, limits=self.limits)
+            json_path = path / coverage_map.JSON_FILE
+            if not report.ok or not json_path.exists():
+                return record, None
+            return record, coverage_map.build(json_path, [t for t, s in record.tests.items() if s == "passed"])
 
     def verifier_runs(self, repo: RepoSpec, bug: BugSpec, n: int, seed: int, purpose: str) -> list[RunRecord]:
         """n clean and n buggy verifier runs in an order shuffled by ``seed``, each in a

@@ -27,6 +27,8 @@ class Repository(models.Model):
     # Baseline: the clean suite's per-test status from JUnit XML, {test_id: {"status", "duration"}}.
     baseline_tests = models.JSONField(default=dict, blank=True)
     baseline_duration_s = models.FloatField(null=True, blank=True)
+    # Which passing tests execute which source lines (engine.coverage_map), from the baseline.
+    coverage = models.JSONField(default=dict, blank=True)
     baseline_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
