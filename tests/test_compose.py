@@ -246,6 +246,7 @@ def test_dockerignore_keeps_secrets_and_state_out():
 def _production_env(tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in settings_env_names()}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests; never in production
     alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
     env.update(
         DEBUG="false",

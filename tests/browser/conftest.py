@@ -12,7 +12,9 @@ import pytest
 
 # Playwright's sync API runs an asyncio event loop in the test thread, so Django would raise
 # SynchronousOnlyOperation for ORM calls made by the tests; this is Django's documented switch
-# for exactly this case (the ORM is still used synchronously, in one thread).
+# for exactly this case (the ORM is still used synchronously, in one thread). Set at import:
+# the session's database setup may already run inside Playwright's loop. Subprocesses that
+# must not inherit it (the deploy check in test_compose.py) drop it themselves.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = "/usr/bin/chromium"
