@@ -95,6 +95,25 @@ def _our_containers(ex: DockerExecutor) -> list:
     return found
 
 
+def _idle_warm(ex: DockerExecutor) -> dict:
+    return {w.container.id: w for ws in ex._warm_idle.values() for w in ws}
+
+
+def _left_behind(ex: DockerExecutor) -> list[str]:
+    """What a finished run may not leave: any container of ours except the idle warm ones
+    (kept for the next run), and any process in those besides their supervisor."""
+    idle = _idle_warm(ex)
+    left = []
+    for c in _our_containers(ex):
+        if c.id not in idle:
+            left.append(f"container {c.name} ({c.status})")
+            continue
+        procs = c.top().get("Processes") or []
+        if len(procs) != 1:
+            left.append(f"processes in {c.name}: {procs}")
+    return left
+
+
 # ---------------------------------------------------------------------------- API / probe
 def test_probe_unreachable_never_raises(tmp_path):
     report = DockerExecutor(f"unix://{tmp_path}/nope.sock", tmp_path).probe()
@@ -172,6 +191,7 @@ def test_environment_pip_packages_and_setup_command(dx, tmp_path, workspace):
         assert res.stdout.split() == ["42", "from-source"]
         assert not (src / "__pycache__").exists()  # setup ran on a copy
     finally:
+        dx.close_warm()  # the warm container holds the image
         dx.client.images.remove(tag, force=True)
     assert not _our_containers(dx)
 
@@ -305,7 +325,7 @@ def test_timeout_kills_and_container_is_gone(dx, workspace):
     assert not res.ok
     assert elapsed < 20
     assert "started" in res.stdout
-    assert not _our_containers(dx), [c.name for c in _our_containers(dx)]
+    assert not _left_behind(dx)
 
 
 def test_setsid_grandchild_does_not_hang_or_survive(dx, workspace):
@@ -325,7 +345,7 @@ def test_setsid_grandchild_does_not_hang_or_survive(dx, workspace):
             except OSError:
                 continue
             assert cmd[:2] != [b"sleep", marker.encode()], f"grandchild survived as pid {proc.name}"
-    assert not _our_containers(dx)
+    assert not _left_behind(dx)
 
 
 def test_output_truncation_is_bounded(dx, workspace):
@@ -354,8 +374,100 @@ def test_fork_bomb_is_contained(dx, workspace):
     res = dx.run(["sh", "-c", "f() { f | f & }; f; sleep 3"], workspace, limits=Limits(pids=64, timeout_s=10))
     assert time.monotonic() - t0 < 30
     assert res.exit_code is not None or res.timed_out
-    assert not _our_containers(dx)
+    assert not _left_behind(dx)
+
+
+# ---------------------------------------------------------------------------- warm containers
+def test_warm_container_is_reused_and_runs_stay_apart(dx, tmp_path):
+    root = tmp_path / "workspaces"
+    root.mkdir()
+    first, second = root / "ws-1", root / "ws-2"
+    first.mkdir()
+    second.mkdir()
+    (first / "secret.txt").write_text("first-run-only\n")
+    leave = ("echo left > /tmp/left-by-first; echo left > /dev/shm/left; "
+             "sleep 1000 > /dev/null 2>&1 &  echo started")
+    res = dx.run(["sh", "-c", leave], first, limits=Limits(timeout_s=30))
+    assert res.ok and "started" in res.stdout, res
+    assert not _left_behind(dx)  # the background sleep died with the run's pid namespace
+    idle_before = set(_idle_warm(dx))
+    probe = (
+        "test -e /tmp/left-by-first && echo TMP-LEAK; test -e /dev/shm/left && echo SHM-LEAK; "
+        "ls -a /run /; ls -a /workspace; find / -name secret.txt 2>/dev/null; "
+        "grep -E 'CapBnd|CapEff|NoNewPrivs' /proc/self/status; id -u"
+    )
+    res = dx.run(["sh", "-c", probe], second, limits=Limits(timeout_s=30))
+    assert res.exit_code == 0, res
+    assert set(_idle_warm(dx)) == idle_before  # the same container served both runs
+    out = res.stdout
+    assert "LEAK" not in out and "secret.txt" not in out and "ws-1" not in out, out
+    assert "ctl.sock" not in out and "supervisor" not in out, out
+    assert "CapBnd:\t0000000000000000" in out and "CapEff:\t0000000000000000" in out
+    assert "NoNewPrivs:\t1" in out
+    assert out.strip().splitlines()[-1] == "65534"
+
+
+def test_warm_container_is_replaced_after_a_timeout(dx, workspace):
+    limits = Limits(timeout_s=1)
+    res = dx.run(["python", "-c", "print('warm')"], workspace, limits=limits)
+    assert res.ok
+    mine = lambda: {i for i, w in _idle_warm(dx).items() if w.key[1] == str(workspace.parent)}  # noqa: E731
+    used = mine()
+    assert len(used) == 1
+    res = dx.run(["sh", "-c", "sleep 60"], workspace, limits=limits)
+    assert res.timed_out
+    assert not mine()  # discarded, not handed to the next run
+    assert not _left_behind(dx)
+    assert dx.run(["python", "-c", "print('again')"], workspace).stdout == "again\n"
+
+
+def test_workspaces_root_replaced_under_a_warm_container(dx, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    (root / "ws").mkdir(parents=True)
+    assert dx.run(["python", "-c", "print(1)"], root / "ws").stdout == "1\n"
+    shutil.rmtree(root)  # the warm container still mounts the old directory
+    (root / "ws").mkdir(parents=True)
+    res = dx.run(["sh", "-c", "echo 2 > out.txt; cat out.txt"], root / "ws")
+    assert res.ok and res.stdout == "2\n", res
+    assert (root / "ws" / "out.txt").read_text() == "2\n"
+
+
+def test_two_executors_at_once(dx, tmp_path):
+    """Two workers on the same engine: each has its own warm containers, both runs succeed."""
+    import threading
+
+    other = DockerExecutor(dx.base_url, CACHE_DIR, labels={SESSION_LABEL: SESSION_ID})
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    results = {}
+
+    def go(ex, d):
+        d.mkdir()
+        results[d.name] = ex.run(["python", "-c", "import time; time.sleep(1); print('done')"], d,
+                                 limits=Limits(timeout_s=60))
+
+    threads = [threading.Thread(target=go, args=a) for a in ((dx, dirs[0]), (other, dirs[1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert all(r.ok and r.stdout == "done\n" for r in results.values()), results
+    finally:
+        other.close()
+
+
+def test_cold_path_one_container_per_run(dx, workspace):
+    cold = DockerExecutor(dx.base_url, CACHE_DIR, labels={SESSION_LABEL: SESSION_ID}, warm=False)
+    res = cold.run(["python", "-c", "print('cold')"], workspace)
+    assert res.ok and res.stdout == "cold\n", res
+    res = cold.run(["sh", "-c", "sleep 60"], workspace, limits=Limits(timeout_s=1))
+    assert res.timed_out and res.killed_by == KILLED_TIMEOUT
+    assert not _left_behind(dx)
 
 
 def test_no_container_left_behind(dx):
+    assert not _left_behind(dx)
+    dx.close_warm()
     assert not _our_containers(dx), [c.name for c in _our_containers(dx)]

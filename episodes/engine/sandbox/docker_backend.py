@@ -15,17 +15,29 @@ Images are made locally, without a registry:
   ``pip install --target``, containers have no network) + ``spec.setup_command`` run in a
   container that is then committed. Tagged by ``spec.key`` and the base tag.
 
-Each ``run`` is a fresh container: no network, memory (= memory+swap), pids, 1 CPU, read-only
-root, tmpfs ``/tmp``, the workdir bind-mounted at ``/workspace``, no capabilities,
-no-new-privileges, uid 65534. Inside, a runner (pid 1) executes the argv and copies at most
-``limits.output_bytes`` of each stream to the container's own stdout/stderr, draining and
-dropping the rest, so a flood costs neither the worker's memory nor the engine's log disk. The
-runner appends a status trailer (exit status, child CPU time, cgroup OOM/pids counters) to stderr
-which the host strips and uses to tell *why* a run ended (``State.OOMKilled`` reads False under
-Podman). Every container started is labelled ``bugforge.sandbox=1`` and removed afterwards.
+Each run sees: no network, memory (= memory+swap), pids, 1 CPU, read-only root, a fresh tmpfs
+``/tmp``, the workdir at ``/workspace``, no capabilities, no-new-privileges, uid 65534. A runner
+(pid 1 of the run's pid namespace) executes the argv and copies at most ``limits.output_bytes``
+of each stream, draining and dropping the rest, so a flood costs neither the worker's memory nor
+the engine's log disk. The runner appends a status trailer (exit status, child CPU time, cgroup
+OOM/pids counters) to stderr which the host strips and uses to tell *why* a run ended
+(``State.OOMKilled`` reads False under Podman). Every container is labelled ``bugforge.sandbox=1``.
+
+Runs go to **warm containers** (see ``SUPERVISOR_SOURCE`` for the design and why): a long-lived
+container per (image, workspaces root, memory/pids/network limits) whose supervisor builds a
+per-run sandbox (own mount and pid namespaces, only the run's workdir mounted, privileges
+dropped) without any engine API call, so a run costs a few milliseconds more than the command
+instead of a container's create/start/wait/remove. Concurrency: a warm container serves one run at
+a time (its cgroup limits are then the run's); an executor starts another one for a concurrent
+run, and executors never share them, so worker processes (forked ones included) using one
+engine stay independent. Idle warm containers are removed by ``close()``/``close_warm()``, at
+interpreter exit, or by themselves after ``WARM_IDLE_S``. With ``warm=False`` (or
+``BUGFORGE_DOCKER_WARM=0``), or when the engine will not start one, each run is a fresh
+container instead (``_run_cold``) with the same properties.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -36,13 +48,16 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
+import weakref
 from pathlib import Path
 
 from .base import (
@@ -72,6 +87,11 @@ RUNNER_PATH = "/usr/lib/bugforge/runner.py"
 IMAGE_PYTHON = "/usr/bin/python3"
 STATUS_MAGIC = b"\x00BUGFORGE-RUNNER-STATUS:"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+CONTROL_DIR = "/run/bugforge"  # in a warm container: the supervisor's source and socket
+WARM_IDLE_S = 300  # a warm container's supervisor exits after this long without a request
+WARM_MAX_IDLE = 4  # idle warm containers kept per executor (least recently used go first)
+WARM_OVERHEAD_MB = 32  # the supervisor's memory on top of the run's limit
+WARM_BACKSTOP_S = 30  # host-side wait past the run's timeout before giving up on a supervisor
 IMAGE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "LANG": "C.UTF-8",
@@ -201,6 +221,215 @@ def main():
 main()
 '''
 
+# Warm containers: why and how.
+#
+# Through Podman's compat API a fresh container per run costs 0.5-1.5 s (create, start, the
+# ``podman container cleanup`` process conmon spawns when it exits, wait, remove) for a command
+# that itself takes ~0.3 s; ``exec`` into a running container still costs ~150 ms. So a run
+# goes to a long-lived container instead, and never through the engine API at all:
+#
+# * pid 1 of a warm container is SUPERVISOR_SOURCE, running as root with only the
+#   capabilities it needs to build a per-run sandbox (SYS_ADMIN for namespaces/mounts,
+#   SETUID/SETGID, SETPCAP to empty the bounding set, KILL to end a run of uid 65534). The host talks to it over a unix socket
+#   in a private (0700) control directory bind-mounted at CONTROL_DIR: one JSON request per run,
+#   plus the run's stdout/stderr files passed as descriptors (SCM_RIGHTS).
+# * The container mounts the *parent* of the workdir (the workspaces root) at /workspace. Each
+#   run gets new mount and pid namespaces: its own workdir is bind-mounted over /workspace
+#   (hiding every sibling workspace), fresh tmpfs over /tmp, /var/tmp, /dev/shm and /run (hiding
+#   the control socket). Its first process then sets the per-run rlimits, empties the capability
+#   bounding set, becomes uid 65534 with no_new_privs and execs the same output-capping runner a
+#   cold container uses. That runner is pid 1 of the run's pid namespace: when it ends (or the
+#   supervisor SIGKILLs it at the deadline) the kernel kills every process left in the namespace,
+#   setsid() grandchildren and fork bombs included.
+# * Container-wide limits (memory, pids, CPU, network) are the container's, so a warm container
+#   serves one run at a time (the host keeps a pool per executor and starts another container for
+#   a concurrent run); its cgroup counters are reported before each run so the host sees deltas.
+#   After a run that timed out, hit a limit or left a process behind, the container is discarded.
+# * A supervisor with no request for IDLE seconds exits, and the container removes itself.
+SUPERVISOR_SOURCE = r"""
+import ctypes, json, os, resource, select, signal, socket, sys, time
+
+CLONE_NEWNS, CLONE_NEWPID = 0x00020000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 32, 4096, 16384, 1 << 18
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+libc = ctypes.CDLL(None, use_errno=True)
+
+def check(ret, what):
+    if ret != 0:
+        raise OSError(ctypes.get_errno(), "%s: %s" % (what, os.strerror(ctypes.get_errno())))
+
+def mount(src, dst, fstype, flags, data=None):
+    enc = lambda s: s.encode() if s is not None else None
+    check(libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)), "mount %s" % dst)
+
+def counter(path, key):
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == key:
+                    return int(parts[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+def counters():
+    return {"oom_kill": counter("/sys/fs/cgroup/memory/memory.oom_control", "oom_kill"),
+            "pids_max_events": counter("/sys/fs/cgroup/pids/pids.events", "max")}
+
+def sandbox_and_exec(req, out_fd, err_fd, report):
+    # in the run's new namespaces, still root: only the workdir stays reachable
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    ws = "/workspace/" + req["name"]
+    mount(ws, "/workspace", None, MS_BIND)
+    mount(None, "/workspace", None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+    for path, size in (("/tmp", req["tmpfs_mb"]), ("/var/tmp", 64), ("/dev/shm", 64), ("/run", 1)):
+        mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % size)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_fd, 1)
+    os.dup2(err_fd, 2)
+    os.closerange(3, report)  # everything but the (close-on-exec) report pipe
+    os.closerange(report + 1, 65536)
+    for name, value in req["rlimits"].items():
+        soft, hard = value
+        resource.setrlimit(getattr(resource, name), (soft, hard))
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write("1000")  # under memory pressure the run dies, never the supervisor
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # EINVAL: past the last capability this kernel knows
+    os.setgroups([])
+    os.setgid(req["gid"])
+    os.setuid(req["uid"])  # drops every permitted/effective capability
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    os.chdir("/workspace")
+    os.execve(req["argv"][0], req["argv"], req["env"])
+
+def run_one(req, out_fd, err_fd):
+    # A: a helper in the container's pid namespace that unshares, then forks B, the pid 1 of the
+    # run's pid namespace; A reports B's pid and wait status on a pipe.
+    before = counters()
+    r, w = os.pipe()
+    t0 = time.monotonic()
+    a = os.fork()
+    if a == 0:
+        try:
+            os.close(r)
+            check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+            b = os.fork()
+            if b == 0:
+                try:
+                    sandbox_and_exec(req, out_fd, err_fd, w)
+                except BaseException as exc:
+                    os.write(w, ("error %s\n" % exc).encode())
+                os._exit(127)
+            os.write(w, ("pid %d\n" % b).encode())
+            _, status = os.waitpid(b, 0)
+            os.write(w, ("status %d\n" % status).encode())
+        except BaseException as exc:
+            os.write(w, ("error %s\n" % exc).encode())
+        os._exit(0)
+    os.close(w)
+    deadline = t0 + req["timeout"]
+    pidfd = os.pidfd_open(a)
+    lines, buf, b_pid, timed_out = [], b"", None, False
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(r, select.POLLIN)
+    a_done = False
+    while not a_done:
+        left = deadline - time.monotonic()
+        if left <= 0 and not timed_out:
+            timed_out = True
+            # B is the namespace's init: all of it dies (and if B's pid is not known yet, A
+            # dies and the leftover sweep below ends B)
+            os.kill(b_pid or a, signal.SIGKILL)
+        for fd, _ in poller.poll(max(0, left) * 1000 if not timed_out else 1000):
+            if fd == pidfd:
+                a_done = True
+            else:
+                chunk = os.read(r, 4096)
+                if not chunk:
+                    poller.unregister(r)
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    lines.append(line.decode())
+                    if line.startswith(b"pid "):
+                        b_pid = int(line[4:])
+    duration = time.monotonic() - t0
+    os.waitpid(a, 0)
+    os.close(pidfd)
+    with os.fdopen(r, "rb") as f:
+        buf += f.read()
+    lines += buf.decode().splitlines()
+    status = next((int(l[7:]) for l in lines if l.startswith("status ")), None)
+    error = next((l[6:] for l in lines if l.startswith("error ")), None)
+    if error is not None and not timed_out:
+        status = None  # the sandbox was not set up: the command never ran
+    # nothing of the run may outlive it: count (and kill) whatever is left but us
+    leftover = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            leftover += 1
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass
+    return {"status": status, "timed_out": timed_out, "duration": duration, "error": error,
+            "leftover": leftover, "before": before}
+
+def main():
+    sock_path, idle = sys.argv[1], float(sys.argv[2])
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
+    srv.bind(sock_path + ".new")
+    os.chmod(sock_path + ".new", 0o600)
+    srv.listen(4)
+    os.rename(sock_path + ".new", sock_path)  # appears only once it accepts
+    srv.settimeout(idle)
+    while True:
+        try:
+            conn, _ = srv.accept()
+        except socket.timeout:
+            return  # idle: the container ends and removes itself
+        conn.settimeout(None)
+        fds = []
+        try:
+            msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 2)
+            while not msg.endswith(b"\n"):
+                more = conn.recv(1 << 20)
+                if not more:
+                    break
+                msg += more
+            req = json.loads(msg)
+            if req.get("op") == "ping":
+                reply = {"pong": True}
+            elif "/" in req["name"] or req["name"] in ("", ".", "..") or len(fds) != 2:
+                reply = {"error": "bad request"}
+            else:
+                reply = run_one(req, fds[0], fds[1])
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        except Exception as exc:
+            try:
+                conn.sendall(json.dumps({"error": "supervisor: %r" % (exc,)}).encode() + b"\n")
+            except OSError:
+                pass
+        finally:
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+
+main()
+"""
+
 # A few tools tests commonly shell out to, used when the host has no busybox.
 HOST_TOOLS = (
     "sh", "bash", "cat", "ls", "sleep", "yes", "env", "echo", "true", "false", "id", "head",
@@ -221,6 +450,50 @@ def _limits_tmpfs_mb(limits: Limits) -> int:
     return max(16, min(512, limits.memory_mb // 4))
 
 
+class _WarmUnavailable(Exception):
+    """Warm containers cannot be used with this engine (the cold path still works)."""
+
+
+class _NotDelivered(Exception):
+    """A run request never reached the supervisor: nothing ran."""
+
+
+class _WarmContainer:
+    """A running warm container and the host end of its supervisor's control socket."""
+
+    def __init__(self, key: tuple, container, ctl_dir: Path, sock: Path):
+        self.key, self.container, self.ctl_dir, self.sock = key, container, ctl_dir, sock
+        self.last_used = time.monotonic()
+
+    def request(self, payload: dict, fds: list[int], timeout: float) -> dict:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            try:
+                conn.settimeout(10)
+                conn.connect(str(self.sock))
+                conn.settimeout(timeout)
+                socket.send_fds(conn, [json.dumps(payload).encode() + b"\n"], fds)
+            except OSError as exc:
+                raise _NotDelivered(str(exc)) from exc
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = conn.recv(1 << 16)  # TimeoutError past the backstop
+                if not chunk:
+                    raise ConnectionError("the supervisor closed the connection")
+                buf += chunk
+        return json.loads(buf)
+
+
+# executors holding warm containers, emptied at interpreter exit
+_LIVE_EXECUTORS: "weakref.WeakSet[DockerExecutor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_executors() -> None:
+    for ex in list(_LIVE_EXECUTORS):
+        with contextlib.suppress(Exception):
+            ex.close_warm()
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +511,8 @@ class DockerExecutor:
     name = "docker"
 
     def __init__(self, base_url: str | None, cache_dir: Path | str, *, python: str = "/usr/bin/python3",
-                 api_timeout: float = 300.0, labels: dict[str, str] | None = None):
+                 api_timeout: float = 300.0, labels: dict[str, str] | None = None,
+                 warm: bool | None = None):
         self.base_url = base_url or DEFAULT_SOCKET
         # extra labels on every container this executor starts (e.g. to tell a test's own apart)
         self.labels = dict(labels or {})
@@ -248,6 +522,11 @@ class DockerExecutor:
         self._client = None
         self._base_tag: str | None = None
         self.last_build_s: dict[str, float] = {}
+        # warm containers (see SUPERVISOR_SOURCE); BUGFORGE_DOCKER_WARM=0: one container per run
+        self.warm = (os.environ.get("BUGFORGE_DOCKER_WARM", "1") != "0") if warm is None else warm
+        self._warm_lock = threading.Lock()
+        self._warm_idle: dict[tuple, list[_WarmContainer]] = {}
+        self._warm_pid = os.getpid()
 
     @classmethod
     def from_env(cls, cache_dir: Path | str) -> "DockerExecutor":
@@ -300,6 +579,7 @@ class DockerExecutor:
         return ProbeReport(self.name, True, detail, features)
 
     def close(self) -> None:
+        self.close_warm()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()
@@ -721,37 +1001,220 @@ class DockerExecutor:
         env: dict[str, str] | None = None,
         limits: Limits = Limits(),
     ) -> ExecResult:
-        import docker.errors  # noqa: PLC0415
-        import requests  # noqa: PLC0415
-
         if not argv:
             raise SandboxError("empty argv")
         workdir = Path(workdir).resolve()
         if not workdir.is_dir():
             raise SandboxError(f"workdir {workdir} does not exist")
         image = environment or self.ensure_base_image()
-        run_id = uuid.uuid4().hex[:16]
         command = [IMAGE_PYTHON, "-I", "-S", RUNNER_PATH, str(max(0, int(limits.output_bytes))),
                    TRUNCATION_MARKER.encode().hex(), STATUS_MAGIC.hex(), "--", *map(str, argv)]
         environment_vars = {k: v for k, v in IMAGE_ENV.items() if k not in ("LANG", "LC_ALL")}
         environment_vars.update({str(k): str(v) for k, v in (env or {}).items()})
-        # Explicit ulimits replace the engine's defaults; Podman's default nofile exceeds what
-        # these hosts allow ("setrlimit ... operation not permitted"), so always set nofile/nproc.
-        ulimits = [
-            {"Name": "nofile", "Soft": 4096, "Hard": 4096},
-            {"Name": "nproc", "Soft": 32768, "Hard": 32768},
-            {"Name": "fsize", "Soft": limits.file_size_mb << 20, "Hard": limits.file_size_mb << 20},
+        restore = self._prepare_workdir(workdir)
+        try:
+            if self.warm:
+                try:
+                    return self._run_warm(image, command, environment_vars, workdir, limits)
+                except _WarmUnavailable as exc:
+                    # e.g. an engine that refuses CAP_SYS_ADMIN: slower, equally contained
+                    log.warning("warm sandbox containers unavailable, one container per run: %s", exc)
+                    self.warm = False
+            return self._run_cold(image, command, environment_vars, workdir, limits)
+        finally:
+            restore()
+
+    @staticmethod
+    def _rlimits(limits: Limits) -> dict[str, tuple[int, int]]:
+        """Per-process limits of a run (resource.RLIMIT_* name -> (soft, hard))."""
+        rl = {
+            "RLIMIT_FSIZE": (limits.file_size_mb << 20, limits.file_size_mb << 20),
             # RLIMIT_DATA (private writable mappings, incl. anonymous mmap since Linux 4.7):
             # an untouched bytearray(4 GB) fails with MemoryError instead of living on lazily
-            # committed pages below the cgroup limit. ("as" is not accepted by the Docker API.)
-            {"Name": "data", "Soft": limits.memory_mb << 20, "Hard": limits.memory_mb << 20},
-        ]
+            # committed pages below the cgroup limit.
+            "RLIMIT_DATA": (limits.memory_mb << 20, limits.memory_mb << 20),
+        }
         if limits.cpu_seconds:
-            ulimits.append({"Name": "cpu", "Soft": int(limits.cpu_seconds), "Hard": int(limits.cpu_seconds) + 1})
+            rl["RLIMIT_CPU"] = (int(limits.cpu_seconds), int(limits.cpu_seconds) + 1)
+        return rl
+
+    # ---- warm path: a long-lived container per (image, workspaces root, container limits)
+    def _run_warm(self, image: str, command: list[str], environment_vars: dict[str, str],
+                  workdir: Path, limits: Limits) -> ExecResult:
+        key = (image, str(workdir.parent), int(limits.memory_mb), int(limits.pids), bool(limits.network))
+        request = {
+            "name": workdir.name,
+            "argv": command,
+            "env": environment_vars,
+            "uid": SANDBOX_UID,
+            "gid": SANDBOX_GID,
+            "timeout": max(0.1, float(limits.timeout_s)),
+            "tmpfs_mb": _limits_tmpfs_mb(limits),
+            "rlimits": self._rlimits(limits),
+        }
+        for attempt in range(2):
+            warm = self._warm_acquire(key, image, workdir.parent, limits)
+            with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+                t0 = time.monotonic()
+                try:
+                    reply = warm.request(request, [out_f.fileno(), err_f.fileno()],
+                                         timeout=limits.timeout_s + WARM_BACKSTOP_S)
+                except _NotDelivered as exc:
+                    # nothing ran (e.g. the supervisor idled out): a fresh container, once
+                    self._warm_discard(warm)
+                    if attempt == 0:
+                        continue
+                    raise SandboxError(f"warm sandbox container not answering: {exc}") from exc
+                except OSError as exc:
+                    # mid-run: the supervisor hung past the backstop or died; the container goes,
+                    # and with it every process of the run
+                    self._warm_discard(warm)
+                    if not isinstance(exc, TimeoutError):
+                        raise SandboxError(f"warm sandbox container died during the run: {exc}") from exc
+                    reply = {"status": None, "timed_out": True, "duration": time.monotonic() - t0}
+                if reply.get("status") is None and not reply.get("timed_out"):
+                    # the sandbox could not be set up (e.g. the workspaces root was replaced
+                    # since the container started): nothing of the command ran
+                    self._warm_discard(warm)
+                    if attempt == 0:
+                        continue
+                    raise SandboxError(f"warm sandbox container refused the run: {reply.get('error')}")
+                bound = max(0, int(limits.output_bytes)) + len(TRUNCATION_MARKER.encode()) + 65536
+                out_f.seek(0)
+                err_f.seek(0)
+                out, err = out_f.read(bound), err_f.read(bound)
+            status = reply["status"]
+            exit_code = None
+            if status is not None:
+                exit_code = (128 + os.WTERMSIG(status)) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            timed_out = bool(reply.get("timed_out"))
+            duration = float(reply.get("duration") or 0.0)
+            if timed_out:
+                duration = max(duration, limits.timeout_s)
+            before = reply.get("before") or {}
+            result, trailer = self._result(exit_code, out, err, duration, timed_out, limits,
+                                           baseline=before, with_trailer=True)
+            # Reuse the container only after a clean run: no timeout, no limit hit, nothing left
+            # running, cgroup counters unchanged (the next run then starts from a known state).
+            clean = (not timed_out and result.killed_by is None and not reply.get("leftover")
+                     and trailer is not None and exit_code is not None and exit_code < 128
+                     and all(trailer.get(k) == before.get(k) for k in ("oom_kill", "pids_max_events")))
+            if clean:
+                self._warm_release(warm)
+            else:
+                self._warm_discard(warm)
+            return result
+        raise AssertionError("unreachable")
+
+    def _warm_acquire(self, key: tuple, image: str, root: Path, limits: Limits) -> "_WarmContainer":
+        with self._warm_lock:
+            if self._warm_pid != os.getpid():
+                # a forked worker: the parent owns those containers; never share one
+                self._warm_idle, self._warm_pid = {}, os.getpid()
+            idle = self._warm_idle.get(key) or []
+            while idle:
+                warm = idle.pop()
+                if time.monotonic() - warm.last_used < WARM_IDLE_S - 30:
+                    return warm
+                self._warm_discard(warm)  # about to idle out on its own
+        return self._warm_start(key, image, root, limits)
+
+    def _warm_release(self, warm: "_WarmContainer") -> None:
+        warm.last_used = time.monotonic()
+        with self._warm_lock:
+            if self._warm_pid != os.getpid():
+                return
+            self._warm_idle.setdefault(warm.key, []).append(warm)
+            pool = sorted((w for ws in self._warm_idle.values() for w in ws), key=lambda w: w.last_used)
+            for old in pool[:-WARM_MAX_IDLE]:
+                self._warm_idle[old.key].remove(old)
+                self._warm_discard(old)
+
+    def _warm_discard(self, warm: "_WarmContainer") -> None:
+        self._remove(warm.container)
+        shutil.rmtree(warm.ctl_dir, ignore_errors=True)
+
+    def _warm_start(self, key: tuple, image: str, root: Path, limits: Limits) -> "_WarmContainer":
+        import docker.errors  # noqa: PLC0415
         import docker.types  # noqa: PLC0415
 
+        # root-only control directory: the supervisor's source and its socket
+        ctl_dir = Path(tempfile.mkdtemp(prefix="bugforge-ctl-"))
+        (ctl_dir / "supervisor.py").write_text(SUPERVISOR_SOURCE)
+        sock = ctl_dir / "ctl.sock"
+        try:
+            container = self.client.containers.run(
+                image,
+                [IMAGE_PYTHON, "-I", "-S", f"{CONTROL_DIR}/supervisor.py", f"{CONTROL_DIR}/ctl.sock",
+                 str(WARM_IDLE_S)],
+                detach=True,
+                auto_remove=True,
+                name=f"bugforge-warm-{uuid.uuid4().hex[:16]}",
+                labels={**self.labels, LABEL: "1", f"{LABEL}.warm": "1"},
+                user="0:0",
+                working_dir="/",
+                network_mode="bridge" if limits.network else "none",
+                # the supervisor's own ~15 MB on top of the run's memory; its two processes
+                # (supervisor and the per-run helper) on top of the run's pids
+                mem_limit=f"{int(limits.memory_mb) + WARM_OVERHEAD_MB}m",
+                memswap_limit=f"{int(limits.memory_mb) + WARM_OVERHEAD_MB}m",
+                pids_limit=int(limits.pids) + 2,
+                nano_cpus=1_000_000_000,
+                read_only=True,
+                volumes={str(root): {"bind": WORKSPACE, "mode": "rw"},
+                         str(ctl_dir): {"bind": CONTROL_DIR, "mode": "rw"}},
+                cap_drop=["ALL"],
+                # the supervisor's only privileges, all dropped before a run's first exec
+                cap_add=["SYS_ADMIN", "SETUID", "SETGID", "SETPCAP", "KILL"],
+                security_opt=["no-new-privileges"],
+                ulimits=[docker.types.Ulimit(name="nofile", soft=4096, hard=4096),
+                         docker.types.Ulimit(name="nproc", soft=32768, hard=32768)],
+                log_config={"Type": "k8s-file", "Config": {"max-size": str(1 << 20)}},
+            )
+        except docker.errors.ImageNotFound as exc:
+            shutil.rmtree(ctl_dir, ignore_errors=True)
+            raise SandboxError(f"sandbox image {image} not found: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            shutil.rmtree(ctl_dir, ignore_errors=True)
+            raise _WarmUnavailable(f"the engine would not start a warm container: {exc}") from exc
+        warm = _WarmContainer(key, container, ctl_dir, sock)
+        _LIVE_EXECUTORS.add(self)
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            if time.monotonic() > deadline:
+                logs = ""
+                with contextlib.suppress(Exception):
+                    logs = container.logs(tail=20).decode("utf-8", "replace")
+                self._warm_discard(warm)
+                raise _WarmUnavailable(f"the warm container's supervisor did not start: {logs[-2000:]}")
+            time.sleep(0.01)
+        return warm
+
+    def close_warm(self) -> None:
+        """Remove this executor's idle warm containers (they also end on their own when idle)."""
+        with self._warm_lock:
+            pool = [w for ws in self._warm_idle.values() for w in ws] if self._warm_pid == os.getpid() else []
+            self._warm_idle = {}
+        for warm in pool:
+            self._warm_discard(warm)
+
+    # ---- cold path: one container per run
+    def _run_cold(self, image: str, command: list[str], environment_vars: dict[str, str],
+                  workdir: Path, limits: Limits) -> ExecResult:
+        import docker.errors  # noqa: PLC0415
+        import docker.types  # noqa: PLC0415
+        import requests  # noqa: PLC0415
+
+        run_id = uuid.uuid4().hex[:16]
+        # Explicit ulimits replace the engine's defaults; Podman's default nofile exceeds what
+        # these hosts allow ("setrlimit ... operation not permitted"), so always set nofile/nproc.
+        # ("as" is not accepted by the Docker API.)
+        names = {"RLIMIT_FSIZE": "fsize", "RLIMIT_DATA": "data", "RLIMIT_CPU": "cpu"}
+        ulimits = [docker.types.Ulimit(name="nofile", soft=4096, hard=4096),
+                   docker.types.Ulimit(name="nproc", soft=32768, hard=32768)]
+        ulimits += [docker.types.Ulimit(name=names[k], soft=soft, hard=hard)
+                    for k, (soft, hard) in self._rlimits(limits).items()]
         log_max = max(16 << 20, 64 * (2 * int(limits.output_bytes) + (64 << 10)))
-        restore = self._prepare_workdir(workdir)
         container = None
         timed_out = False
         t0 = time.monotonic()
@@ -775,7 +1238,7 @@ class DockerExecutor:
                     volumes={str(workdir): {"bind": WORKSPACE, "mode": "rw"}},
                     cap_drop=["ALL"],
                     security_opt=["no-new-privileges"],
-                    ulimits=[docker.types.Ulimit(name=u["Name"], soft=u["Soft"], hard=u["Hard"]) for u in ulimits],
+                    ulimits=ulimits,
                     stdin_open=False,
                     tty=False,
                     # a disk bound for the engine's log only (the runner already caps what it
@@ -810,17 +1273,22 @@ class DockerExecutor:
         finally:
             if container is not None:
                 self._remove(container)
-            restore()
         return self._result(exit_code, out, err, duration, timed_out, limits)
 
     def _result(self, exit_code, out: bytes, err: bytes, duration: float, timed_out: bool,
-                limits: Limits) -> ExecResult:
+                limits: Limits, *, baseline: dict | None = None, with_trailer: bool = False):
+        """The ``ExecResult`` (and, with ``with_trailer``, the runner's status trailer).
+        ``baseline``: the cgroup counters before the run (a warm container's are cumulative)."""
         trailer = None
         idx = err.rfind(STATUS_MAGIC)
         if idx >= 0:
             with contextlib.suppress(ValueError):
                 trailer = json.loads(err[idx + len(STATUS_MAGIC):].split(b"\n", 1)[0])
             err = err[:idx]
+        events = dict(trailer or {})
+        for k in ("oom_kill", "pids_max_events"):
+            if events.get(k) is not None and (baseline or {}).get(k) is not None:
+                events[k] -= baseline[k]
         marker = TRUNCATION_MARKER.encode()
         # bound what we keep even if the runner was killed mid-copy (logs are already capped)
         cap = max(0, int(limits.output_bytes))
@@ -835,7 +1303,7 @@ class DockerExecutor:
         elif trailer is not None:
             sig = trailer.get("signal")
             cpu = trailer.get("cpu_s") or 0.0
-            if trailer.get("oom_kill") and exit_code != 0:
+            if events.get("oom_kill") and exit_code != 0:
                 killed_by = KILLED_MEMORY
             elif sig == signal.SIGXCPU:
                 killed_by = KILLED_CPU
@@ -847,14 +1315,14 @@ class DockerExecutor:
                 else:
                     # Podman reports OOMKilled=False; a SIGKILL nobody else sent is the OOM killer.
                     killed_by = KILLED_MEMORY
-            elif exit_code not in (0, None) and trailer.get("pids_max_events"):
+            elif exit_code not in (0, None) and events.get("pids_max_events"):
                 killed_by = KILLED_PIDS
             elif exit_code not in (0, None) and b"MemoryError" in err[-4096:]:
                 killed_by = KILLED_MEMORY  # hit RLIMIT_DATA (the memory limit) before the cgroup
         elif exit_code == 137:
             # the runner itself was killed: the container's OOM killer (not our timeout kill)
             killed_by = KILLED_MEMORY
-        return ExecResult(
+        result = ExecResult(
             exit_code=exit_code,
             stdout=out.decode("utf-8", "replace"),
             stderr=err.decode("utf-8", "replace"),
@@ -865,6 +1333,7 @@ class DockerExecutor:
             stderr_truncated=bool(stderr_trunc),
             backend=self.name,
         )
+        return (result, trailer) if with_trailer else result
 
     @staticmethod
     def _read_log(container, stream: str, bound: int) -> bytes:
