@@ -176,7 +176,7 @@ class Cart:
             coupons, lines, subtotal, on, self.rule_context(region)
         )
         discount = result.total
-        if discount.is_zero() or subtotal.is_zero():
+        if discount.is_zero():
             shares = [zero] * len(lines)
         else:
             shares = discount.allocate([line.total.amount for line in lines])

@@ -120,6 +120,10 @@ def test_tiered_discount_validation():
         TieredDiscount(((Money("50"), Decimal("5")), (Money("40"), Decimal("10"))))
     with pytest.raises(ValueError):
         TieredDiscount(((Money("50"), Decimal("0")),))
+    with pytest.raises(ValueError):
+        TieredDiscount(((Money("50"), Decimal("100.5")),))
+    everything = TieredDiscount(((Money("10"), Decimal("50")), (Money("500"), Decimal("100"))))
+    assert everything.amount([], Money("600.00")) == Money("600.00")
 
 
 def test_coupon_normalises_code_and_validates():
@@ -188,6 +192,7 @@ def test_best_discount():
     assert best_discount([]) is None
     candidates = [("B", Money("5.00")), ("C", Money("7.00")), ("A", Money("7.00"))]
     assert best_discount(candidates) == ("A", Money("7.00"))
+    assert best_discount(list(reversed(candidates))) == ("A", Money("7.00"))
     assert best_discount([("Z", Money("1.00")), ("Y", Money("0.99"))]) == ("Z", Money("1.00"))
 
 

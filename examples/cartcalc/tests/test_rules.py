@@ -58,6 +58,8 @@ def test_tokenize_strings_and_lists():
         ("total > 5 items", 10),
         ("[1, 2", 5),
         ("total > 1 < 2", 10),
+        ("total > .", 8),
+        ("x == 'abc\\", 5),
     ],
 )
 def test_syntax_errors_report_position(text, position):
