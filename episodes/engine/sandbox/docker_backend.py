@@ -57,7 +57,6 @@ import tempfile
 import threading
 import time
 import uuid
-import weakref
 from pathlib import Path
 
 from .base import (
@@ -483,8 +482,22 @@ class _WarmContainer:
         return json.loads(buf)
 
 
-# executors holding warm containers, emptied at interpreter exit
-_LIVE_EXECUTORS: "weakref.WeakSet[DockerExecutor]" = weakref.WeakSet()
+# executors holding warm containers, emptied at interpreter exit (strong references: an
+# executor dropped without close() must still have its containers removed)
+_LIVE_EXECUTORS: "set[DockerExecutor]" = set()
+
+
+def _sweep_stale_control_dirs() -> None:
+    """Control directories of warm containers gone without a close() (a killed worker)."""
+    for d in Path(tempfile.gettempdir()).glob("bugforge-ctl-*"):
+        try:
+            if time.time() - d.stat().st_mtime < WARM_IDLE_S + 60:
+                continue
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1)
+                probe.connect(str(d / "ctl.sock"))  # answers: still in use
+        except OSError:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @atexit.register
@@ -1138,6 +1151,7 @@ class DockerExecutor:
         import docker.errors  # noqa: PLC0415
         import docker.types  # noqa: PLC0415
 
+        _sweep_stale_control_dirs()
         # root-only control directory: the supervisor's source and its socket
         ctl_dir = Path(tempfile.mkdtemp(prefix="bugforge-ctl-"))
         (ctl_dir / "supervisor.py").write_text(SUPERVISOR_SOURCE)
@@ -1195,6 +1209,7 @@ class DockerExecutor:
         with self._warm_lock:
             pool = [w for ws in self._warm_idle.values() for w in ws] if self._warm_pid == os.getpid() else []
             self._warm_idle = {}
+        _LIVE_EXECUTORS.discard(self)
         for warm in pool:
             self._warm_discard(warm)
 
