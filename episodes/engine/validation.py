@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import coverage_map, flakiness, junit
 from .sandbox.base import ExecResult, Executor, Limits
-from .workspace import PatchError, WorkspaceFactory, join_hunks, split_hunks
+from .workspace import PatchError, WorkspaceFactory, is_pristine, join_hunks, split_hunks
 
 VERIFIER_PATH = ".bugforge/verifier.py"
 JUNIT_PATH = ".bugforge/junit.xml"
@@ -56,6 +56,7 @@ class RunRecord:
 class Verdict:
     status: str  # valid | invalid | flaky
     reason: str = ""
+    kind: str = ""  # short code of an invalid verdict's reason, for yield figures
     patch: str = ""  # the patch kept (decoration hunks dropped)
     fail_to_pass: list[str] = field(default_factory=list)
     pass_to_pass: list[str] = field(default_factory=list)
@@ -190,9 +191,9 @@ class Validator:
         """
         seed = random.randrange(2**31) if seed is None else seed
         rng = random.Random(seed)
-        total = 4 + 2 * self.reruns
+        total = 3 + 2 * self.reruns
         progress = lambda step, done: self.on_progress(step, done, total)  # noqa: E731
-        invalid = lambda reason: Verdict("invalid", reason, patch=bug.patch)  # noqa: E731
+        invalid = lambda kind, reason: Verdict("invalid", reason, kind, patch=bug.patch)  # noqa: E731
 
         def runs_on(code: str, patch: str = "", reverse: str = "", purpose: str = "validation") -> RunRecord:
             with self.workspaces.checkout(repo.mirror, repo.commit, patch=patch, reverse_patch=reverse) as path:
@@ -202,58 +203,54 @@ class Validator:
             """The first run, plus reruns when it went the wrong way."""
             return [first] if first.outcome == want else [first] + [again() for _ in range(self.reruns - 1)]
 
-        # 1. The verifier passes on clean code.
-        progress("verifier on clean code", 0)
-        clean = confirm(runs_on("clean"), "passed", lambda: runs_on("clean", purpose="flakiness"))
+        # 1. The patch applies and reverses to the very same code, and there the verifier
+        #    passes: "passes on clean code" and "the reverse patch restores the pass" in one
+        #    run (the tree is byte-identical to clean, checked with git).
+        progress("verifier on clean code (patch applied and reversed)", 0)
+        try:
+            with self.workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch, reverse_patch=bug.patch) as path:
+                if not is_pristine(path):
+                    return invalid("reverse_does_not_restore", "the reverse patch does not restore the original code")
+                first_clean = self.run_verifier(repo, bug.verifier, path, "reverse", "validation", seed=rng.randrange(2**31))
+        except PatchError as exc:
+            kind = "reverse_does_not_apply" if "in reverse" in str(exc) else "patch_does_not_apply"
+            return invalid(kind, str(exc))
+        clean = confirm(first_clean, "passed", lambda: runs_on("clean", purpose="flakiness"))
         if not any(r.outcome == "passed" for r in clean):
-            return invalid(f"verifier does not pass on clean code ({_outcomes(clean)})")
+            return invalid("verifier_fails_clean", f"verifier does not pass on clean code ({_outcomes(clean)})")
 
         # 2. It fails on buggy code, and the full suite shows which tests the bug breaks.
         progress("verifier and test suite on buggy code", 1)
-        try:
-            with self.workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch) as path:
-                first_buggy = self.run_verifier(repo, bug.verifier, path, "buggy", "validation", seed=rng.randrange(2**31))
-                suite = self.run_suite(repo, path, "buggy", "validation")
-        except PatchError as exc:
-            return invalid(str(exc))
+        with self.workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch) as path:
+            first_buggy = self.run_verifier(repo, bug.verifier, path, "buggy", "validation", seed=rng.randrange(2**31))
+            suite = self.run_suite(repo, path, "buggy", "validation")
         buggy = confirm(first_buggy, "failed", lambda: runs_on("buggy", bug.patch, purpose="flakiness"))
         if not any(r.outcome == "failed" for r in buggy):
-            return invalid(f"verifier does not fail on buggy code ({_outcomes(buggy)})")
+            return invalid("verifier_passes_buggy", f"verifier does not fail on buggy code ({_outcomes(buggy)})")
 
-        # 3. The reverse patch restores the pass (same code as clean: counts on that side).
-        progress("verifier after the reverse patch", 2)
-        try:
-            again = lambda: runs_on("reverse", bug.patch, bug.patch)  # noqa: E731
-            reverse = confirm(again(), "passed", again)
-        except PatchError as exc:
-            return invalid(str(exc))
-        if not any(r.outcome == "passed" for r in reverse):
-            return invalid(f"reverse patch does not restore the pass ({_outcomes(reverse)})")
-        clean += reverse
-
-        # 4. The suite: F2P ≥ 1, P2P ≥ 1, nothing newly passing, no silent errors.
-        progress("judging the test suite", 3)
+        # 3. The suite: F2P ≥ 1, P2P ≥ 1, nothing newly passing, no silent errors.
+        progress("judging the test suite", 2)
         verdict = self._judge_suite(repo, bug, suite)
         if verdict.status == "invalid":
             return verdict
 
-        # 5. Every hunk is needed: reverting it alone fixes at least one failing test.
+        # 4. Every hunk is needed: reverting it alone fixes at least one failing test.
         hunks = split_hunks(bug.patch)
         if len(hunks) > 1 and _depth == 0:
             needed = [h for h in hunks if self._hunk_needed(repo, hunks, h, verdict.fail_to_pass)]
             if not needed:
-                return invalid("no single hunk is needed on its own")
+                return invalid("decorative_hunks", "no single hunk is needed on its own")
             if len(needed) < len(hunks):
                 reduced = BugSpec(patch=join_hunks(needed), verifier=bug.verifier)
                 result = self.validate(repo, reduced, seed=seed, _depth=1)
                 result.dropped_hunks = len(hunks) - len(needed)
                 return result
 
-        # 6. Flakiness: top both sides up to `reruns` runs, in a shuffled order.
+        # 5. Flakiness: top both sides up to `reruns` runs, in a shuffled order.
         order = ["clean"] * max(0, self.reruns - len(clean)) + ["buggy"] * max(0, self.reruns - len(buggy))
         rng.shuffle(order)
         for i, code in enumerate(order):
-            progress(f"flakiness: {code} run", 4 + i)
+            progress(f"flakiness: {code} run", 3 + i)
             run = runs_on(code, bug.patch if code == "buggy" else "", purpose="flakiness")
             (clean if code == "clean" else buggy).append(run)
         verdict.flakiness = flakiness.measure([r.outcome == "passed" for r in clean], [r.outcome == "failed" for r in buggy])
@@ -263,22 +260,22 @@ class Validator:
         return verdict
 
     def _judge_suite(self, repo: RepoSpec, bug: BugSpec, suite: RunRecord) -> Verdict:
-        invalid = lambda reason: Verdict("invalid", reason, patch=bug.patch)  # noqa: E731
+        invalid = lambda kind, reason: Verdict("invalid", reason, kind, patch=bug.patch)  # noqa: E731
         if suite.outcome == "timeout":
-            return invalid("test suite times out on buggy code")
+            return invalid("suite_timeout", "test suite times out on buggy code")
         if suite.outcome == "error":
-            return invalid(f"test suite exits {suite.exit_code} on buggy code with no failing test")
+            return invalid("suite_error", f"test suite exits {suite.exit_code} on buggy code with no failing test")
         was_passing = {t for t, r in repo.baseline.items() if r.get("status") == "passed"}
         now_passing = {t for t, s in suite.tests.items() if s == "passed"}
         newly = sorted(now_passing - was_passing - {t for t, s in suite.tests.items() if t not in repo.baseline})
         if newly:
-            return invalid(f"{len(newly)} test(s) pass on buggy code but not on clean code: {', '.join(newly[:5])}")
+            return invalid("newly_passing", f"{len(newly)} test(s) pass on buggy code but not on clean code: {', '.join(newly[:5])}")
         f2p = sorted(was_passing - now_passing)
         p2p = sorted(was_passing & now_passing)
         if not f2p:
-            return invalid("no test of the suite fails on buggy code (FAIL_TO_PASS is empty)")
+            return invalid("no_fail_to_pass", "no test of the suite fails on buggy code (FAIL_TO_PASS is empty)")
         if not p2p:
-            return invalid("every test fails on buggy code (PASS_TO_PASS is empty)")
+            return invalid("no_pass_to_pass", "every test fails on buggy code (PASS_TO_PASS is empty)")
         return Verdict("valid", patch=bug.patch, fail_to_pass=f2p, pass_to_pass=p2p)
 
     def _hunk_needed(self, repo: RepoSpec, hunks: list[str], hunk: str, f2p: list[str]) -> bool:

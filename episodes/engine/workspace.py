@@ -125,6 +125,11 @@ def apply_patch(path: Path, patch: str, reverse: bool = False) -> None:
         raise PatchError(f"patch does not apply{' in reverse' if reverse else ''}: {exc}") from None
 
 
+def is_pristine(path: Path) -> bool:
+    """No change at all against the checked-out commit (untracked files included)."""
+    return git("status", "--porcelain", "--untracked-files=all", cwd=path).strip() == ""
+
+
 def diff(path: Path) -> str:
     """Everything changed in the worktree, new files included, as a unified diff."""
     git("add", "-A", "--intent-to-add", ".", cwd=path)

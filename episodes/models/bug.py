@@ -19,7 +19,10 @@ class InjectionBatch(models.Model):
     repository = models.ForeignKey("episodes.Repository", on_delete=models.CASCADE, related_name="batches")
     method = models.CharField(max_length=32)
     requested = models.PositiveIntegerField(default=1)
+    planned = models.PositiveIntegerField(default=0, help_text="distinct candidates found (≤ requested)")
     produced = models.PositiveIntegerField(default=0)
+    seed = models.BigIntegerField(default=0)
+    options = models.JSONField(default=dict, blank=True, help_text="operators, LLM endpoint, mode")
     status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
     error = models.TextField(blank=True)
     job_id = models.CharField(max_length=64, blank=True)
@@ -33,6 +36,14 @@ class InjectionBatch(models.Model):
 
     def __str__(self):
         return f"{self.method} ×{self.requested} on {self.repository}"
+
+    def mark(self, status: str, error: str = "") -> None:
+        self.status, self.error = status, error
+        fields = ["status", "error"]
+        if status in (self.Status.DONE, self.Status.FAILED):
+            self.finished_at = timezone.now()
+            fields.append("finished_at")
+        type(self).objects.filter(pk=self.pk).update(**{f: getattr(self, f) for f in fields})
 
 
 class BugQuerySet(models.QuerySet):
@@ -100,6 +111,7 @@ class Bug(models.Model):
     injector = models.CharField(max_length=200, blank=True, help_text="model or tool that planted it")
     target = models.CharField(max_length=300, blank=True, help_text="file::function the bug lives in")
     seed = models.BigIntegerField(null=True, blank=True)
+    generation_s = models.FloatField(null=True, blank=True, help_text="seconds spent producing this candidate")
 
     patch = models.TextField(help_text="unified diff: clean → buggy")
     patch_hash = models.CharField(max_length=64, db_index=True, editable=False)
@@ -110,6 +122,7 @@ class Bug(models.Model):
 
     status = models.CharField(max_length=16, choices=Status, default=Status.CANDIDATE)
     invalid_reason = models.TextField(blank=True)
+    invalid_kind = models.CharField(max_length=40, blank=True, db_index=True, help_text="reason, as a short code for figures")
     error = models.TextField(blank=True, help_text="why the last validation job crashed (re-queueable)")
     quarantined = models.BooleanField(default=False)
     stable_reason = models.TextField(blank=True, help_text="why staff marked a flaky verifier stable")
@@ -184,6 +197,7 @@ class Bug(models.Model):
         """Store an engine.validation.Verdict on this bug."""
         self.status = verdict.status
         self.invalid_reason = verdict.reason if verdict.status != self.Status.VALID else ""
+        self.invalid_kind = verdict.kind if verdict.status == self.Status.INVALID else ""
         self.error = ""
         if verdict.patch and verdict.patch != self.patch:
             self.patch = verdict.patch  # decoration hunks dropped

@@ -1,0 +1,75 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from episodes import injection
+from episodes.models import Bug, LLMEndpoint, Repository
+
+
+class Command(BaseCommand):
+    help = "Plant bugs in a repository (queued on 'inject'; --sync runs inline, validation included), or --report figures."
+
+    def add_arguments(self, parser):
+        parser.add_argument("repo", nargs="?", help="repository name")
+        parser.add_argument("--method", default=Bug.Method.PROCEDURAL, choices=[Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE])
+        parser.add_argument("--count", type=int, default=10)
+        parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--operator", action="append", dest="operators", help="procedural operator (repeatable)")
+        parser.add_argument("--endpoint", help="LLM endpoint name (LLM methods)")
+        parser.add_argument("--sync", action="store_true", help="run here, validating each candidate inline")
+        parser.add_argument("--report", action="store_true", help="print yield figures instead of injecting")
+        parser.add_argument("--json", action="store_true", help="with --report: machine-readable")
+
+    def handle(self, repo, method, count, seed, operators, endpoint, sync, report, json, **options):
+        repository = None
+        if repo:
+            repository = Repository.objects.filter(name=repo).first()
+            if repository is None:
+                raise CommandError(f"no repository named {repo!r}")
+        if report:
+            return self._report(repository, as_json=json)
+        if repository is None:
+            raise CommandError("name the repository to inject into")
+        llm_endpoint = None
+        if method != Bug.Method.PROCEDURAL:
+            llm_endpoint = LLMEndpoint.objects.filter(name=endpoint).first() if endpoint else LLMEndpoint.objects.first()
+            if llm_endpoint is None:
+                raise CommandError("LLM injection needs an endpoint: add one in the admin and name it with --endpoint")
+        if sync:
+            bar = tqdm(total=count, desc=f"injecting ({method})", unit="candidate", file=self.stderr)
+
+            def progress(done, total, bug):
+                bar.total = total
+                bar.update(done - bar.n)
+                bar.set_postfix_str(f"{bug.status if bug else 'duplicate'} {bug.operator if bug else ''}")
+
+            batch = injection.start_batch(repository, method, count, seed=seed, operators=operators,
+                                          endpoint=llm_endpoint, sync=True, progress=progress)
+            bar.close()
+            self.stdout.write(f"batch {batch.pk}: {batch.status}, {batch.produced} candidate(s) {batch.error}")
+            self._report(repository)
+        else:
+            batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, endpoint=llm_endpoint)
+            self.stdout.write(f"batch {batch.pk} queued on 'inject' (job {batch.job_id})")
+
+    def _report(self, repository, as_json=False):
+        rows = injection.figures(repository)
+        if as_json:
+            self.stdout.write(json.dumps(rows, indent=2, default=str))
+            return
+        if not rows:
+            self.stdout.write("no injected bug yet")
+        for r in rows:
+            y = f"{r['yield']:.0%}" if r["yield"] is not None else "—"
+            cost = f"${r['cost_per_valid_usd']:.4f}" if r["cost_per_valid_usd"] is not None else "—"
+            spc = f"{r['seconds_per_candidate']:.2f}s" if r["seconds_per_candidate"] is not None else "—"
+            self.stdout.write(
+                f"{r['repository']} / {r['method']}: {r['candidates']} candidates, {r['valid']} valid, "
+                f"{r['invalid']} invalid, {r['flaky']} flaky, {r['pending']} pending; yield {y}; "
+                f"cost per valid {cost}; {spc} per candidate"
+            )
+            for reason, n in r["invalid_by_reason"].items():
+                self.stdout.write(f"    invalid: {reason}: {n}")
+            for op, o in sorted(r["by_operator"].items()):
+                self.stdout.write(f"    {op:<22} {o['valid']:>4}/{o['candidates']:<4} valid")
