@@ -139,7 +139,9 @@ STORAGES = {
 BUGFORGE_WORK_DIR = Path(env("BUGFORGE_WORK_DIR", default="/var/tmp/bugforge"))
 BUGFORGE_SANDBOX = env("BUGFORGE_SANDBOX", default="local")  # "local" or "docker"
 BUGFORGE_DOCKER_URL = env("BUGFORGE_DOCKER_URL", default="")
-BUGFORGE_RUN_TIMEOUT = env.float("BUGFORGE_RUN_TIMEOUT", default=120.0)
+BUGFORGE_RUN_TIMEOUT = env.float("BUGFORGE_RUN_TIMEOUT", default=120.0)  # cap per sandboxed run
+# Once a repository has a baseline, a run may take 10× its suite's time, but at least this.
+BUGFORGE_MIN_RUN_TIMEOUT = env.float("BUGFORGE_MIN_RUN_TIMEOUT", default=15.0)
 BUGFORGE_FLAKY_RERUNS = env.int("BUGFORGE_FLAKY_RERUNS", default=5)
 # A validating bug whose job has not been heard from for this long is reset by the sweeper.
 BUGFORGE_STALE_AFTER_S = env.int("BUGFORGE_STALE_AFTER_S", default=900)

@@ -55,7 +55,7 @@ def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> st
 
 def _run_procedural(batch: InjectionBatch, repo: Repository, validate_inline: bool, progress) -> None:
     spec = repo_spec(repo)
-    validator = Validator(executor(), workspaces(), default_limits())
+    validator = Validator(executor(), workspaces(), default_limits(repo))
     known = set(Bug.objects.filter(repository=repo, base_commit=repo.pinned_commit).values_list("patch_hash", flat=True))
     with workspaces().checkout(spec.mirror, spec.commit) as checkout:
         sources = procedural.read_sources(checkout, repo.coverage)

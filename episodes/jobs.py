@@ -94,7 +94,7 @@ def _validator_for(bug: Bug, reruns: int) -> Validator:
     return Validator(
         executor(),
         workspaces(),
-        default_limits(),
+        default_limits(bug.repository),
         reruns=reruns,
         on_run=lambda record: (_save_run(bug.repository_id, bug.pk, record), bug.beat()),
         on_progress=lambda step, done, total: bug.beat(step=step, done=done, total=total),

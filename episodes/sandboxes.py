@@ -25,8 +25,13 @@ def workspaces() -> WorkspaceFactory:
     return WorkspaceFactory(settings.BUGFORGE_WORK_DIR)
 
 
-def default_limits() -> Limits:
-    return Limits(timeout_s=settings.BUGFORGE_RUN_TIMEOUT)
+def default_limits(repo=None) -> Limits:
+    """The run limits; with a baselined repository, the wall clock scales with its suite:
+    a mutation that loops forever should cost seconds, not the global cap."""
+    timeout = settings.BUGFORGE_RUN_TIMEOUT
+    if repo is not None and repo.baseline_duration_s:
+        timeout = min(timeout, max(settings.BUGFORGE_MIN_RUN_TIMEOUT, 10 * repo.baseline_duration_s))
+    return Limits(timeout_s=timeout)
 
 
 def probe_reports():

@@ -1,7 +1,9 @@
-"""Procedural bug injection (no LLM): AST mutations of covered functions, each with a
-verifier derived from the covering tests that the mutation breaks. Plain Python, no Django."""
+"""Procedural bug injection (no LLM): AST mutations of lines the passing tests execute (in
+functions above a complexity floor), each with a verifier derived from the covering tests
+that the mutation breaks. Plain Python, no Django."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -9,18 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import coverage_map
-from ..mutators import Mutation, list_functions, mutations, sample
+from ..mutators import Mutation, mutations, sample
 from ..validation import RepoSpec, Validator, pytest_verifier
 from .llm_injector import problem_statement_from_failure
 
 MIN_COMPLEXITY = 2  # skip trivial functions (getters, one-line wrappers)
-
-
-@dataclass
-class Target:
-    path: str
-    qualname: str
-    covering_tests: list[str]
 
 
 @dataclass
@@ -40,17 +35,10 @@ class Candidate:
         return f"{self.mutation.path}::{self.mutation.qualname}"
 
 
-def covered_targets(sources: dict[str, str], coverage: dict, min_complexity: int = MIN_COMPLEXITY) -> list[Target]:
-    """Functions executed by at least one passing test and above the complexity floor."""
-    targets = []
-    for path, source in sorted(sources.items()):
-        for fn in list_functions(source, path):
-            if fn.complexity < min_complexity:
-                continue
-            tests = coverage_map.tests_covering(coverage, path, fn.start_line, fn.end_line)
-            if tests:
-                targets.append(Target(path, fn.qualname, tests))
-    return targets
+@functools.lru_cache(maxsize=256)
+def _all_mutations(source: str, path: str, operators: tuple[str, ...] | None) -> tuple[Mutation, ...]:
+    """Every mutation of one file (cached: a worker plans many batches over the same commit)."""
+    return tuple(mutations(source, path, operators=list(operators) if operators else None, min_complexity=MIN_COMPLEXITY))
 
 
 def plan(
@@ -63,27 +51,23 @@ def plan(
     known_patch_hashes: set[str] = frozenset(),
     hash_patch=None,
 ) -> list[Candidate]:
-    """Up to ``count`` distinct mutations, spread over operators and functions by ``seed``;
-    patches already known (by normalized hash) are skipped."""
-    targets = covered_targets(sources, coverage)
-    by_function = {(t.path, t.qualname): t for t in targets}
-    pool: list[Mutation] = []
-    for path in sorted({t.path for t in targets}):
-        wanted = {t.qualname for t in targets if t.path == path}
-        pool += mutations(sources[path], path, functions=wanted, operators=operators, min_complexity=MIN_COMPLEXITY)
+    """Up to ``count`` distinct mutations of lines that passing tests execute, spread over
+    operators and functions by ``seed``; patches already known (by normalized hash) are
+    skipped. A mutation's covering tests are those that execute its very line."""
     hash_patch = hash_patch or (lambda p: hashlib.sha256(p.encode()).hexdigest())
     seen = set(known_patch_hashes)
-    unique = []
-    for m in pool:
-        h = hash_patch(m.patch)
-        if h not in seen:
-            seen.add(h)
-            unique.append(m)
+    covered: list[Mutation] = []
+    covering: dict[int, list[str]] = {}
+    for path, source in sorted(sources.items()):
+        for m in _all_mutations(source, path, tuple(operators) if operators else None):
+            tests = coverage_map.tests_covering(coverage, path, m.line, m.line)
+            h = hash_patch(m.patch)
+            if tests and h not in seen:
+                seen.add(h)
+                covering[id(m)] = tests
+                covered.append(m)
     rng = random.Random(seed)
-    return [
-        Candidate(m, by_function[(m.path, m.qualname)].covering_tests, seed=rng.randrange(2**31))
-        for m in sample(unique, min(count, len(unique)), seed)
-    ]
+    return [Candidate(m, covering[id(m)], seed=rng.randrange(2**31)) for m in sample(covered, min(count, len(covered)), seed)]
 
 
 def derive_verifier(validator: Validator, repo: RepoSpec, candidate: Candidate) -> Candidate:
