@@ -2,14 +2,15 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from bugforge_web.auth import staff_required
 
-from . import jobs
-from .models import AuditEvent, Bug, Episode, Repository, Teacher
+from . import injection, jobs
+from .engine.mutators import OPERATORS
+from .models import AuditEvent, Bug, Episode, InjectionBatch, LLMEndpoint, Repository, Teacher
 
 
 @require_GET
@@ -21,7 +22,54 @@ def repository_list(request):
 def repository_detail(request, pk):
     repo = get_object_or_404(Repository, pk=pk)
     baseline = sorted(repo.baseline_tests.items())
-    return render(request, "episodes/repository_detail.html", {"repo": repo, "baseline": baseline})
+    return render(
+        request,
+        "episodes/repository_detail.html",
+        {
+            "repo": repo,
+            "baseline": baseline,
+            "figures": injection.figures(repo),
+            "batches": repo.batches.select_related("repository").annotate(
+                valid=Count("bugs", filter=Q(bugs__status="valid"))
+            )[:10],
+            "methods": [Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE],
+            "endpoints": LLMEndpoint.objects.only("name", "model"),
+            "operators": sorted(OPERATORS),
+        },
+    )
+
+
+@staff_required
+def repository_inject(request, pk):
+    repo = get_object_or_404(Repository, pk=pk)
+    method = request.POST.get("method", Bug.Method.PROCEDURAL)
+    try:
+        count = int(request.POST.get("count") or 10)
+    except ValueError:
+        count = 0
+    endpoint = LLMEndpoint.objects.filter(pk=request.POST.get("endpoint") or None).first()
+    if not 1 <= count <= 1000:
+        messages.error(request, "Ask for between 1 and 1000 candidates.")
+    elif method not in (Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
+        messages.error(request, f"Unknown injection method {method!r}.")
+    elif method != Bug.Method.PROCEDURAL and endpoint is None:
+        messages.error(request, "LLM injection needs an endpoint: add one in the admin first.")
+    else:
+        operators = [o for o in request.POST.getlist("operators") if o in OPERATORS]
+        batch = injection.start_batch(repo, method, count, user=request.user, operators=operators, endpoint=endpoint)
+        AuditEvent.record(request.user, "start_injection", batch, after={"method": method, "count": count})
+        messages.info(request, f"Injection batch {batch.pk} queued: {count} {method} candidate(s).")
+    return redirect(repo)
+
+
+@require_GET
+def batch_progress(request, pk):
+    """One injection batch's live progress, polled by htmx while it runs."""
+    batches = InjectionBatch.objects.select_related("repository").annotate(
+        valid=Count("bugs", filter=Q(bugs__status="valid"))
+    )
+    batch = get_object_or_404(batches, pk=pk)
+    return render(request, "episodes/partials/batch_row.html", {"batch": batch})
 
 
 @staff_required

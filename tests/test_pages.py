@@ -78,3 +78,33 @@ def test_staff_action_enqueues_and_audits(staff_client, data, redis_conn):
     assert data["bug"].status == "validating"
     event = AuditEvent.objects.get(action="enqueue_validation")
     assert event.actor.username == "staffer" and event.target_id == str(data["bug"].pk)
+
+
+def test_repository_page_shows_injection_figures_and_batches(staff_client, data):
+    from episodes.models import InjectionBatch
+
+    batch = InjectionBatch.objects.create(repository=data["repo"], method="procedural", requested=4, planned=4,
+                                          produced=2, status="running")
+    Bug.objects.create(repository=data["repo"], batch=batch, base_commit="a" * 40, patch="p1", verifier="v",
+                       method="procedural", operator="flip_comparison", status="valid")
+    Bug.objects.create(repository=data["repo"], batch=batch, base_commit="a" * 40, patch="p2", verifier="v",
+                       method="procedural", operator="off_by_one", status="invalid", invalid_kind="equivalent_mutant")
+    body = staff_client.get(reverse("repository_detail", args=[data["repo"].pk])).content.decode()
+    assert 'id="injection-figures"' in body and "equivalent_mutant: 1" in body and "50%" in body
+    assert f'hx-get="/batches/{batch.pk}/progress/"' in body and 'id="inject-form"' in body
+    row = staff_client.get(reverse("batch_progress", args=[batch.pk])).content.decode()
+    assert "2/4" in row and "running" in row
+
+
+def test_inject_form_queues_a_batch_and_rejects_bad_input(staff_client, data, redis_conn):
+    from episodes.models import AuditEvent, InjectionBatch
+
+    url = reverse("repository_inject", args=[data["repo"].pk])
+    staff_client.post(url, {"method": "procedural", "count": "0"})
+    staff_client.post(url, {"method": "llm_modify", "count": "5"})  # no endpoint configured
+    assert not InjectionBatch.objects.exists()
+    response = staff_client.post(url, {"method": "procedural", "count": "7"}, follow=True)
+    batch = InjectionBatch.objects.get()
+    assert (batch.requested, batch.method, batch.status) == (7, "procedural", "queued")
+    assert AuditEvent.objects.filter(action="start_injection").exists()
+    assert b"queued" in response.content
