@@ -3,9 +3,10 @@ Bug row, validate it inline or on the `verify` queue. Failures land on the batch
 from __future__ import annotations
 
 import random
+import time
 import traceback
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Avg, Count, Sum
 
 from bugforge_web.queues import enqueue
@@ -13,16 +14,17 @@ from bugforge_web.queues import enqueue
 from . import jobs
 from .engine.injectors import procedural
 from .engine.validation import Validator
-from .models import Bug, InjectionBatch, LLMCall, Repository
+from .models import Bug, InjectionBatch, LLMCall, LLMEndpoint, Repository
 from .sandboxes import default_limits, executor, repo_spec, workspaces
 
 
 def start_batch(repo: Repository, method: str, count: int, *, seed: int | None = None, user=None,
-                operators: list[str] | None = None, endpoint=None, sync: bool = False, progress=None) -> InjectionBatch:
+                operators: list[str] | None = None, endpoint=None, targets: list[str] | None = None,
+                sync: bool = False, progress=None) -> InjectionBatch:
     batch = InjectionBatch.objects.create(
         repository=repo, method=method, requested=count, created_by=user,
         seed=random.randrange(2**31) if seed is None else seed,
-        options={"operators": operators or [], "endpoint": endpoint.pk if endpoint else None},
+        options={"operators": operators or [], "endpoint": endpoint.pk if endpoint else None, "targets": targets or []},
     )
     if sync:
         run_batch(batch.pk, validate_inline=True, progress=progress)
@@ -43,9 +45,12 @@ def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> st
             repo.refresh_from_db()
         if repo.status != Repository.Status.READY:
             raise RuntimeError(f"repository {repo} is not ready: {repo.error}")
-        if batch.method != Bug.Method.PROCEDURAL:
+        if batch.method == Bug.Method.PROCEDURAL:
+            _run_procedural(batch, repo, validate_inline, progress)
+        elif batch.method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
+            _run_llm(batch, repo, validate_inline, progress)
+        else:
             raise NotImplementedError(f"injection method {batch.method!r} is not available yet")
-        _run_procedural(batch, repo, validate_inline, progress)
     except Exception as exc:
         batch.mark(InjectionBatch.Status.FAILED, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise
@@ -68,40 +73,122 @@ def _run_procedural(batch: InjectionBatch, repo: Repository, validate_inline: bo
     for i, candidate in enumerate(candidates):
         procedural.derive_verifier(validator, spec, candidate)
         bug = _save_candidate(batch, repo, candidate)
-        InjectionBatch.objects.filter(pk=batch.pk).update(produced=i + 1)
-        if bug is not None and bug.status == Bug.Status.CANDIDATE:
-            if validate_inline:
-                try:
-                    jobs.validate_bug(bug.pk)
-                except Exception:  # recorded on the bug; the batch goes on
-                    pass
-            else:
-                jobs.enqueue_validation(bug)
-        if progress:
-            progress(i + 1, len(candidates), bug)
+        _hand_on(batch, bug, i + 1, len(candidates), validate_inline, progress)
+
+
+def _hand_on(batch, bug, done, total, validate_inline, progress) -> None:
+    """Count the candidate on the batch and send it to validation."""
+    InjectionBatch.objects.filter(pk=batch.pk).update(produced=done)
+    if bug is not None and bug.status == Bug.Status.CANDIDATE:
+        if validate_inline:
+            try:
+                jobs.validate_bug(bug.pk)
+            except Exception:  # recorded on the bug; the batch goes on
+                pass
+        else:
+            jobs.enqueue_validation(bug)
+    if progress:
+        progress(done, total, bug)
+
+
+def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, progress) -> None:
+    """Ask the batch's endpoint for a bug in each chosen function (modify or rewrite mode);
+    every call is stored as an LLMCall; a reply that cannot be used costs a retry, and a
+    candidate whose retries all fail is counted on the batch with its reasons."""
+    from .engine.injectors import InjectionRequest, inject
+    from .engine.llm import LLMClient
+
+    endpoint = LLMEndpoint.objects.get(pk=batch.options["endpoint"])
+    spec = repo_spec(repo)
+    validator = Validator(executor(), workspaces(), default_limits(repo))
+    with workspaces().checkout(spec.mirror, spec.commit) as checkout:
+        sources = procedural.read_sources(checkout, repo.coverage)
+        test_files = {t.split("::")[0] for t in repo.coverage.get("tests", [])}
+        test_sources = {p: (checkout / p).read_text() for p in test_files if (checkout / p).is_file()}
+    targets = procedural.covered_targets(sources, repo.coverage)
+    wanted = set(batch.options.get("targets") or ())
+    if wanted:
+        targets = [t for t in targets if f"{t.path}::{t.qualname}" in wanted]
+    if not targets:
+        raise RuntimeError("no covered function to inject into")
+    rng = random.Random(batch.seed)
+    chosen = [rng.choice(targets) for _ in range(batch.requested)]
+    batch.planned = len(chosen)
+    batch.save(update_fields=["planned"])
+    mode = "modify" if batch.method == Bug.Method.LLM_MODIFY else "rewrite"
+    sequence = LLMCall.objects.filter(batch=batch).count()
+    failures = []
+
+    def record(result):
+        nonlocal sequence
+        sequence += 1
+        LLMCall.objects.create(
+            batch=batch, endpoint=endpoint, protocol=endpoint.protocol, sequence=sequence,
+            request=result.request, response=result.response, status_code=result.status_code,
+            error=result.error, tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+            cost_usd=result.cost_usd, latency_ms=result.latency_ms,
+        )
+
+    client = LLMClient(endpoint.engine_config())
+    for i, target in enumerate(chosen):
+        started = time.perf_counter()
+        covering = target.covering_tests
+        request = InjectionRequest.for_function(
+            mode, target.path, target.qualname, sources[target.path], covering_tests=covering,
+            test_sources={p: s for p, s in test_sources.items() if any(t.startswith(p + "::") for t in covering)},
+            seed=rng.randrange(2**31),
+        )
+        outcome = inject(client, request, retries=2, on_call=record)
+        bug = None
+        if not outcome.ok:
+            failures.append({"target": f"{target.path}::{target.qualname}", "reasons": outcome.failures})
+        else:
+            problem = outcome.problem_statement or _statement_from_tests(validator, spec, outcome.patch, target)
+            try:
+                with transaction.atomic():
+                    bug = Bug.objects.create(
+                        repository=repo, batch=batch, base_commit=repo.pinned_commit, method=batch.method,
+                        operator=mode, injector=endpoint.model, target=f"{target.path}::{target.qualname}",
+                        seed=request.seed, patch=outcome.patch, verifier=outcome.verifier, problem_statement=problem,
+                        generation_s=round(time.perf_counter() - started, 3),
+                    )
+            except IntegrityError:
+                failures.append({"target": f"{target.path}::{target.qualname}", "reasons": ["duplicate patch"]})
+        InjectionBatch.objects.filter(pk=batch.pk).update(options={**batch.options, "failures": failures})
+        _hand_on(batch, bug, i + 1, len(chosen), validate_inline, progress)
+
+
+def _statement_from_tests(validator, spec, patch: str, target) -> str:
+    """A rewrite's problem statement: the template built from the covering tests' failures."""
+    from .engine.injectors import problem_statement_from_failure
+
+    with workspaces().checkout(spec.mirror, spec.commit, patch=patch) as path:
+        record = validator.run_suite(spec, path, "buggy", "injection", tests=target.covering_tests)
+    return problem_statement_from_failure(record.log_excerpt, target.qualname)
 
 
 def _save_candidate(batch, repo, candidate) -> Bug | None:
     m = candidate.mutation
     try:
-        return Bug.objects.create(
-            repository=repo,
-            batch=batch,
-            base_commit=repo.pinned_commit,
-            method=Bug.Method.PROCEDURAL,
-            operator=m.operator,
-            injector="bugforge.mutators",
-            target=candidate.target,
-            seed=candidate.seed,
-            patch=m.patch,
-            verifier=candidate.verifier or "# no verifier: no covering test fails on this mutation\nraise SystemExit(1)\n",
-            problem_statement=candidate.problem_statement,
-            fail_to_pass=candidate.failing_tests,
-            status=Bug.Status.INVALID if candidate.reject_reason else Bug.Status.CANDIDATE,
-            invalid_reason=candidate.reject_reason,
-            invalid_kind=candidate.reject_kind,
-            generation_s=round(candidate.seconds, 3),
-        )
+        with transaction.atomic():  # a savepoint: a duplicate must not spoil the caller's transaction
+            return Bug.objects.create(
+                repository=repo,
+                batch=batch,
+                base_commit=repo.pinned_commit,
+                method=Bug.Method.PROCEDURAL,
+                operator=m.operator,
+                injector="bugforge.mutators",
+                target=candidate.target,
+                seed=candidate.seed,
+                patch=m.patch,
+                verifier=candidate.verifier or "# no verifier: no covering test fails on this mutation\nraise SystemExit(1)\n",
+                problem_statement=candidate.problem_statement,
+                fail_to_pass=candidate.failing_tests,
+                status=Bug.Status.INVALID if candidate.reject_reason else Bug.Status.CANDIDATE,
+                invalid_reason=candidate.reject_reason,
+                invalid_kind=candidate.reject_kind,
+                generation_s=round(candidate.seconds, 3),
+            )
     except IntegrityError:  # the same patch arrived from another batch meanwhile
         return None
 

@@ -25,6 +25,15 @@ class LLMEndpoint(models.Model):
     def __str__(self):
         return f"{self.name} ({self.model})"
 
+    def engine_config(self):
+        """The plain-data endpoint the engine's LLM client takes."""
+        from episodes.engine.llm import EndpointConfig
+
+        return EndpointConfig(
+            protocol=self.protocol, base_url=self.base_url, model=self.model, api_key=self.api_key,
+            usd_per_mtok_in=self.usd_per_mtok_in, usd_per_mtok_out=self.usd_per_mtok_out,
+        )
+
     def __repr__(self):  # never leak the key into logs or tracebacks
         return f"<LLMEndpoint {self.name} {self.protocol} {self.base_url} key={'set' if self.api_key else 'unset'}>"
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import coverage_map
-from ..mutators import Mutation, mutations, sample
+from ..mutators import Mutation, list_functions, mutations, sample
 from ..validation import RepoSpec, Validator, pytest_verifier
 from .llm_injector import problem_statement_from_failure
 
@@ -33,6 +33,24 @@ class Candidate:
     @property
     def target(self) -> str:
         return f"{self.mutation.path}::{self.mutation.qualname}"
+
+
+@dataclass
+class Target:
+    path: str
+    qualname: str
+    covering_tests: list[str]
+
+
+def covered_targets(sources: dict[str, str], coverage: dict, min_complexity: int = MIN_COMPLEXITY) -> list[Target]:
+    """Functions executed by at least one passing test and above the complexity floor."""
+    targets = []
+    for path, source in sorted(sources.items()):
+        for fn in list_functions(source, path):
+            tests = coverage_map.tests_covering(coverage, path, fn.start_line, fn.end_line)
+            if fn.complexity >= min_complexity and tests:
+                targets.append(Target(path, fn.qualname, tests))
+    return targets
 
 
 @functools.lru_cache(maxsize=256)
