@@ -1,0 +1,103 @@
+"""Procedural injection throughput on the sample repository with the local sandbox.
+
+Plans N candidates (mutations of covered lines), derives each verifier in the sandbox, and
+validates every usable candidate (verifier runs, suite, reverse patch, flakiness reruns).
+Prints candidates generated per second, valid bugs per hour, the yield per operator, and —
+as the baseline measured in the same run — the time of one plain `pytest` run of the suite,
+so the per-candidate cost can be read in suite runs.
+
+    .venv/bin/python bench/injection_throughput.py [--count 30] [--reruns 5] [--seed 1]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=30)
+    parser.add_argument("--reruns", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    from episodes.engine import coverage_map
+    from episodes.engine.injectors import procedural
+    from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
+    from episodes.engine.samples import build_sample_git_repo
+    from episodes.engine.validation import BugSpec, RepoSpec, Validator
+    from episodes.engine.workspace import WorkspaceFactory
+
+    work = Path(tempfile.mkdtemp(prefix="bugforge-bench-", dir="/var/tmp"))
+    work.chmod(0o755)
+    try:
+        src = work / "cartcalc"
+        commit = build_sample_git_repo(src)
+        factory = WorkspaceFactory(work / "sandbox")
+        executor = make_executor("local", cache_dir=work / "sandbox")
+        mirror = factory.ensure_mirror(str(src), commit)
+        with factory.checkout(mirror, commit) as checkout:
+            environment = executor.ensure_environment(
+                EnvironmentSpec(name="cartcalc", pip_packages=(coverage_map.COVERAGE_PACKAGE,)), checkout
+            )
+        repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
+        validator = Validator(executor, factory, Limits(timeout_s=30), reruns=args.reruns)
+        record, coverage = validator.baseline(repo)
+        repo.baseline = {t: {"status": s} for t, s in record.tests.items()}
+
+        # Baseline of the same run: one plain pytest of the suite, no sandbox.
+        python = executor.environment_path(environment) / "bin" / "python"
+        t0 = time.perf_counter()
+        subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=src, capture_output=True)
+        suite_s = time.perf_counter() - t0
+
+        with factory.checkout(mirror, commit) as checkout:
+            sources = procedural.read_sources(checkout, coverage)
+        t0 = time.perf_counter()
+        candidates = procedural.plan(sources, coverage, args.count, args.seed)
+        plan_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for candidate in candidates:
+            procedural.derive_verifier(validator, repo, candidate)
+        derive_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        per_op = collections.defaultdict(lambda: [0, 0])
+        statuses = collections.Counter()
+        for candidate in candidates:
+            per_op[candidate.mutation.operator][0] += 1
+            if candidate.reject_reason:
+                statuses["invalid"] += 1
+                continue
+            verdict = validator.validate(repo, BugSpec(candidate.mutation.patch, candidate.verifier), seed=candidate.seed)
+            statuses[verdict.status] += 1
+            per_op[candidate.mutation.operator][1] += verdict.status == "valid"
+        validate_s = time.perf_counter() - t0
+
+        total = plan_s + derive_s + validate_s
+        n = len(candidates)
+        print(f"candidates           {n} ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
+        print(f"plan                 {plan_s:8.2f} s")
+        print(f"derive verifiers     {derive_s:8.2f} s")
+        print(f"validate             {validate_s:8.2f} s  ({args.reruns} verifier runs a side)")
+        print(f"candidates / second  {n / (plan_s + derive_s):8.2f}  (generated, before validation)")
+        print(f"valid bugs / hour    {statuses['valid'] / total * 3600:8.0f}  (one worker, everything included)")
+        print(f"plain suite run      {suite_s:8.2f} s  (baseline: a candidate costs "
+              f"{total / n / suite_s:.1f} suite runs)")
+        print("yield per operator:")
+        for op, (cands, valid) in sorted(per_op.items()):
+            print(f"    {op:<22} {valid:>3}/{cands:<3} {valid / cands:5.0%}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
