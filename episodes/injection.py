@@ -18,13 +18,17 @@ from .models import Bug, InjectionBatch, LLMCall, LLMEndpoint, Repository
 from .sandboxes import default_limits, executor, repo_spec, workspaces
 
 
+METHODS = [Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE, Bug.Method.COMBINE, Bug.Method.HISTORY]
+
+
 def start_batch(repo: Repository, method: str, count: int, *, seed: int | None = None, user=None,
                 operators: list[str] | None = None, endpoint=None, targets: list[str] | None = None,
-                sync: bool = False, progress=None) -> InjectionBatch:
+                size: int = 2, sync: bool = False, progress=None) -> InjectionBatch:
     batch = InjectionBatch.objects.create(
         repository=repo, method=method, requested=count, created_by=user,
         seed=random.randrange(2**31) if seed is None else seed,
-        options={"operators": operators or [], "endpoint": endpoint.pk if endpoint else None, "targets": targets or []},
+        options={"operators": operators or [], "endpoint": endpoint.pk if endpoint else None, "targets": targets or [],
+                 "size": size},
     )
     if sync:
         run_batch(batch.pk, validate_inline=True, progress=progress)
@@ -49,6 +53,10 @@ def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> st
             _run_procedural(batch, repo, validate_inline, progress)
         elif batch.method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
             _run_llm(batch, repo, validate_inline, progress)
+        elif batch.method == Bug.Method.COMBINE:
+            _run_combine(batch, repo, validate_inline, progress)
+        elif batch.method == Bug.Method.HISTORY:
+            _run_history(batch, repo, validate_inline, progress)
         else:
             raise NotImplementedError(f"injection method {batch.method!r} is not available yet")
     except Exception as exc:
@@ -156,6 +164,78 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
                 failures.append({"target": f"{target.path}::{target.qualname}", "reasons": ["duplicate patch"]})
         InjectionBatch.objects.filter(pk=batch.pk).update(options={**batch.options, "failures": failures})
         _hand_on(batch, bug, i + 1, len(chosen), validate_inline, progress)
+
+
+def _run_combine(batch: InjectionBatch, repo: Repository, validate_inline: bool, progress) -> None:
+    """Merge 2–3 valid bugs of one module into harder ones, validated again."""
+    from .engine.injectors import combine
+    from .engine.workspace import PatchError
+
+    size = int(batch.options.get("size") or 2)
+    if not 2 <= size <= 3:
+        raise ValueError("combine merges 2 or 3 bugs")
+    valid = Bug.objects.filter(
+        repository=repo, base_commit=repo.pinned_commit, status__in=[Bug.Status.VALID, Bug.Status.APPROVED]
+    ).exclude(method=Bug.Method.COMBINE)
+    components = [
+        combine.Component(b.pk, b.target, b.patch, b.verifier, b.problem_statement)
+        for b in valid.exclude(target="").only("id", "target", "patch", "verifier", "problem_statement")
+    ]
+    chosen = combine.groups(components, size, batch.requested, batch.seed)
+    if not chosen:
+        raise RuntimeError(f"no module has {size} valid bugs in different functions to combine")
+    batch.planned = len(chosen)
+    batch.save(update_fields=["planned"])
+    spec = repo_spec(repo)
+    failures = []
+    for i, group in enumerate(chosen):
+        started, bug = time.perf_counter(), None
+        try:
+            patch = combine.merged_patch(workspaces(), spec.mirror, spec.commit, group)
+            with transaction.atomic():
+                bug = Bug.objects.create(
+                    repository=repo, batch=batch, base_commit=repo.pinned_commit, method=Bug.Method.COMBINE,
+                    operator=f"combine{size}", injector="bugforge.combine", target=group[0].module,
+                    seed=batch.seed, patch=patch, verifier=combine.merged_verifier(group),
+                    problem_statement=combine.merged_statement(group), generation_s=round(time.perf_counter() - started, 3),
+                )
+        except (PatchError, IntegrityError) as exc:
+            failures.append({"bugs": [c.bug_id for c in group], "reasons": [str(exc)[:500]]})
+        InjectionBatch.objects.filter(pk=batch.pk).update(options={**batch.options, "failures": failures})
+        _hand_on(batch, bug, i + 1, len(chosen), validate_inline, progress)
+
+
+def _run_history(batch: InjectionBatch, repo: Repository, validate_inline: bool, progress) -> None:
+    """Revert the source half of past commits that changed source and tests."""
+    from .engine.injectors import history
+
+    spec = repo_spec(repo)
+    validator = Validator(executor(), workspaces(), default_limits(repo))
+    known = set(Bug.objects.filter(repository=repo, base_commit=repo.pinned_commit).values_list("patch_hash", flat=True))
+    found = [c for c in history.find(spec.mirror, spec.commit, limit=batch.requested * 3)
+             if Bug.hash_patch(c.patch) not in known][: batch.requested]
+    batch.planned = len(found)
+    batch.save(update_fields=["planned"])
+    for i, candidate in enumerate(found):
+        started = time.perf_counter()
+        history.derive_verifier(validator, spec, candidate)
+        bug = None
+        try:
+            with transaction.atomic():
+                bug = Bug.objects.create(
+                    repository=repo, batch=batch, base_commit=repo.pinned_commit, method=Bug.Method.HISTORY,
+                    operator="revert_fix", injector=f"commit {candidate.commit[:12]}: {candidate.subject}"[:200],
+                    target=candidate.source_files[0], patch=candidate.patch,
+                    verifier=candidate.verifier or "raise SystemExit(1)\n",
+                    problem_statement=candidate.problem_statement, fail_to_pass=candidate.failing_tests,
+                    status=Bug.Status.INVALID if candidate.reject_reason else Bug.Status.CANDIDATE,
+                    invalid_reason=candidate.reject_reason,
+                    invalid_kind="history_unusable" if candidate.reject_reason else "",
+                    generation_s=round(time.perf_counter() - started, 3),
+                )
+        except IntegrityError:
+            pass
+        _hand_on(batch, bug, i + 1, len(found), validate_inline, progress)
 
 
 def _statement_from_tests(validator, spec, patch: str, target) -> str:

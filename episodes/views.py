@@ -32,7 +32,7 @@ def repository_detail(request, pk):
             "batches": repo.batches.select_related("repository").annotate(
                 valid=Count("bugs", filter=Q(bugs__status="valid"))
             )[:10],
-            "methods": [Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE],
+            "methods": injection.METHODS,
             "endpoints": LLMEndpoint.objects.only("name", "model"),
             "operators": sorted(OPERATORS),
         },
@@ -50,9 +50,9 @@ def repository_inject(request, pk):
     endpoint = LLMEndpoint.objects.filter(pk=request.POST.get("endpoint") or None).first()
     if not 1 <= count <= 1000:
         messages.error(request, "Ask for between 1 and 1000 candidates.")
-    elif method not in (Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
+    elif method not in injection.METHODS:
         messages.error(request, f"Unknown injection method {method!r}.")
-    elif method != Bug.Method.PROCEDURAL and endpoint is None:
+    elif method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE) and endpoint is None:
         messages.error(request, "LLM injection needs an endpoint: add one in the admin first.")
     else:
         operators = [o for o in request.POST.getlist("operators") if o in OPERATORS]

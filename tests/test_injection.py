@@ -72,6 +72,64 @@ def test_second_batch_never_repeats_a_patch(sample_repo, redis_conn):
 
 def test_batch_failure_is_recorded_on_the_batch(sample_repo):
     with pytest.raises(NotImplementedError):
-        injection.start_batch(sample_repo, "combine", 2, sync=True)
+        injection.start_batch(sample_repo, "imported", 2, sync=True)
     batch = InjectionBatch.objects.get()
     assert batch.status == "failed" and "not available" in batch.error and batch.finished_at
+
+
+def test_combine_merges_two_valid_bugs_of_one_module(sample_repo, settings):
+    from episodes import jobs
+    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
+    from episodes.sandboxes import repo_spec, workspaces
+
+    settings.BUGFORGE_FLAKY_RERUNS = 1
+    spec = repo_spec(sample_repo)
+    for sample in [b for b in SAMPLE_BUGS if b.path == "cartcalc/discounts.py"]:
+        bug = Bug.objects.create(repository=sample_repo, base_commit=sample_repo.pinned_commit, target=sample.target,
+                                 patch=sample_patch(workspaces(), spec.mirror, spec.commit, sample),
+                                 verifier=sample.verifier, problem_statement=sample.problem_statement)
+        assert jobs.validate_bug(bug.pk) == "valid"
+    batch = injection.start_batch(sample_repo, "combine", 1, seed=3, sync=True)
+    assert batch.status == "done", batch.error
+    merged = Bug.objects.get(method="combine")
+    assert merged.status == "valid", merged.invalid_reason
+    assert merged.operator == "combine2" and merged.target == "cartcalc/discounts.py"
+    assert merged.patch.count("\n@@") == 2  # both components' hunks, each shown to be needed
+    assert "Buy-X-get-Y" in merged.problem_statement and "tier" in merged.problem_statement
+    with pytest.raises(RuntimeError, match="no module has 3 valid bugs"):
+        injection.start_batch(sample_repo, "combine", 1, size=3, sync=True)
+
+
+def test_history_reverts_a_real_past_fix(db, sandbox_settings, tmp_path, redis_conn):
+    """A repository whose last commit fixed a bug and added a test for it: history mode
+    reverts the fix's source half, and the test it added becomes the verifier."""
+    import subprocess
+
+    from episodes.jobs import run_baseline
+    from episodes.models import Repository
+
+    origin = sandbox_settings.BUGFORGE_WORK_DIR / "history-origin"
+    (origin / "tests").mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a], cwd=origin,  # noqa: E731
+                                    check=True, capture_output=True, text=True).stdout.strip()
+    git("init", "-q", "-b", "main")
+    (origin / "mathlib.py").write_text("def clamp(x, lo, hi):\n    if x < lo:\n        return lo\n    if x > hi:\n"
+                                       "        return lo\n    return x\n\n\ndef double(x):\n    return 2 * x\n")
+    (origin / "tests" / "test_mathlib.py").write_text(
+        "from mathlib import clamp, double\n\n\ndef test_low():\n    assert clamp(-1, 0, 5) == 0\n\n\n"
+        "def test_double():\n    assert double(2) == 4\n")
+    git("add", "-A"); git("commit", "-qm", "clamp and double")
+    (origin / "mathlib.py").write_text((origin / "mathlib.py").read_text().replace("        return lo\n    return x",
+                                                                                   "        return hi\n    return x"))
+    with open(origin / "tests" / "test_mathlib.py", "a") as f:
+        f.write("\n\ndef test_high():\n    assert clamp(9, 0, 5) == 5\n")
+    git("add", "-A"); git("commit", "-qm", "Fix clamp above the range")
+    repo = Repository.objects.create(name="mathlib", source=str(origin), pinned_commit=git("rev-parse", "HEAD"))
+    assert run_baseline(repo.pk) == "ready"
+    sandbox_settings.BUGFORGE_FLAKY_RERUNS = 1
+    batch = injection.start_batch(repo, "history", 5, sync=True)
+    assert batch.status == "done" and batch.planned == 1, batch.error
+    bug = Bug.objects.get(batch=batch)
+    assert bug.status == "valid", bug.invalid_reason
+    assert bug.fail_to_pass == ["tests/test_mathlib.py::test_high"]
+    assert "Fix clamp above the range" in bug.injector and "+        return lo" in bug.patch

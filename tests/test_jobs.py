@@ -20,14 +20,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PATCH_OLD, PATCH_NEW = "if weight_grams <= band.max_grams:", "if weight_grams < band.max_grams:"
 
 
-def boundary_patch(repo) -> str:
+def boundary_patch(repo, new: str = PATCH_NEW) -> str:
     from episodes.engine.workspace import diff
     from episodes.sandboxes import repo_spec, workspaces
 
     spec = repo_spec(repo)
     with workspaces().checkout(spec.mirror, spec.commit) as ws:
         f = ws / "cartcalc/shipping.py"
-        f.write_text(f.read_text().replace(PATCH_OLD, PATCH_NEW, 1))
+        f.write_text(f.read_text().replace(PATCH_OLD, new, 1))
         return diff(ws)
 
 
@@ -91,10 +91,11 @@ def test_job_failure_is_recorded_on_the_bug(db, sandbox_settings, sample_git, re
 
 
 def test_hostile_verifiers_do_not_take_the_worker_down(sample_repo, redis_conn, settings):
-    # (hostile verifiers fail on clean code, before their patch is ever applied)
-    fork_bomb = make_bug(sample_repo, verifier="import os\nwhile True:\n    os.fork()\n", operator="bomb", patch="bomb")
-    memory_hog = make_bug(sample_repo, verifier="x = bytearray(8 * 1024**3)\n", operator="hog", patch="hog")
-    good = make_bug(sample_repo, operator="good")
+    # (each bug needs its own patch: patches are unique per repository)
+    fork_bomb = make_bug(sample_repo, verifier="import os\nwhile True:\n    os.fork()\n", operator="bomb")
+    memory_hog = make_bug(sample_repo, verifier="x = bytearray(8 * 1024**3)\n", operator="hog",
+                          patch=boundary_patch(sample_repo, "if weight_grams + 1 < band.max_grams:"))
+    good = make_bug(sample_repo, operator="good", patch=boundary_patch(sample_repo, "if weight_grams < band.max_grams + 0:"))
     for bug in (fork_bomb, memory_hog, good):
         jobs.enqueue_validation(bug)
     proc = manage("rqworker", "verify", "--burst", env=worker_env(settings),
@@ -104,12 +105,12 @@ def test_hostile_verifiers_do_not_take_the_worker_down(sample_repo, redis_conn, 
     statuses = dict(Bug.objects.values_list("operator", "status"))
     assert statuses == {"bomb": "invalid", "hog": "invalid", "good": "valid"}, out[-3000:]
     assert "does not pass on clean code" in Bug.objects.get(pk=fork_bomb.pk).invalid_reason
-    hog_runs = VerificationRun.objects.filter(bug=memory_hog, code="clean")
+    hog_runs = VerificationRun.objects.filter(bug=memory_hog, code__in=["clean", "reverse"])
     assert hog_runs.exists() and all(r.outcome in ("failed", "error") for r in hog_runs)
 
 
 def test_killed_worker_leaves_the_bug_requeueable(sample_repo, redis_conn, settings):
-    bug = make_bug(sample_repo, verifier="import time\ntime.sleep(300)\n", patch="never applied")
+    bug = make_bug(sample_repo, verifier="import time\ntime.sleep(300)\n")
     jobs.enqueue_validation(bug)
     proc = manage("rqworker", "verify", env=worker_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

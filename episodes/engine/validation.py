@@ -138,7 +138,8 @@ class Validator:
         report = path / JUNIT_PATH
         statuses = {t: r["status"] for t, r in junit.parse_junit(report).items()} if report.exists() else {}
         for test in tests or repo.baseline:
-            statuses.setdefault(test, "missing")
+            if "::" in test:  # a test id, not a file or folder selector
+                statuses.setdefault(test, "missing")
         failing = [t for t, s in statuses.items() if s in ("failed", "error", "missing")]
         if result.timed_out:
             outcome = "timeout"

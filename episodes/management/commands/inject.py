@@ -12,7 +12,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("repo", nargs="?", help="repository name")
-        parser.add_argument("--method", default=Bug.Method.PROCEDURAL, choices=[Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE])
+        parser.add_argument("--method", default=Bug.Method.PROCEDURAL, choices=injection.METHODS)
+        parser.add_argument("--size", type=int, default=2, help="combine: how many valid bugs to merge (2 or 3)")
+        parser.add_argument("--target", action="append", dest="targets", help="LLM methods: path::qualname (repeatable)")
         parser.add_argument("--count", type=int, default=10)
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--operator", action="append", dest="operators", help="procedural operator (repeatable)")
@@ -21,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--report", action="store_true", help="print yield figures instead of injecting")
         parser.add_argument("--json", action="store_true", help="with --report: machine-readable")
 
-    def handle(self, repo, method, count, seed, operators, endpoint, sync, report, json, **options):
+    def handle(self, repo, method, count, seed, operators, endpoint, sync, report, json, size, targets, **options):
         repository = None
         if repo:
             repository = Repository.objects.filter(name=repo).first()
@@ -32,7 +34,7 @@ class Command(BaseCommand):
         if repository is None:
             raise CommandError("name the repository to inject into")
         llm_endpoint = None
-        if method != Bug.Method.PROCEDURAL:
+        if method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
             llm_endpoint = LLMEndpoint.objects.filter(name=endpoint).first() if endpoint else LLMEndpoint.objects.first()
             if llm_endpoint is None:
                 raise CommandError("LLM injection needs an endpoint: add one in the admin and name it with --endpoint")
@@ -44,13 +46,14 @@ class Command(BaseCommand):
                 bar.update(done - bar.n)
                 bar.set_postfix_str(f"{bug.status if bug else 'duplicate'} {bug.operator if bug else ''}")
 
-            batch = injection.start_batch(repository, method, count, seed=seed, operators=operators,
-                                          endpoint=llm_endpoint, sync=True, progress=progress)
+            batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
+                                          endpoint=llm_endpoint, targets=targets, sync=True, progress=progress)
             bar.close()
             self.stdout.write(f"batch {batch.pk}: {batch.status}, {batch.produced} candidate(s) {batch.error}")
             self._report(repository)
         else:
-            batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, endpoint=llm_endpoint)
+            batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
+                                          endpoint=llm_endpoint, targets=targets)
             self.stdout.write(f"batch {batch.pk} queued on 'inject' (job {batch.job_id})")
 
     def _report(self, repository, as_json=False):
