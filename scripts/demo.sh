@@ -15,6 +15,7 @@ ensure_redis "$REDIS_URL"
 "$PY" manage.py migrate --noinput -v0
 "$PY" manage.py create_staff --username admin
 "$PY" manage.py load_sample_repo --baseline --with-bugs
+"$PY" manage.py inject cartcalc --method procedural --count 20
 "$PY" manage.py sandbox_check || echo "!! the configured sandbox is not usable: validation jobs will fail" >&2
 
 mkdir -p var
