@@ -12,15 +12,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import shutil
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sample_setup import sample_setup
 
 
 def main() -> None:
@@ -32,23 +27,13 @@ def main() -> None:
 
     from episodes.engine import coverage_map
     from episodes.engine.injectors import procedural
-    from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
-    from episodes.engine.samples import build_sample_git_repo
+    from episodes.engine.sandbox import Limits
     from episodes.engine.validation import BugSpec, RepoSpec, Validator
-    from episodes.engine.workspace import WorkspaceFactory
 
-    work = Path(tempfile.mkdtemp(prefix="bugforge-bench-", dir="/var/tmp"))
-    work.chmod(0o755)
+    sample = sample_setup("local", pip_packages=(coverage_map.COVERAGE_PACKAGE,))
+    src, commit, factory, executor = sample.src, sample.commit, sample.workspaces, sample.executor
+    mirror, environment = sample.mirror, sample.environment
     try:
-        src = work / "cartcalc"
-        commit = build_sample_git_repo(src)
-        factory = WorkspaceFactory(work / "sandbox")
-        executor = make_executor("local", cache_dir=work / "sandbox")
-        mirror = factory.ensure_mirror(str(src), commit)
-        with factory.checkout(mirror, commit) as checkout:
-            environment = executor.ensure_environment(
-                EnvironmentSpec(name="cartcalc", pip_packages=(coverage_map.COVERAGE_PACKAGE,)), checkout
-            )
         repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
         validator = Validator(executor, factory, Limits(timeout_s=30), reruns=args.reruns)
         record, coverage = validator.baseline(repo)
@@ -96,7 +81,7 @@ def main() -> None:
         for op, (cands, valid) in sorted(per_op.items()):
             print(f"    {op:<22} {valid:>3}/{cands:<3} {valid / cands:5.0%}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        sample.close()
 
 
 if __name__ == "__main__":

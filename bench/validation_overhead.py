@@ -15,13 +15,9 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from sample_setup import sample_setup
 
 
 def main() -> None:
@@ -31,22 +27,15 @@ def main() -> None:
     parser.add_argument("--bugs", type=int, default=4, help="how many valid sample bugs (max 4)")
     args = parser.parse_args()
 
+    from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
     from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
     from episodes.engine.validation import JUNIT_PATH, VERIFIER_PATH, BugSpec, RepoSpec, Validator
-    from episodes.engine.workspace import WorkspaceFactory, apply_patch, git
-    from episodes.engine.samples import build_sample_git_repo
-    from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
+    from episodes.engine.workspace import apply_patch, git
 
-    work = Path(tempfile.mkdtemp(prefix="bugforge-bench-", dir="/var/tmp"))
-    work.chmod(0o755)
+    sample = sample_setup(args.backend, docker_url=os.environ.get("BUGFORGE_DOCKER_URL"))
+    src, commit, factory, executor = sample.src, sample.commit, sample.workspaces, sample.executor
+    mirror, environment, work = sample.mirror, sample.environment, sample.work
     try:
-        src = work / "cartcalc"
-        commit = build_sample_git_repo(src)
-        factory = WorkspaceFactory(work / "sandbox")
-        executor = make_executor(args.backend, cache_dir=work / "sandbox", docker_url=os.environ.get("BUGFORGE_DOCKER_URL"))
-        mirror = factory.ensure_mirror(str(src), commit)
-        with factory.checkout(mirror, commit) as source_dir:
-            environment = executor.ensure_environment(EnvironmentSpec(name="cartcalc"), source_dir)
         records: list = []
         validator = Validator(executor, factory, Limits(timeout_s=120), reruns=args.reruns, on_run=records.append)
         repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
@@ -105,7 +94,7 @@ def main() -> None:
         target = 1.15 if args.backend == "local" else 1.5
         print(f"overhead ratio       {bugforge_s / direct_s:8.2f}   (target ≤ {target})")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        sample.close()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ pinned commit (cheap: files are checked out, history is shared), a patch is appl
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import hashlib
 import os
@@ -118,11 +119,25 @@ def apply_patch(path: Path, patch: str, reverse: bool = False) -> None:
     if not patch.endswith("\n"):
         patch += "\n"
     args = ["apply", "--whitespace=nowarn"] + (["--reverse"] if reverse else [])
-    try:
-        git(*args, "--check", "-", cwd=path, input=patch)
+    try:  # all or nothing: git apply changes no file unless every hunk applies
         git(*args, "-", cwd=path, input=patch)
     except GitError as exc:
         raise PatchError(f"patch does not apply{' in reverse' if reverse else ''}: {exc}") from None
+
+
+def unified_diff(path: str, before: str, after: str) -> str:
+    """A ``git apply``-able diff of one file from ``before`` to ``after`` ("" if equal)."""
+    body = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
+    )
+    out = [f"diff --git a/{path} b/{path}\n"]
+    for line in body:
+        if line.startswith(("--- ", "+++ ")):
+            line = line.rstrip() + "\n"  # difflib leaves an empty tab-separated date field
+        elif not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        out.append(line)
+    return "".join(out) if len(out) > 1 else ""
 
 
 def is_pristine(path: Path) -> bool:

@@ -17,7 +17,8 @@ from episodes.engine.injectors import (
     parse_reply,
     problem_statement_from_failure,
 )
-from episodes.engine.injectors.llm_injector import blank_body, splice, unified_diff
+from episodes.engine.injectors.llm_injector import blank_body, splice
+from episodes.engine.workspace import unified_diff
 from episodes.engine.llm import EndpointConfig, LLMClient
 
 from .fake_upstream import Reply

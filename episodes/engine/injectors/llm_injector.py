@@ -38,12 +38,14 @@ Reply format (rewrite): one ``### IMPLEMENTATION`` section with the fenced funct
 from __future__ import annotations
 
 import ast
-import difflib
 import random
 import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
+
+from ..validation import pytest_verifier
+from ..workspace import unified_diff
 
 MODES = ("modify", "rewrite")
 BUG, VERIFIER, PROBLEM, IMPLEMENTATION = "BUG", "VERIFIER", "PROBLEM", "IMPLEMENTATION"
@@ -231,35 +233,6 @@ def splice(file_source: str, start_line: int, end_line: int, function_source: st
     if end_line == len(lines) and not file_source.endswith("\n"):
         new = new[:-1]
     return "".join(lines[: start_line - 1]) + new + "".join(lines[end_line:])
-
-
-def unified_diff(path: str, before: str, after: str) -> str:
-    """A ``git apply``-able diff of one file."""
-    out = [f"diff --git a/{path} b/{path}\n"]
-    body = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
-    )
-    for line in body:
-        if line.endswith("\n"):
-            out.append(line)
-        else:
-            out.append(line + "\n\\ No newline at end of file\n")
-    return "".join(out) if len(out) > 1 else ""
-
-
-def pytest_verifier(test_ids: list[str]) -> str:
-    """A standalone verifier that exits 0 only when every test in ``test_ids`` passes."""
-    return textwrap.dedent(
-        f"""\
-        # BugForge verifier: exits 0 only when every listed test passes.
-        import sys
-
-        import pytest
-
-        TESTS = {list(test_ids)!r}
-        sys.exit(0 if pytest.main(["-q", "-p", "no:cacheprovider", *TESTS]) == 0 else 1)
-        """
-    )
 
 
 # -- parsing replies --------------------------------------------------------------------------

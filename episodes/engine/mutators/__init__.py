@@ -14,7 +14,7 @@ from .calls import SwapCallArguments
 from .comparisons import FlipComparison
 from .conditionals import InvertIfElse, RemoveCondition
 from .constants import OffByOne
-from .core import Context, FunctionInfo, FunctionScope, Mutation, Mutator, Site, unified_patch
+from .core import Context, FunctionInfo, FunctionScope, Mutation, Mutator, Site
 from .functions import build_context, list_functions
 from .returns import RemoveReturnValue
 from .sampling import sample
@@ -28,7 +28,6 @@ __all__ = [
     "list_functions",
     "mutations",
     "sample",
-    "unified_patch",
 ]
 
 OPERATORS: dict[str, Mutator] = {

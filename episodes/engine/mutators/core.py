@@ -9,13 +9,14 @@ ancestor path, checks the result and turns it into a :class:`Mutation`.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable, Iterator, Sequence, Union
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
+
+from ..workspace import unified_diff
 
 
 @dataclass(frozen=True)
@@ -40,22 +41,7 @@ class Mutation:
     @cached_property  # a property computed once (frozen dataclasses allow it: it bypasses __setattr__)
     def patch(self) -> str:
         """``git apply``-able unified diff from ``original`` to ``mutated``."""
-        return unified_patch(self.path, self.original, self.mutated)
-
-
-def unified_patch(path: str, original: str, mutated: str) -> str:
-    """A ``git apply``-able unified diff (3 lines of context) from ``original`` to ``mutated``."""
-    diff = difflib.unified_diff(
-        original.splitlines(keepends=True), mutated.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
-    )
-    out = [f"diff --git a/{path} b/{path}\n"]
-    for line in diff:
-        if line.startswith(("--- ", "+++ ")):
-            line = line.rstrip() + "\n"  # difflib leaves an empty tab-separated date field
-        elif not line.endswith("\n"):
-            line += "\n\\ No newline at end of file\n"
-        out.append(line)
-    return "".join(out) if len(out) > 1 else ""
+        return unified_diff(self.path, self.original, self.mutated)
 
 
 # -- the parsed file ------------------------------------------------------------------------
