@@ -108,3 +108,24 @@ def test_inject_form_queues_a_batch_and_rejects_bad_input(staff_client, data, re
     assert (batch.requested, batch.method, batch.status) == (7, "procedural", "queued")
     assert AuditEvent.objects.filter(action="start_injection").exists()
     assert b"queued" in response.content
+
+
+def test_llm_endpoint_key_is_never_rendered_back(db, django_user_model):
+    from django.test import Client
+
+    from episodes.models import LLMEndpoint
+
+    admin = django_user_model.objects.create_superuser("root", password="pw-root-123")
+    client = Client()
+    client.force_login(admin)
+    endpoint = LLMEndpoint.objects.create(name="up", protocol="openai_chat", base_url="http://127.0.0.1:9/v1",
+                                          model="m", api_key="sk-very-secret-123")
+    body = client.get(f"/admin/episodes/llmendpoint/{endpoint.pk}/change/").content.decode()
+    assert "sk-very-secret-123" not in body and 'name="api_key"' in body
+    assert "sk-very-secret-123" not in repr(endpoint) and "sk-very-secret-123" not in repr(endpoint.engine_config())
+    # saving the form with the key field left blank keeps the stored key
+    data = {"name": "up", "protocol": "openai_chat", "base_url": "http://127.0.0.1:9/v1", "model": "m2",
+            "api_key": "", "usd_per_mtok_in": "0", "usd_per_mtok_out": "0"}
+    assert client.post(f"/admin/episodes/llmendpoint/{endpoint.pk}/change/", data).status_code == 302
+    endpoint.refresh_from_db()
+    assert endpoint.model == "m2" and endpoint.api_key == "sk-very-secret-123"
