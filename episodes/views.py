@@ -4,13 +4,23 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
 
 from bugforge_web.auth import staff_required
 
 from . import injection, jobs
+from .forms import ReviewForm
 from .engine.mutators import OPERATORS
 from .models import AuditEvent, Bug, Episode, InjectionBatch, LLMEndpoint, Repository, Teacher
+
+
+def _back(request, default: str) -> str:
+    """Where a form asked to go back to, if it is on this site (no open redirects)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
 
 
 @require_GET
@@ -115,8 +125,49 @@ def bug_detail(request, pk):
     return render(
         request,
         "episodes/bug_detail.html",
-        {"bug": bug, "runs": bug.runs.all(), "episodes": bug.episodes.select_related("teacher")},
+        {
+            "bug": bug,
+            "runs": bug.runs.all(),
+            "episodes": bug.episodes.select_related("teacher"),
+            "reviews": bug.reviews.select_related("reviewer"),
+            "review_form": ReviewForm(),
+            "history": AuditEvent.objects.filter(target_type="episodes.bug", target_id=str(bug.pk)).select_related("actor")[:50],
+        },
     )
+
+
+@staff_required
+def bug_review(request, pk):
+    bug = get_object_or_404(Bug, pk=pk)
+    form = ReviewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Review not saved: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        try:
+            bug.review(request.user, **form.cleaned_data)
+            messages.info(request, f"Bug {bug.pk} is now {bug.status}.")
+        except ValueError as exc:
+            messages.error(request, str(exc))
+    return redirect(bug)
+
+
+@staff_required
+def bug_quarantine(request, pk):
+    bug = get_object_or_404(Bug, pk=pk)
+    bug.set_quarantined(request.user, request.POST.get("quarantined") == "1")
+    messages.info(request, f"Bug {bug.pk} {'quarantined' if bug.quarantined else 'back from quarantine'}.")
+    return redirect(_back(request, bug.get_absolute_url()))
+
+
+@staff_required
+def bug_mark_stable(request, pk):
+    bug = get_object_or_404(Bug, pk=pk)
+    try:
+        bug.mark_stable(request.user, request.POST.get("reason", ""))
+        messages.info(request, f"Bug {bug.pk} marked stable.")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    return redirect(_back(request, bug.get_absolute_url()))
 
 
 @require_GET
@@ -142,7 +193,7 @@ def bug_rerun(request, pk):
     jobs.enqueue_reruns(bug, n)
     AuditEvent.record(request.user, "enqueue_reruns", bug, after={"n": n})
     messages.info(request, f"{n} more clean and {n} more buggy runs of bug {bug.pk} queued.")
-    return redirect(request.POST.get("next") or bug.get_absolute_url())
+    return redirect(_back(request, bug.get_absolute_url()))
 
 
 @require_GET

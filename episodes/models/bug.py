@@ -244,3 +244,54 @@ class Bug(models.Model):
             self.clean_runs, self.clean_passes, self.buggy_runs, self.buggy_fails,
             self.flip_rate, self.flake_upper_bound or 1.0,
         ).describe()
+
+    # --- curation (staff) ---------------------------------------------------------------
+
+    CURATABLE = ("valid", "approved", "rejected")
+
+    def _audited(self, actor, action: str, change, **after):
+        from .audit import AuditEvent
+
+        before = {k: getattr(self, k) for k in after}
+        change()
+        self.save()
+        AuditEvent.record(actor, action, self, before=before, after={k: getattr(self, k) for k in after})
+
+    def review(self, reviewer, **rubric):
+        """Record ``reviewer``'s rubric and verdict, then settle the bug from all reviews
+        (SWE-bench Verified's rule: any severity ≥ 2, any other major issue or any reject
+        drops it; otherwise an approve approves it)."""
+        from .audit import Review
+
+        if self.status not in self.CURATABLE:
+            raise ValueError(f"a {self.status} bug cannot be reviewed: only valid bugs are curated")
+        review, _ = Review.objects.update_or_create(bug=self, reviewer=reviewer, defaults=rubric)
+        reviews = list(self.reviews.all())
+        dropped = any(
+            r.verdict == Review.Verdict.REJECT or r.underspecified >= 2 or r.rejects_valid_fixes >= 2 or r.other_major_issue
+            for r in reviews
+        )
+        status = self.Status.REJECTED if dropped else self.Status.APPROVED
+        difficulty = rubric.get("difficulty") or self.difficulty
+
+        def change():
+            self.status, self.difficulty = status, difficulty
+
+        self._audited(reviewer, "review", change, status=status, difficulty=difficulty)
+        return review
+
+    def set_quarantined(self, actor, quarantined: bool) -> None:
+        self._audited(actor, "quarantine" if quarantined else "unquarantine",
+                      lambda: setattr(self, "quarantined", quarantined), quarantined=quarantined)
+
+    def mark_stable(self, actor, reason: str) -> None:
+        """Staff overrule the flakiness figures: the verifier is trusted, with the reason kept."""
+        if self.status != self.Status.FLAKY:
+            raise ValueError("only a flaky bug can be marked stable")
+        if not reason.strip():
+            raise ValueError("say why the verifier can be trusted")
+
+        def change():
+            self.status, self.stable_reason, self.invalid_reason = self.Status.VALID, reason.strip(), ""
+
+        self._audited(actor, "mark_stable", change, status=self.Status.VALID, stable_reason=reason.strip())
