@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import fcntl
 import hashlib
 import os
 import re
@@ -16,6 +15,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from .locks import file_lock
 
 
 class GitError(RuntimeError):
@@ -39,17 +40,6 @@ def git(*args: str, cwd: Path | None = None, input: str | None = None, timeout: 
     return proc.stdout
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class WorkspaceFactory:
     """Mirrors under ``root/mirrors``, workspaces under ``root/workspaces``."""
 
@@ -68,7 +58,7 @@ class WorkspaceFactory:
     def ensure_mirror(self, source: str, commit: str) -> Path:
         """A bare mirror of ``source`` that contains ``commit`` (fetching only when missing)."""
         mirror = self.mirror_path(source)
-        with _locked(mirror.with_suffix(".lock")):
+        with file_lock(mirror.with_suffix(".lock")):
             if not mirror.exists():
                 tmp = Path(tempfile.mkdtemp(dir=self.mirrors, prefix=".clone-"))
                 try:
@@ -95,7 +85,7 @@ class WorkspaceFactory:
         """A fresh worktree at ``commit`` with ``patch`` applied (then ``reverse_patch``
         applied in reverse), removed on exit whatever happens inside."""
         path = Path(tempfile.mkdtemp(dir=self.workspaces, prefix="ws-"))
-        with _locked(mirror.with_suffix(".lock")):
+        with file_lock(mirror.with_suffix(".lock")):
             git("worktree", "add", "--detach", "--force", str(path), commit, cwd=mirror)
         try:
             if patch:
@@ -107,7 +97,7 @@ class WorkspaceFactory:
             self.remove(mirror, path)
 
     def remove(self, mirror: Path, path: Path) -> None:
-        with _locked(mirror.with_suffix(".lock")):
+        with file_lock(mirror.with_suffix(".lock")):
             try:
                 git("worktree", "remove", "--force", "--force", str(path), cwd=mirror)
             except GitError:  # already half gone: clean up by hand

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -59,6 +58,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..locks import file_lock
 from .base import (
     KILLED_CPU,
     KILLED_FILE_SIZE,
@@ -507,17 +507,6 @@ def _close_live_executors() -> None:
             ex.close_warm()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 class DockerExecutor:
     """``Executor`` backed by a Docker Engine API (Docker or Podman's compat service)."""
 
@@ -661,7 +650,7 @@ class DockerExecutor:
             self._base_tag = tag
             return tag
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.cache_dir / "base-image.lock"):
+        with file_lock(self.cache_dir / "base-image.lock"):
             if self._image_exists(tag):
                 self._base_tag = tag
                 return tag
@@ -947,7 +936,7 @@ class DockerExecutor:
         tag = f"{IMAGE_REPO_ENV}:{_sanitize_tag(spec.key)}-{base_fp}"
         if self._image_exists(tag):
             return tag
-        with _file_lock(self.cache_dir / f"env-{_sanitize_tag(spec.key)}.lock"):
+        with file_lock(self.cache_dir / f"env-{_sanitize_tag(spec.key)}.lock"):
             if self._image_exists(tag):
                 return tag
             t0 = time.monotonic()

@@ -28,7 +28,6 @@ host-wide, so when no pids cgroup is available concurrent runs under the same ui
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -44,6 +43,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..locks import file_lock
 from .base import (
     KILLED_CPU,
     KILLED_FILE_SIZE,
@@ -214,8 +214,7 @@ class LocalExecutor:
         self.envs_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.envs_dir, 0o755)
         lock_path = self.envs_dir / f".{key}.lock"
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(lock_path):
             if (final / ENV_MARKER).is_file():
                 return key
             if final.exists():  # leftover of an interrupted build without marker
