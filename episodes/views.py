@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET
@@ -39,9 +39,7 @@ def repository_detail(request, pk):
             "repo": repo,
             "baseline": baseline,
             "figures": injection.figures(repo),
-            "batches": repo.batches.select_related("repository").annotate(
-                valid=Count("bugs", filter=Q(bugs__status="valid"))
-            )[:10],
+            "batches": repo.batches.with_progress()[:10],
             "methods": injection.METHODS,
             "endpoints": LLMEndpoint.objects.only("name", "model"),
             "operators": sorted(OPERATORS),
@@ -75,10 +73,7 @@ def repository_inject(request, pk):
 @require_GET
 def batch_progress(request, pk):
     """One injection batch's live progress, polled by htmx while it runs."""
-    batches = InjectionBatch.objects.select_related("repository").annotate(
-        valid=Count("bugs", filter=Q(bugs__status="valid"))
-    )
-    batch = get_object_or_404(batches, pk=pk)
+    batch = get_object_or_404(InjectionBatch.objects.with_progress(), pk=pk)
     return render(request, "episodes/partials/batch_row.html", {"batch": batch})
 
 
@@ -180,8 +175,9 @@ def bug_progress(request, pk):
 @staff_required
 def bug_validate(request, pk):
     bug = get_object_or_404(Bug, pk=pk)
+    before = bug.status
     jobs.enqueue_validation(bug)
-    AuditEvent.record(request.user, "enqueue_validation", bug, after={"status": bug.status})
+    AuditEvent.record(request.user, "enqueue_validation", bug, before={"status": before}, after={"status": "validating"})
     messages.info(request, f"Validation of bug {bug.pk} queued.")
     return redirect(bug)
 

@@ -78,6 +78,7 @@ def test_staff_action_enqueues_and_audits(staff_client, data, redis_conn):
     assert data["bug"].status == "validating"
     event = AuditEvent.objects.get(action="enqueue_validation")
     assert event.actor.username == "staffer" and event.target_id == str(data["bug"].pk)
+    assert (event.before, event.after) == ({"status": "flaky"}, {"status": "validating"})
 
 
 def test_repository_page_shows_injection_figures_and_batches(staff_client, data):

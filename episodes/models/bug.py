@@ -7,8 +7,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 
+class InjectionBatchQuerySet(models.QuerySet):
+    def with_progress(self):
+        """Batches as their progress row shows them: repository loaded, valid bugs counted."""
+        return self.select_related("repository").annotate(
+            valid=models.Count("bugs", filter=models.Q(bugs__status="valid"))
+        )
+
+
 class InjectionBatch(models.Model):
     """One `inject` job: K candidates asked of one method on one repository."""
+
+    objects = InjectionBatchQuerySet.as_manager()
 
     class Status(models.TextChoices):
         QUEUED = "queued"
