@@ -1,7 +1,7 @@
 """The domain: repositories, bugs and their verification, teachers and their episodes."""
 from .audit import AuditEvent, Review
 from .bug import Bug, InjectionBatch
-from .episode import Episode, LLMCall, LLMEndpoint, Teacher
+from .episode import Episode, LLMCall, LLMEndpoint, SolveBatch, Teacher
 from .repository import Repository
 from .verification import VerificationRun
 
@@ -14,6 +14,7 @@ __all__ = [
     "LLMEndpoint",
     "Repository",
     "Review",
+    "SolveBatch",
     "Teacher",
     "VerificationRun",
 ]

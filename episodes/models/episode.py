@@ -1,4 +1,13 @@
+import hashlib
+import secrets
+
 from django.db import models
+
+GATEWAY_TOKEN_PREFIX = "bfgw_"
+
+
+def hash_gateway_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class LLMEndpoint(models.Model):
@@ -63,8 +72,38 @@ class Teacher(models.Model):
         return self.name
 
 
+class SolveBatch(models.Model):
+    """One launch of a teacher over a selection of bugs, k attempts each: the unit of progress."""
+
+    teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="solve_batches")
+    attempts_per_bug = models.PositiveSmallIntegerField(default=1)
+    bug_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"solve batch {self.pk}: {self.teacher} × {self.bug_count} bugs, k={self.attempts_per_bug}"
+
+
+class EpisodeQuerySet(models.QuerySet):
+    def by_gateway_token(self, token: str):
+        """The live episode a gateway token belongs to, or None (unknown, or the episode is over)."""
+        if not token or not token.startswith(GATEWAY_TOKEN_PREFIX):
+            return None
+        return (
+            self.select_related("teacher__endpoint")
+            .filter(gateway_token_hash=hash_gateway_token(token), status__in=["queued", "running"])
+            .first()
+        )
+
+
 class Episode(models.Model):
     """One teacher attempt at one bug; the verifier's verdict on its diff is the reward."""
+
+    objects = EpisodeQuerySet.as_manager()
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -74,8 +113,26 @@ class Episode(models.Model):
         FAILED = "failed", "failed (error)"
         CANCELLED = "cancelled"
 
+    class ExitReason(models.TextChoices):
+        SUBMITTED = "submitted"
+        FINISHED = "finished", "agent stopped"
+        STEP_LIMIT = "step_limit", "step limit"
+        TOKEN_LIMIT = "token_limit", "token limit"
+        COST_LIMIT = "cost_limit", "cost limit"
+        TIME_LIMIT = "time_limit", "time limit"
+        ERROR = "error"
+
     bug = models.ForeignKey("episodes.Bug", on_delete=models.CASCADE, related_name="episodes")
     teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="episodes")
+    solve_batch = models.ForeignKey(
+        SolveBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="episodes"
+    )
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1..k within its solve batch (pass@k)")
+    exit_reason = models.CharField(max_length=12, choices=ExitReason, blank=True)
+    agent_events = models.JSONField(
+        default=list, blank=True, help_text="the harness's own event stream (Claude Code / Codex JSON lines)"
+    )
+    grading = models.JSONField(default=dict, blank=True, help_text="verifier and F2P/P2P runs behind the reward")
     status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     final_patch = models.TextField(blank=True)
@@ -98,6 +155,14 @@ class Episode(models.Model):
     def __str__(self):
         return f"episode {self.pk}: {self.teacher} on bug {self.bug_id}"
 
+    def issue_gateway_token(self) -> str:
+        """A fresh per-episode token for the recording gateway; only its hash is stored, so the
+        plain token exists only in the agent's environment for the episode's lifetime."""
+        token = GATEWAY_TOKEN_PREFIX + secrets.token_urlsafe(24)
+        self.gateway_token_hash = hash_gateway_token(token)
+        self.save(update_fields=["gateway_token_hash"])
+        return token
+
 
 class LLMCall(models.Model):
     """One recorded model call, made by an agent (episode) or by the injector (batch)."""
@@ -108,6 +173,8 @@ class LLMCall(models.Model):
     )
     endpoint = models.ForeignKey(LLMEndpoint, null=True, blank=True, on_delete=models.SET_NULL)
     protocol = models.CharField(max_length=20, choices=LLMEndpoint.Protocol)
+    path = models.CharField(max_length=200, blank=True, help_text="gateway path called, e.g. /v1/messages")
+    streamed = models.BooleanField(default=False)
     sequence = models.PositiveIntegerField(default=0)
     request = models.JSONField(default=dict)
     response = models.JSONField(default=dict, blank=True)
