@@ -20,6 +20,7 @@ from .base import (
     ExecResult,
     Executor,
     Limits,
+    Mount,
     ProbeReport,
     SandboxError,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "ExecResult",
     "Executor",
     "Limits",
+    "Mount",
     "ProbeReport",
     "SandboxError",
     "make_executor",

@@ -39,6 +39,17 @@ KILLED_PIDS = "pids"
 KILLED_FILE_SIZE = "file_size"
 
 
+@dataclass(frozen=True)
+class Mount:
+    """An extra host path made visible inside the sandbox (read-only unless ``writable``):
+    e.g. the teacher CLIs' install, a per-run state directory, a directory holding the
+    recording gateway's unix socket. Backends that cannot mount raise SandboxError."""
+
+    source: Path
+    target: str
+    writable: bool = False
+
+
 @dataclass
 class ExecResult:
     exit_code: int | None  # None when the sandbox could not report one (killed hard)

@@ -9,7 +9,7 @@ Every run is wrapped as (see ``build_command``)::
           --ro-bind-data FD /etc/passwd  --ro-bind-data FD /etc/group  --ro-bind-data FD /etc/hosts
           --symlink /usr/bin/python3 /.bugforge/bin/python
           --proc /proc  --dev /dev  --size 256MiB --tmpfs /tmp  --dir /var/tmp
-          [--ro-bind ENVDIR ENVDIR]  --bind WORKDIR WORKDIR  --remount-ro /
+          [--ro-bind ENVDIR ENVDIR]  [--ro-bind/--bind MOUNT ...]  --bind WORKDIR WORKDIR  --remount-ro /
           --chdir WORKDIR  -- argv...
 
 started from a ``preexec_fn`` that (as root) joins a per-run pids cgroup when the v1 pids
@@ -54,6 +54,7 @@ from .base import (
     EnvironmentSpec,
     ExecResult,
     Limits,
+    Mount,
     ProbeReport,
     SandboxError,
 )
@@ -299,6 +300,7 @@ class LocalExecutor:
         environment: str | None = None,
         env: dict[str, str] | None = None,
         limits: Limits = Limits(),
+        mounts: tuple[Mount, ...] | list[Mount] = (),
     ) -> ExecResult:
         if not argv:
             raise SandboxError("empty argv")
@@ -314,8 +316,15 @@ class LocalExecutor:
         self._check_reachable(workdir)
         if env_dir is not None:
             self._check_reachable(env_dir)
+        for m in mounts:
+            if not Path(m.source).exists():
+                raise SandboxError(f"mount source {m.source} does not exist")
+            if not str(m.target).startswith("/"):
+                raise SandboxError(f"mount target {m.target!r} must be absolute")
+            source = Path(m.source)
+            self._check_reachable(source if source.is_dir() else source.parent)
         return self._run(list(argv), workdir, env_dir=env_dir, env_writable=False, env=env,
-                         limits=limits)
+                         limits=limits, mounts=tuple(mounts))
 
     def _check_reachable(self, path: Path) -> None:
         """bwrap runs as ``run_as_uid``, so every ancestor must be searchable by it."""
@@ -340,7 +349,7 @@ class LocalExecutor:
     def build_command(self, argv: list[str], workdir: Path, *, env_dir: Path | None = None,
                       env_writable: bool = False, network: bool = False,
                       data_fds: dict[str, int] | None = None,
-                      status_fd: int | None = None) -> list[str]:
+                      status_fd: int | None = None, mounts: tuple[Mount, ...] = ()) -> list[str]:
         """The bwrap command line (without the rlimit/uid part, done in preexec_fn)."""
         if not self.bwrap:
             raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
@@ -370,6 +379,8 @@ class LocalExecutor:
                 "--dir", "/var/tmp"]
         if env_dir is not None:
             cmd += ["--bind" if env_writable else "--ro-bind", str(env_dir), str(env_dir)]
+        for m in mounts:
+            cmd += ["--bind" if m.writable else "--ro-bind", str(m.source), str(m.target)]
         cmd += ["--bind", str(workdir), str(workdir),
                 "--remount-ro", "/",  # the sandbox's root tmpfs: nothing writable but binds
                 "--chdir", str(workdir), "--", *argv]
@@ -400,7 +411,7 @@ class LocalExecutor:
         return e
 
     def _run(self, argv: list[str], workdir: Path, *, env_dir: Path | None, env_writable: bool,
-             env: dict[str, str] | None, limits: Limits) -> ExecResult:
+             env: dict[str, str] | None, limits: Limits, mounts: tuple[Mount, ...] = ()) -> ExecResult:
         cgroup = _PidsCgroup.create(limits.pids) if self.use_cgroups else None
         data = {
             "/etc/passwd": (
@@ -423,7 +434,7 @@ class LocalExecutor:
             to_close += [status_r, status_w]
             cmd = self.build_command(argv, workdir, env_dir=env_dir, env_writable=env_writable,
                                      network=limits.network, data_fds=data_fds,
-                                     status_fd=status_w)
+                                     status_fd=status_w, mounts=mounts)
             preexec = _make_preexec(limits, self.run_as_uid, self.run_as_gid,
                                     cgroup.procs_file if cgroup else None)
             return self._spawn(cmd, workdir, self._sandbox_env(workdir, env_dir, env), limits,
