@@ -18,3 +18,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
 class MetricPointAdmin(admin.ModelAdmin):
     list_display = ["run", "step", "name", "value"]
     list_filter = ["name"]
+
+
+from .models import Evaluation  # noqa: E402
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    list_display = ["name", "subject", "dataset", "k", "status", "created_at"]
+    list_filter = ["status", "subject"]

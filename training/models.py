@@ -1,6 +1,14 @@
+"""Datasets, training runs with their live metrics, and evaluations of models on held-out bugs."""
+import datetime
+import json
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
+
+from training.engine import hyperparameters as hp
 
 
 class Dataset(models.Model):
@@ -9,6 +17,9 @@ class Dataset(models.Model):
     class Kind(models.TextChoices):
         SFT = "sft", "SFT (trajectories)"
         RL = "rl", "RL (bugs + verifiers)"
+
+    # Fields fixed at build time: a built dataset never changes (a new build is a new row).
+    FROZEN_FIELDS = ("name", "kind", "filters", "manifest", "path", "train_rows", "heldout_rows", "content_hash")
 
     name = models.SlugField(max_length=100, unique=True)
     kind = models.CharField(max_length=4, choices=Kind)
@@ -27,8 +38,63 @@ class Dataset(models.Model):
     def __str__(self):
         return self.name
 
+    def save(self, *args, **kwargs):
+        if self.pk:
+            stored = type(self).objects.filter(pk=self.pk).values(*self.FROZEN_FIELDS).first()
+            if stored and stored["content_hash"]:
+                changed = [f for f in self.FROZEN_FIELDS if stored[f] != getattr(self, f)]
+                if changed:
+                    raise ValueError(f"dataset {stored['name']} is immutable once built (tried to change {', '.join(changed)})")
+        super().save(*args, **kwargs)
+
+    @property
+    def heldout_bug_ids(self) -> list[int]:
+        return list(self.manifest.get("bugs", {}).get("heldout", []))
+
+    @property
+    def train_bug_ids(self) -> list[int]:
+        return list(self.manifest.get("bugs", {}).get("train", []))
+
+
+class TrainingRunQuerySet(models.QuerySet):
+    def sweep_stale(self) -> list[tuple[int, str]]:
+        """Runs left `queued`/`running` by a worker that died (its RQ job failed, stopped or
+        vanished) end `failed` with the reason. Returns (run id, why)."""
+        import django_rq
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        swept = []
+        connection = django_rq.get_connection("train")
+        for run in self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exclude(job_id=""):
+            why = ""
+            try:
+                state = Job.fetch(run.job_id, connection=connection).get_status()
+                if state in ("failed", "stopped", "canceled", "finished"):
+                    why = f"its job {run.job_id} is {state}"
+            except NoSuchJobError:
+                why = f"its job {run.job_id} no longer exists"
+            if not why and run.status == TrainingRun.Status.RUNNING and run.heartbeat_at and \
+                    run.heartbeat_at < timezone.now() - datetime.timedelta(seconds=settings.BUGFORGE_STALE_AFTER_S):
+                why = f"no sign of life from its job for over {settings.BUGFORGE_STALE_AFTER_S}s"
+            if why:
+                n = self.filter(pk=run.pk, status=run.status).update(
+                    status=TrainingRun.Status.FAILED, error=f"the training worker died: {why}", finished_at=timezone.now()
+                )
+                if n:
+                    swept.append((run.pk, why))
+        return swept
+
 
 class TrainingRun(models.Model):
+    """One training run: method, base model, dataset(s), hyperparameters, and what came of it.
+
+    ``dataset`` is the SFT set for `sft` and `sft_grpo`, the RL set for `grpo`; ``rl_dataset``
+    is the RL set of the GRPO phase of `sft_grpo`.
+    """
+
+    objects = TrainingRunQuerySet.as_manager()
+
     class Method(models.TextChoices):
         SFT = "sft", "SFT"
         GRPO = "grpo", "GRPO"
@@ -41,10 +107,18 @@ class TrainingRun(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
+    # Key hyperparameters and their defaults per method (forms show these; see engine.hyperparameters).
+    DEFAULT_HYPERPARAMETERS = hp.DEFAULTS
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
     name = models.CharField(max_length=200)
     method = models.CharField(max_length=8, choices=Method)
     base_model = models.CharField(max_length=500, help_text="local path (or hub id where the host reaches a hub)")
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    rl_dataset = models.ForeignKey(
+        Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="rl_runs",
+        help_text="the RL set of the GRPO phase (SFT then GRPO only)",
+    )
     hyperparameters = models.JSONField(default=dict, blank=True)
     use_lora = models.BooleanField(default=False)
     device = models.CharField(max_length=32, default="cpu")
@@ -55,7 +129,9 @@ class TrainingRun(models.Model):
     max_steps = models.PositiveIntegerField(default=0)
     output_dir = models.CharField(max_length=500, blank=True)
     log_path = models.CharField(max_length=500, blank=True)
+    final_model = models.CharField(max_length=500, blank=True, help_text="directory of the trained model")
     job_id = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -69,6 +145,69 @@ class TrainingRun(models.Model):
 
     def get_absolute_url(self):
         return reverse("training_run_detail", args=[self.pk])
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def progress(self) -> float:
+        """0..1: optimizer steps done over the run's step budget (1 once succeeded)."""
+        if self.status == self.Status.SUCCEEDED:
+            return 1.0
+        if not self.max_steps:
+            return 0.0
+        return max(0.0, min(1.0, self.step / self.max_steps))
+
+    def resolved_hyperparameters(self) -> dict:
+        """The defaults of the method updated by this run's own values."""
+        return hp.resolve(self.method, self.hyperparameters)
+
+    def curves(self, names=None) -> dict[str, list[tuple[int, float]]]:
+        """{metric name: [(step, value), …]} sorted by step; ``names`` limits the metrics."""
+        points = self.metrics.all()
+        if names is not None:
+            points = points.filter(name__in=list(names))
+        out: dict[str, list[tuple[int, float]]] = {}
+        for step, name, value in points.order_by("name", "step").values_list("step", "name", "value"):
+            out.setdefault(name, []).append((step, value))
+        return out
+
+    def log_tail(self, lines: int = 100) -> str:
+        """The last ``lines`` lines of the training process's output ("" before it starts)."""
+        if not self.log_path:
+            return ""
+        path = Path(self.log_path)
+        if not path.is_file():
+            return ""
+        with path.open("rb") as fh:  # read only the end: logs of long runs grow large
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 200 * lines))
+            data = fh.read().decode("utf-8", "replace")
+        return "\n".join(data.splitlines()[-lines:])
+
+    def checkpoints(self) -> list[dict]:
+        """Saved checkpoints and final models: [{"phase", "step", "path", "final"}] by phase then step."""
+        if not self.output_dir or not Path(self.output_dir).is_dir():
+            return []
+        found = []
+        for phase_dir in sorted(p for p in Path(self.output_dir).iterdir() if p.is_dir()):
+            for ckpt in phase_dir.glob("checkpoint-*"):
+                try:
+                    step = int(ckpt.name.split("-", 1)[1])
+                except ValueError:
+                    continue
+                found.append({"phase": phase_dir.name, "step": step, "path": str(ckpt), "final": False})
+            if (phase_dir / "final" / "config.json").is_file() or (phase_dir / "final" / "adapter_config.json").is_file():
+                found.append({"phase": phase_dir.name, "step": None, "path": str(phase_dir / "final"), "final": True})
+        order = {"sft": 0, "grpo": 1}
+        return sorted(found, key=lambda c: (order.get(c["phase"], 2), c["final"], c["step"] or 0))
+
+    def request_cancel(self) -> None:
+        from training.launch import request_cancel
+
+        request_cancel(self)
 
 
 class MetricPoint(models.Model):
@@ -86,3 +225,50 @@ class MetricPoint(models.Model):
 
     def __str__(self):
         return f"{self.name}@{self.step}={self.value:g}"
+
+
+class Evaluation(models.Model):
+    """A model (trained checkpoint, base model or teacher) run as the built-in agent over the
+    held-out bugs of a dataset, k attempts each: pass@1 and pass@k with confidence intervals."""
+
+    class Subject(models.TextChoices):
+        CHECKPOINT = "checkpoint", "trained checkpoint"
+        BASE = "base", "base model"
+        TEACHER = "teacher", "teacher endpoint"
+        EPISODES = "episodes", "existing teacher episodes"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=12, choices=Subject)
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluations")
+    model_path = models.CharField(max_length=500, blank=True, help_text="checkpoint or base model directory")
+    teacher = models.ForeignKey("episodes.Teacher", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="evaluations")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="evaluations",
+                                help_text="its held-out bugs are the evaluation set")
+    k = models.PositiveSmallIntegerField(default=1, help_text="attempts per bug")
+    options = models.JSONField(default=dict, blank=True, help_text="max steps, max new tokens, temperature")
+    status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True)
+    progress = models.JSONField(default=dict, blank=True)  # {"done": n, "total": m}
+    attempts = models.JSONField(default=list, blank=True, help_text="[{bug_id, repository, difficulty, attempt, reward, …}]")
+    results = models.JSONField(default=dict, blank=True, help_text="pass@1, pass@k, intervals; per repository and difficulty")
+    job_id = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def pass_at_1(self):
+        return (self.results.get("overall") or {}).get("pass@1")
