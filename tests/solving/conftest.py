@@ -1,0 +1,69 @@
+"""Fixtures for the solving tests: the sample repository's shipping bug, validated once per
+session in the real sandbox, as plain engine data (no Django needed for the agent and reward)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from episodes.engine.coverage_map import COVERAGE_PACKAGE
+from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
+from episodes.engine.samples import SAMPLE_BUGS, SampleBug, sample_patch
+from episodes.engine.validation import BugSpec, RepoSpec, Validator
+from episodes.engine.workspace import WorkspaceFactory
+
+SHIPPING = SAMPLE_BUGS[0]  # `<=` became `<` in ShippingPolicy.band_for
+assert SHIPPING.path == "cartcalc/shipping.py"
+
+
+@dataclass
+class EngineBug:
+    executor: object
+    workspaces: WorkspaceFactory
+    repo: RepoSpec
+    bug: BugSpec
+    fail_to_pass: list[str]
+    pass_to_pass: list[str]
+    sample: SampleBug
+
+    def grade(self, **kw):
+        from episodes.engine.reward import grade
+
+        return grade(
+            self.executor, self.workspaces, self.repo, self.bug,
+            fail_to_pass=self.fail_to_pass, pass_to_pass=self.pass_to_pass, limits=Limits(timeout_s=60), **kw,
+        )
+
+    def checkout(self):
+        """A workspace with the buggy code, as an agent gets it."""
+        return self.workspaces.checkout(self.repo.mirror, self.repo.commit, patch=self.bug.patch)
+
+
+@pytest.fixture(scope="session")
+def engine_bug(work_dir, sample_git) -> EngineBug:
+    """The shipping sample bug, validated (reruns=1) so its FAIL_TO_PASS/PASS_TO_PASS are real.
+    Same environment spec as `episodes.sandboxes.repo_spec`, so Django tests reuse the build."""
+    path, commit = sample_git
+    executor = make_executor("local", cache_dir=work_dir)
+    workspaces = WorkspaceFactory(work_dir)
+    mirror = workspaces.ensure_mirror(str(path), commit)
+    spec = EnvironmentSpec(name="cartcalc", pip_packages=(COVERAGE_PACKAGE,), setup_command="")
+    with workspaces.checkout(mirror, commit) as source:
+        environment = executor.ensure_environment(spec, source)
+    repo = RepoSpec(mirror=mirror, commit=commit, test_command="python -m pytest", environment=environment)
+    validator = Validator(executor, workspaces, Limits(timeout_s=60), reruns=1)
+    record, _ = validator.baseline(repo, with_coverage=False)
+    repo.baseline = {t: {"status": s} for t, s in record.tests.items()}
+    bug = BugSpec(sample_patch(workspaces, mirror, commit, SHIPPING), SHIPPING.verifier)
+    verdict = validator.validate(repo, bug, seed=7)
+    assert verdict.status == "valid", verdict.reason
+    return EngineBug(executor, workspaces, repo, bug, verdict.fail_to_pass, verdict.pass_to_pass, SHIPPING)
+
+
+def fix(workspace: Path, sample: SampleBug = SHIPPING, replacement: str | None = None) -> None:
+    """Undo the sample bug in ``workspace`` (or put ``replacement`` where the bug is)."""
+    f = workspace / sample.path
+    text = f.read_text()
+    assert sample.new in text
+    f.write_text(text.replace(sample.new, sample.old if replacement is None else replacement, 1))
