@@ -16,3 +16,62 @@ class ReviewForm(forms.ModelForm):
         model = Review
         fields = ["underspecified", "rejects_valid_fixes", "other_major_issue", "difficulty", "notes", "verdict"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 2}), "verdict": forms.RadioSelect}
+
+
+def _choices(label: str, choices) -> list:
+    return [("", label), *choices]
+
+
+class BugFilterForm(forms.Form):
+    """The bug list's filter, sort and search; also what bulk actions and next/previous use.
+    Unknown values are form errors shown on the page, never silently widened."""
+
+    repository = forms.CharField(required=False, max_length=100)
+    status = forms.ChoiceField(required=False, choices=_choices("any status", Bug.Status.choices))
+    method = forms.ChoiceField(required=False, choices=_choices("any method", Bug.Method.choices))
+    operator = forms.CharField(required=False, max_length=64)
+    flaky = forms.ChoiceField(required=False, choices=_choices("any flakiness", [
+        ("flaky", "flaky"), ("quarantined", "quarantined"), ("stable", "marked stable"), ("measured", "reruns measured"),
+    ]))
+    verdict = forms.ChoiceField(required=False, choices=_choices("any verdict", [
+        ("unreviewed", "not reviewed"), ("approve", "some approve"), ("reject", "some reject"),
+    ]))
+    difficulty = forms.ChoiceField(required=False, choices=_choices("any difficulty", [
+        *Bug.Difficulty.choices, ("none", "not rated"),
+    ]))
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    q = forms.CharField(required=False, max_length=200)
+    sort = forms.ChoiceField(required=False, choices=[
+        ("-created", "newest first"), ("created", "oldest first"), ("-id", "id ↓"), ("id", "id ↑"),
+        ("status", "status"), ("method", "method"), ("repository", "repository"), ("difficulty", "difficulty"),
+        ("-bound", "flake bound ↓"), ("bound", "flake bound ↑"),
+    ])
+
+    FIELDS = ("repository", "status", "method", "operator", "flaky", "verdict", "difficulty", "since", "until", "q",
+              "sort")
+
+    def filter_data(self) -> dict:
+        """The valid part of the filter (invalid fields dropped, and reported by .errors)."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        return {k: v for k, v in self.cleaned_data.items() if v not in (None, "")}
+
+
+class VerifierForm(forms.Form):
+    verifier = forms.CharField(widget=forms.Textarea(attrs={"rows": 16, "cols": 100, "spellcheck": "false"}),
+                               strip=False)
+
+
+class BulkReviewForm(forms.Form):
+    verdict = forms.ChoiceField(choices=Review.Verdict.choices)
+    ids = forms.CharField(widget=forms.HiddenInput)
+    notes = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    difficulty = forms.ChoiceField(choices=[("", "—"), *Bug.Difficulty.choices], required=False)
+
+    def clean_ids(self) -> list[int]:
+        try:
+            return [int(x) for x in self.cleaned_data["ids"].split(",") if x.strip()]
+        except ValueError:
+            raise forms.ValidationError("the confirmed bug list is malformed; open the confirmation again") from None

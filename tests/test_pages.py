@@ -51,9 +51,10 @@ def test_bug_list_filters_and_search(staff_client, data):
     other = Bug.objects.create(repository=data["repo"], base_commit="a" * 40, patch="other", verifier="v",
                                status="valid", problem_statement="Totals are off by a cent.")
     body = staff_client.get(reverse("bug_list"), {"status": "valid"}).content.decode()
-    assert f'href="/bugs/{other.pk}/"' in body and f'href="/bugs/{data["bug"].pk}/"' not in body
+    assert f'data-pk="{other.pk}"' in body and f'data-pk="{data["bug"].pk}"' not in body
+    assert f'href="/bugs/{other.pk}/?status=valid"' in body  # the bug page keeps the filter for j/k
     body = staff_client.get(reverse("bug_list"), {"q": "off by a cent"}).content.decode()
-    assert f'href="/bugs/{other.pk}/"' in body and f'href="/bugs/{data["bug"].pk}/"' not in body
+    assert f'data-pk="{other.pk}"' in body and f'data-pk="{data["bug"].pk}"' not in body
 
 
 def test_bug_list_query_count_does_not_grow_with_rows(staff_client, data, django_assert_max_num_queries):

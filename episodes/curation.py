@@ -1,0 +1,359 @@
+"""Curation queries and staff actions on bugs, shared by the views and the commands.
+
+The bug list, the bug page's next/previous links and the bulk actions all work on the same
+"current filter" (a validated `BugFilterForm`), so what a reviewer sees is what a bulk action
+touches. Pagination never counts more than `COUNT_CAP` rows: an exact COUNT(*) over a large
+unselective filter is the slow part of a list page on PostgreSQL, and "10,000+" says enough.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .models import AuditEvent, Bug, Review, VerificationRun
+
+PER_PAGE = 50
+COUNT_CAP = 10_000
+BULK_CAP = 200  # bugs per bulk action: each gets its own review and audit event
+
+# sort key → (ordering field or alias, annotation it needs)
+SORTS = {
+    "created": "created_at",
+    "id": "id",
+    "status": "status",
+    "method": "method",
+    "repository": "repository__name",
+    "difficulty": "difficulty",
+    "bound": "_bound",  # nullable: unmeasured bugs sort below every measured one
+}
+DEFAULT_SORT = "-created"
+
+
+def _annotate_sort(bugs, key: str):
+    if key == "bound":
+        return bugs.annotate(_bound=Coalesce("flake_upper_bound", Value(-1.0)))
+    return bugs
+
+
+def sort_ordering(sort: str) -> tuple[str, str]:
+    """("-created_at", "-id") for "-created": the id breaks ties in the same direction."""
+    desc = sort.startswith("-")
+    field = SORTS[sort.lstrip("-")]
+    sign = "-" if desc else ""
+    return f"{sign}{field}", f"{sign}id"
+
+
+def filtered_bugs(data: dict):
+    """Bugs matching a cleaned BugFilterForm, in its sort order (no columns restricted)."""
+    bugs = Bug.objects.all()
+    if data.get("repository"):
+        bugs = bugs.filter(repository__name=data["repository"])
+    if data.get("status"):
+        bugs = bugs.filter(status=data["status"])
+    if data.get("method"):
+        bugs = bugs.filter(method=data["method"])
+    if data.get("operator"):
+        bugs = bugs.filter(operator=data["operator"])
+    flaky = data.get("flaky")
+    if flaky == "flaky":
+        bugs = bugs.filter(status=Bug.Status.FLAKY)
+    elif flaky == "quarantined":
+        bugs = bugs.filter(quarantined=True)
+    elif flaky == "stable":
+        bugs = bugs.exclude(stable_reason="")
+    elif flaky == "measured":
+        bugs = bugs.filter(flake_upper_bound__isnull=False)
+    verdict = data.get("verdict")
+    if verdict == "unreviewed":
+        bugs = bugs.filter(~Exists(Review.objects.filter(bug=OuterRef("pk"))))
+    elif verdict in (Review.Verdict.APPROVE, Review.Verdict.REJECT):
+        bugs = bugs.filter(Exists(Review.objects.filter(bug=OuterRef("pk"), verdict=verdict)))
+    difficulty = data.get("difficulty")
+    if difficulty == "none":
+        bugs = bugs.filter(difficulty="")
+    elif difficulty:
+        bugs = bugs.filter(difficulty=difficulty)
+    if data.get("since"):
+        bugs = bugs.filter(created_at__date__gte=data["since"])
+    if data.get("until"):
+        bugs = bugs.filter(created_at__date__lte=data["until"])
+    if data.get("q"):
+        # ILIKE over the text a reviewer remembers: statement, patch, target. On PostgreSQL a
+        # pg_trgm GIN index on these columns would make this an index scan (not in the schema yet).
+        q = data["q"]
+        bugs = bugs.filter(Q(problem_statement__icontains=q) | Q(patch__icontains=q) | Q(target__icontains=q))
+    sort = data.get("sort") or DEFAULT_SORT
+    return _annotate_sort(bugs, sort.lstrip("-")).order_by(*sort_ordering(sort))
+
+
+def list_rows(bugs):
+    """The columns the list shows, with each bug's review tally (subqueries run per shown row)."""
+    tally = lambda verdict: Subquery(  # noqa: E731
+        Review.objects.filter(bug=OuterRef("pk"), verdict=verdict).order_by().values("bug")
+        .annotate(n=Count("id")).values("n")
+    )
+    return bugs.select_related("repository").only(
+        "id", "status", "method", "operator", "target", "created_at", "flake_upper_bound", "difficulty",
+        "quarantined", "repository__name",
+    ).annotate(approvals=tally(Review.Verdict.APPROVE), rejections=tally(Review.Verdict.REJECT))
+
+
+@dataclass
+class Page:
+    """One page of a list, counted up to a cap (see the module docstring)."""
+
+    rows: list
+    number: int
+    per_page: int
+    count: int
+    capped: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number * self.per_page < self.count or (self.capped and len(self.rows) == self.per_page)
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def num_pages(self) -> int | None:
+        return None if self.capped else max(1, -(-self.count // self.per_page))
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.rows else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.rows)
+
+
+def paginate(queryset, page: str | int | None, per_page: int = PER_PAGE, cap: int = COUNT_CAP) -> Page:
+    try:
+        number = max(1, int(page or 1))
+    except (TypeError, ValueError):
+        number = 1
+    count = queryset.order_by()[:cap].count()  # COUNT over a LIMITed subquery: at most `cap` rows read
+    capped = count >= cap
+    last = None if capped else max(1, -(-count // per_page))
+    if last is not None and number > last:
+        number = last
+    offset = (number - 1) * per_page
+    return Page(list(queryset[offset:offset + per_page]), number, per_page, count, capped)
+
+
+def neighbours(bug: Bug, data: dict) -> tuple[int | None, int | None]:
+    """(previous, next) bug ids around ``bug`` in the filtered list's order (keyset, so no
+    OFFSET and no count: two indexed lookups)."""
+    sort = data.get("sort") or DEFAULT_SORT
+    key = sort.lstrip("-")
+    desc = sort.startswith("-")
+    bugs = filtered_bugs(data)
+    field = SORTS[key]
+    if key == "bound":
+        value = bug.flake_upper_bound if bug.flake_upper_bound is not None else -1.0
+    elif key == "repository":
+        value = bug.repository.name
+    else:
+        value = getattr(bug, field)
+    after = "lt" if desc else "gt"
+    before = "gt" if desc else "lt"
+
+    def side(op):
+        return Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"id__{op}": bug.pk})
+
+    following = bugs.filter(side(after)).values_list("id", flat=True).first()
+    # the previous one is the first in the reversed order
+    reverse = [f"{'' if desc else '-'}{field}", f"{'' if desc else '-'}id"]
+    preceding = bugs.filter(side(before)).order_by(*reverse).values_list("id", flat=True).first()
+    return preceding, following
+
+
+def query_string(data: dict, **extra) -> str:
+    """The filter as a query string (empty values left out), for links that keep it."""
+    pairs = {k: v for k, v in {**data, **extra}.items() if v not in (None, "", [])}
+    return urlencode({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in pairs.items()})
+
+
+# --- staff actions ----------------------------------------------------------------------
+
+BULK_RUBRIC = {"underspecified": 0, "rejects_valid_fixes": 0, "other_major_issue": False}
+
+
+def bulk_candidates(data: dict):
+    """The bugs of a filter a bulk review may touch: curatable ones, list order, capped."""
+    return filtered_bugs(data).filter(status__in=Bug.CURATABLE)
+
+
+def bulk_review(actor, ids: list[int], data: dict, verdict: str, notes: str = "", difficulty: str = "") -> list[int]:
+    """Review each confirmed bug that still matches the filter with the default rubric and
+    ``verdict``; each goes through Bug.review (the Verified rule, a Review, an audit event).
+    Returns the ids reviewed. Bugs that changed since confirmation are left alone."""
+    if verdict not in Review.Verdict.values:
+        raise ValueError(f"unknown verdict {verdict!r}")
+    ids = ids[:BULK_CAP]
+    done = []
+    with transaction.atomic():
+        for bug in bulk_candidates(data).filter(pk__in=ids).select_for_update(of=("self",)):
+            bug.review(actor, **BULK_RUBRIC, difficulty=difficulty, notes=notes, verdict=verdict)
+            done.append(bug.pk)
+        # one event for the action itself (each bug also has its own "review" event)
+        AuditEvent.objects.create(actor=actor, action="bulk_review", target_type="episodes.bug", target_id="bulk",
+                                  after={"verdict": verdict, "bugs": done, "filter": query_string(data)})
+    return done
+
+
+def edit_verifier(actor, bug: Bug, verifier: str):
+    """Replace a bug's verifier and send it back through validation (runs made by the old
+    verifier stop counting: validation restarts the run window). Returns the job id."""
+    from . import jobs
+
+    verifier = verifier.replace("\r\n", "\n")
+    if not verifier.strip():
+        raise ValueError("the verifier cannot be empty")
+    if verifier == bug.verifier:
+        raise ValueError("the verifier is unchanged; use Validate again to rerun it as it is")
+    if bug.status == Bug.Status.VALIDATING:
+        raise ValueError("this bug is being validated now; wait for the verdict, then edit")
+    before = {"verifier": bug.verifier, "status": bug.status}
+    with transaction.atomic():
+        Bug.objects.filter(pk=bug.pk).update(verifier=verifier, stable_reason="", updated_at=timezone.now())
+        bug.verifier, bug.stable_reason = verifier, ""
+        job_id = jobs.enqueue_validation(bug)
+        AuditEvent.record(actor, "edit_verifier", bug, before=before,
+                          after={"verifier": verifier, "status": Bug.Status.VALIDATING, "job": job_id})
+    return job_id
+
+
+def enqueue_reruns(actor, bug: Bug, n: int) -> str:
+    """n more clean and n more buggy verifier runs, queued; the audit event remembers how many
+    counted runs there were, so the page can show this rerun's progress."""
+    from . import jobs
+
+    before = bug.verifier_runs().count()
+    job_id = jobs.enqueue_reruns(bug, n)
+    AuditEvent.record(actor, "enqueue_reruns", bug, before={"runs": before},
+                      after={"n": n, "job": job_id, "expect_runs": before + 2 * n})
+    return job_id
+
+
+@dataclass
+class RerunProgress:
+    n: int
+    done: int
+    total: int
+    state: str  # queued, started, finished, failed, unknown
+    requested_at: object
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "started", "deferred", "scheduled") and self.done < self.total
+
+
+def rerun_progress(bug: Bug, counted_runs: int) -> RerunProgress | None:
+    """The latest rerun request of ``bug`` and how far it got (None if never rerun)."""
+    event = (AuditEvent.objects.filter(target_type="episodes.bug", target_id=str(bug.pk), action="enqueue_reruns")
+             .order_by("-id").first())
+    if event is None or "job" not in event.after:
+        return None
+    n = int(event.after.get("n", 0))
+    done = max(0, min(2 * n, counted_runs - int(event.before.get("runs", 0))))
+    return RerunProgress(n, done, 2 * n, _job_state(event.after["job"], done >= 2 * n), event.created_at)
+
+
+def _job_state(job_id: str, complete: bool) -> str:
+    import django_rq
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        status = Job.fetch(job_id, connection=django_rq.get_connection("verify")).get_status()
+        return str(getattr(status, "value", status))
+    except NoSuchJobError:
+        return "finished" if complete else "unknown"
+    except Exception:  # Redis down: the page says so rather than failing
+        return "unknown"
+
+
+# --- flaky triage -----------------------------------------------------------------------
+
+
+def flaky_queue():
+    """Flaky verifiers, worst first: the ones that flip most, then the least evidence."""
+    return (Bug.objects.filter(status=Bug.Status.FLAKY).select_related("repository")
+            .only("id", "target", "status", "quarantined", "clean_runs", "clean_passes", "buggy_runs",
+                  "buggy_fails", "flip_rate", "flake_upper_bound", "validation_progress", "updated_at",
+                  "repository__name")
+            .order_by(F("flip_rate").desc(nulls_last=True), "-id"))
+
+
+def run_grid(bug: Bug) -> dict:
+    """The counted verifier runs per side, in run order, and for each side one run that went
+    as expected next to one that did not (the logs worth comparing)."""
+    runs = list(bug.verifier_runs().only(
+        "id", "code", "scope", "purpose", "outcome", "exit_code", "killed_by", "duration_s", "seed",
+        "log_excerpt", "created_at",
+    ))
+    sides = {"clean": [], "buggy": []}
+    for run in runs:
+        run.expected = run.outcome == ("failed" if run.code == "buggy" else "passed")
+        sides["buggy" if run.code == "buggy" else "clean"].append(run)
+    pairs = []
+    for side, side_runs in sides.items():
+        good = next((r for r in side_runs if r.expected), None)
+        bad = next((r for r in side_runs if not r.expected), None)
+        if good and bad:
+            pairs.append({"side": side, "expected": good, "unexpected": bad})
+    return {"sides": sides, "pairs": pairs, "count": len(runs)}
+
+
+def other_runs(bug: Bug):
+    """Runs that are not counted verifier runs (suite runs, older verifiers), newest first."""
+    counted = bug.verifier_runs().values("id")
+    return bug.runs.exclude(id__in=counted).order_by("-id")
+
+
+def test_statuses(bug: Bug) -> list[dict]:
+    """FAIL_TO_PASS / PASS_TO_PASS with each test's status on clean code (the baseline) and on
+    buggy code (the latest buggy suite run)."""
+    suite = (bug.runs.filter(code=VerificationRun.Code.BUGGY, scope__in=["suite", "tests"])
+             .only("tests").order_by("-id").first())
+    buggy = suite.tests if suite else {}
+    baseline = bug.repository.baseline_tests or {}
+    rows = []
+    for kind, tests in (("F2P", bug.fail_to_pass), ("P2P", bug.pass_to_pass)):
+        for test in tests:
+            clean = (baseline.get(test) or {}).get("status", "missing" if baseline else "")
+            rows.append({"test": test, "kind": kind, "clean": clean,
+                         "buggy": buggy.get(test, "missing" if suite else "")})
+    return rows
+
+
+def review_aggregate(reviews: list) -> dict | None:
+    """Several reviewers' rubrics as one line, with the outcome SWE-bench Verified's rule gives."""
+    if not reviews:
+        return None
+    worst_spec = max(r.underspecified for r in reviews)
+    worst_fix = max(r.rejects_valid_fixes for r in reviews)
+    other = any(r.other_major_issue for r in reviews)
+    rejects = sum(r.verdict == Review.Verdict.REJECT for r in reviews)
+    dropped = worst_spec >= 2 or worst_fix >= 2 or other or rejects
+    return {
+        "reviewers": len(reviews), "approvals": len(reviews) - rejects, "rejections": rejects,
+        "underspecified": worst_spec, "rejects_valid_fixes": worst_fix, "other_major_issue": other,
+        "outcome": "rejected" if dropped else "approved",
+    }
