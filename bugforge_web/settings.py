@@ -146,6 +146,13 @@ BUGFORGE_FLAKY_RERUNS = env.int("BUGFORGE_FLAKY_RERUNS", default=5)
 # A validating bug whose job has not been heard from for this long is reset by the sweeper.
 BUGFORGE_STALE_AFTER_S = env.int("BUGFORGE_STALE_AFTER_S", default=900)
 
+# Recording gateway (episodes/gateway): the URL agents are given when a gateway service runs
+# (`manage.py gateway`, the compose `gateway` service); empty = each solve job serves its own.
+BUGFORGE_GATEWAY_URL = env("BUGFORGE_GATEWAY_URL", default="")
+BUGFORGE_GATEWAY_TIMEOUT_S = env.float("BUGFORGE_GATEWAY_TIMEOUT_S", default=600.0)  # upstream read timeout
+BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES = env.int("BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES", default=4 * 1024 * 1024)
+BUGFORGE_GATEWAY_DB_THREADS = env.int("BUGFORGE_GATEWAY_DB_THREADS", default=4)
+
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
