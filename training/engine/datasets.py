@@ -161,9 +161,8 @@ def save(dest: str | Path, result: Split, manifest: dict) -> dict:
         with (dest / f"{name}.jsonl").open("w") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    columns = _columns(result.train + result.heldout)
-    DatasetDict({name: Dataset.from_list(rows) if rows else Dataset.from_dict({c: [] for c in columns})
-                 for name, rows in parts.items()}).save_to_disk(str(dest / "hf"))
+    # An empty split is left out: `datasets` saves it but cannot load it back.
+    DatasetDict({name: Dataset.from_list(rows) for name, rows in parts.items() if rows}).save_to_disk(str(dest / "hf"))
     manifest = {
         **manifest,
         "split_by": result.by,
@@ -175,10 +174,6 @@ def save(dest: str | Path, result: Split, manifest: dict) -> dict:
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return manifest
-
-
-def _columns(rows: list[dict]) -> list[str]:
-    return sorted({k for r in rows for k in r})
 
 
 def load_jsonl(path: str | Path) -> list[dict]:

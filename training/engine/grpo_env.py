@@ -1,0 +1,209 @@
+"""The sandbox as a GRPO environment (TRL ``environment_factory``), no Django.
+
+One ``BugEnvironment`` per rollout (TRL pools instances and calls ``reset`` again for the next
+prompt). ``reset(**row)`` checks out the bug's buggy code in a fresh workspace with the real
+sandbox; the public methods ``shell``, ``view``, ``edit`` and ``submit`` are the built-in
+agent's tools — they delegate to the very same ``Workbench`` the episodes use, so a student
+trained here sees the tools it will be evaluated with. The reward, ``verifier_reward``, is the
+episodes' own verdict: ``episodes.engine.reward.grade`` on a pristine checkout with the bug
+record's verifier and tests, as 1.0 / 0.0.
+
+The row's ``task`` column (a JSON string, see ``training.datasets.rl_task``) says where the
+code comes from and how to test it; the sandbox config (backend, work dir) comes from the job.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import threading
+from pathlib import Path
+
+from episodes.engine.agent.tools import Workbench
+from episodes.engine.coverage_map import COVERAGE_PACKAGE
+from episodes.engine.reward import grade
+from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
+from episodes.engine.validation import BugSpec, RepoSpec
+from episodes.engine.workspace import WorkspaceFactory
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 60.0
+# Tool outputs go back into the model's context: keep them short (the episodes' agent uses
+# its own, larger limit; a small student's context is what bounds this one).
+DEFAULT_MAX_OUTPUT_CHARS = 4000
+
+
+class Sandbox:
+    """The executor, workspaces and per-task repository specs of one training process."""
+
+    def __init__(self, config: dict):
+        self.work_dir = Path(config.get("work_dir") or "/var/tmp/bugforge")
+        self.executor = make_executor(config.get("backend") or "local", self.work_dir,
+                                      docker_url=config.get("docker_url") or None)
+        self.workspaces = WorkspaceFactory(self.work_dir)
+        self.limits = Limits(timeout_s=float(config.get("timeout_s") or DEFAULT_TIMEOUT_S))
+        self.max_output_chars = int(config.get("max_output_chars") or DEFAULT_MAX_OUTPUT_CHARS)
+        self._specs: dict[str, RepoSpec] = {}
+        self._lock = threading.Lock()
+
+    def repo_spec(self, task: dict) -> RepoSpec:
+        """Mirror and test environment of the task's repository (both cached on disk and here).
+        The environment spec is built exactly as ``episodes.sandboxes.repo_spec`` builds it, so
+        training and episodes share one environment."""
+        key = json.dumps([task["source"], task["commit"], task.get("environment")], sort_keys=True)
+        with self._lock:
+            if key not in self._specs:
+                mirror = self.workspaces.ensure_mirror(task["source"], task["commit"])
+                env = task.get("environment") or {}
+                spec = EnvironmentSpec(
+                    name=env.get("name") or task.get("repository") or "repo",
+                    pip_packages=(*env.get("pip_packages", ()), COVERAGE_PACKAGE),
+                    setup_command=env.get("setup_command") or "",
+                )
+                with self.workspaces.checkout(mirror, task["commit"]) as source_dir:
+                    environment = self.executor.ensure_environment(spec, source_dir)
+                self._specs[key] = RepoSpec(mirror=mirror, commit=task["commit"],
+                                            test_command=task.get("test_command") or "python -m pytest",
+                                            environment=environment)
+            return self._specs[key]
+
+
+@functools.lru_cache(maxsize=None)
+def _sandbox(config_json: str) -> Sandbox:
+    return Sandbox(json.loads(config_json))
+
+
+class BugEnvironment:
+    """A buggy checkout of one bug, with the built-in agent's tools acting on it."""
+
+    def __init__(self, sandbox: Sandbox):
+        self._sandbox = sandbox
+        self._stack: contextlib.ExitStack | None = None
+        self._task: dict | None = None
+        self._bench: Workbench | None = None
+        self._reward: float | None = None
+
+    def reset(self, task: str, **row) -> str | None:
+        """Check out the buggy code of the row's bug (the previous rollout's workspace goes)."""
+        self._close()
+        self._task = json.loads(task) if isinstance(task, str) else dict(task)
+        spec = self._sandbox.repo_spec(self._task)
+        self._stack = contextlib.ExitStack()
+        workspace = self._stack.enter_context(
+            self._sandbox.workspaces.checkout(spec.mirror, spec.commit, patch=self._task["patch"])
+        )
+        self._bench = Workbench(self._sandbox.executor, workspace, self._sandbox.limits,
+                                environment=spec.environment, max_output_chars=self._sandbox.max_output_chars)
+        self._reward = None
+        return None
+
+    # --- the tools (the same as the built-in agent's: shell, view, edit, submit) -----------
+
+    def shell(self, command: str) -> str:
+        """Run a bash command in the repository root (a sandbox without network access).
+
+        Args:
+            command: the bash command line.
+
+        Returns:
+            The exit code, stdout and stderr; long outputs are shortened in the middle.
+        """
+        return self._call("shell", {"command": command})
+
+    def view(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        """Show a file with line numbers, or list a directory.
+
+        Args:
+            path: a path relative to the repository root.
+            start_line: first line to show (1-based, inclusive).
+            end_line: last line to show (1-based, inclusive).
+
+        Returns:
+            The numbered lines of the file, or the directory's entries.
+        """
+        args = {"path": path}
+        if start_line is not None:
+            args["start_line"] = start_line
+        if end_line is not None:
+            args["end_line"] = end_line
+        return self._call("view", args)
+
+    def edit(self, path: str, old: str, new: str) -> str:
+        """Replace the exact text `old` with `new` in a file (`old` must occur exactly once).
+
+        Args:
+            path: a path relative to the repository root.
+            old: the exact text to replace; empty to create a new file.
+            new: the replacement text.
+
+        Returns:
+            The edited lines with a little context, or an error to act on.
+        """
+        return self._call("edit", {"path": path, "old": old, "new": new})
+
+    def submit(self) -> str:
+        """Say that the fix is done; the changes are then graded.
+
+        Returns:
+            A confirmation.
+        """
+        return self._call("submit", {})
+
+    # --- reward and clean-up ----------------------------------------------------------------
+
+    def _call(self, name: str, arguments: dict) -> str:
+        if self._bench is None:
+            return "error: no workspace (the environment was not reset)"
+        return self._bench.call(name, arguments)
+
+    def _grade(self) -> float:
+        """1.0 when the episodes' grader accepts the workspace's source change, else 0.0."""
+        if self._reward is None:
+            if self._bench is None or self._task is None:
+                return 0.0
+            spec = self._sandbox.repo_spec(self._task)
+            result = grade(
+                self._sandbox.executor, self._sandbox.workspaces, spec,
+                BugSpec(patch=self._task["patch"], verifier=self._task["verifier"]),
+                fail_to_pass=self._task.get("fail_to_pass") or (), pass_to_pass=self._task.get("pass_to_pass") or (),
+                workspace=self._bench.workspace, limits=self._sandbox.limits, run_suite_after_failed_verifier=False,
+            )
+            self._reward = 1.0 if result.reward else 0.0
+            self._reason = result.reason
+        return self._reward
+
+    def _close(self) -> None:
+        if self._stack is not None:
+            try:
+                self._stack.close()  # removes the worktree
+            except Exception:  # noqa: BLE001 - a clean-up problem must not end the training
+                log.exception("could not remove a GRPO workspace")
+        self._stack, self._bench = None, None
+
+
+def environment_factory(sandbox_config: dict):
+    """The ``environment_factory`` for GRPOTrainer: a fresh ``BugEnvironment`` per call, all
+    sharing one sandbox (executor, workspaces, cached environments) per process."""
+    sandbox = _sandbox(json.dumps(sandbox_config or {}, sort_keys=True))
+
+    def factory() -> BugEnvironment:
+        return BugEnvironment(sandbox)
+
+    return factory
+
+
+def verifier_reward(completions, environments=None, **kwargs) -> list[float]:
+    """The verifier verdict on each rollout's workspace, as 1.0 (fixed) or 0.0."""
+    if environments is None:
+        raise ValueError("verifier_reward needs the GRPO environments (environment_factory)")
+    return [env._grade() for env in environments]
+
+
+def close_all(pool: dict) -> None:
+    """Remove every workspace still held by pooled environments (end of training)."""
+    for instances in (pool or {}).values():
+        for env in instances:
+            if isinstance(env, BugEnvironment):
+                env._close()
