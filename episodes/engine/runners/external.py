@@ -50,6 +50,7 @@ class ExternalRun:
     duration_s: float = 0.0
     timed_out: bool = False
     summary: dict = field(default_factory=dict)
+    session_log: str = ""  # the CLI's own on-disk log (Claude Code session / Codex rollout JSONL)
 
     @property
     def ok(self) -> bool:
@@ -256,12 +257,14 @@ def run_external_agent(
             result = executor.run(argv, workspace, environment=environment, env=env, limits=limits, mounts=mounts)
         except SandboxError as e:
             return ExternalRun(harness, error=f"the sandbox could not run {CLI_NAMES[harness]}: {e}")
+        session_log = _session_log(state, harness)
     finally:
         shutil.rmtree(state, ignore_errors=True)
     events = parse_event_lines(result.stdout)
     run = ExternalRun(
         harness, events=events, exit_code=result.exit_code, stderr_tail=result.stderr[-STDERR_TAIL:],
         duration_s=result.duration_s, timed_out=result.timed_out, summary=summarize_events(harness, events),
+        session_log=session_log,
     )
     name = CLI_NAMES[harness]
     if result.timed_out:
@@ -276,6 +279,16 @@ def run_external_agent(
     elif not events:
         run.error = f"{name} printed no events"
     return run
+
+
+def _session_log(state: Path, harness: str, max_bytes: int = 20_000_000) -> str:
+    """The CLI's own log of the run, read before the state directory goes (the importers
+    read this format; it holds what the JSON events leave out, e.g. Codex's system prompt)."""
+    pattern = ".claude/projects/*/*.jsonl" if harness == "claude_code" else "codex/sessions/*/*/*/rollout-*.jsonl"
+    logs = sorted(state.glob(pattern), key=lambda p: p.stat().st_mtime)
+    if not logs or logs[-1].stat().st_size > max_bytes:
+        return ""
+    return logs[-1].read_text(encoding="utf-8", errors="replace")
 
 
 def _prepare_state(state: Path, uid: int, harness: str, model: str) -> None:
