@@ -44,6 +44,15 @@ def validate(run: TrainingRun) -> None:
             raise ValueError(f"the GRPO phase needs an RL dataset; {run.rl_dataset.name} is {run.rl_dataset.kind.upper()}")
     elif run.rl_dataset is not None:
         raise ValueError(f"{label} takes one dataset; leave the RL dataset empty")
+    hparams = hp.resolve(run.method, run.hyperparameters)  # ValueError on a bad value
+    for key in ("max_steps", "per_device_train_batch_size"):
+        if int(hparams[key]) < 1:
+            raise ValueError(f"{key} must be at least 1")
+    if run.method != TrainingRun.Method.SFT:
+        batch = int(hparams["per_device_train_batch_size"]) * int(hparams["gradient_accumulation_steps"])
+        if int(hparams["num_generations"]) < 2 or batch % int(hparams["num_generations"]):
+            raise ValueError("GRPO needs num_generations ≥ 2 dividing per_device_train_batch_size × "
+                             "gradient_accumulation_steps")
     for ds in filter(None, (run.dataset, run.rl_dataset)):
         if not (Path(ds.path) / "hf").is_dir():
             raise ValueError(f"dataset {ds.name}: its files are missing at {ds.path}")
@@ -60,15 +69,6 @@ def validate(run: TrainingRun) -> None:
         raise ValueError(f"base model {model}: the directory holds no saved model (no config.json)")
     if run.device != "cpu" and not run.device.startswith("cuda"):
         raise ValueError(f"device {run.device!r}: expected cpu or cuda")
-    hparams = hp.resolve(run.method, run.hyperparameters)  # ValueError on a bad value
-    for key in ("max_steps", "per_device_train_batch_size"):
-        if int(hparams[key]) < 1:
-            raise ValueError(f"{key} must be at least 1")
-    if run.method != TrainingRun.Method.SFT:
-        batch = int(hparams["per_device_train_batch_size"]) * int(hparams["gradient_accumulation_steps"])
-        if int(hparams["num_generations"]) < 2 or batch % int(hparams["num_generations"]):
-            raise ValueError("GRPO needs num_generations ≥ 2 dividing per_device_train_batch_size × "
-                             "gradient_accumulation_steps")
 
 
 def total_steps(run: TrainingRun) -> int:

@@ -44,3 +44,94 @@ def test_grpo_two_steps_with_the_sandbox_reward(tiny_model, rl_dataset, settings
     assert "frac_reward_zero_std" in curves and "completions/mean_length" in curves
     # every rollout's workspace is gone once the run ends
     assert not list((Path(settings.BUGFORGE_WORK_DIR) / "workspaces").glob("ws-*"))
+
+
+def test_reward_is_one_for_a_correct_fix_and_zero_otherwise(approved_bug, settings):
+    """The environment's tools act on a real buggy checkout, and the reward is the grader's."""
+    from episodes.engine.samples import SAMPLE_BUGS
+    from training.datasets import rl_task
+    from training.engine import grpo_env
+
+    sample = SAMPLE_BUGS[0]
+    task = json.dumps(rl_task(approved_bug))
+    factory = grpo_env.environment_factory(jobs.sandbox_config())
+    fixed, untouched = factory(), factory()
+    fixed.reset(task=task, bug_id=approved_bug.pk)
+    untouched.reset(task=task, bug_id=approved_bug.pk)
+    assert sample.new in fixed.view(sample.path)
+    assert fixed.edit(sample.path, sample.new, sample.old).startswith("edited")
+    assert "[exit code" in fixed.shell("python -m pytest -q tests/test_shipping.py")
+    assert grpo_env.verifier_reward(completions=[[], []], environments=[fixed, untouched]) == [1.0, 0.0]
+    # a wrong "fix" that only edits the tests is not rewarded
+    cheat = factory()
+    cheat.reset(task=task)
+    cheat.edit("tests/test_shipping.py", "def test", "def _skipped_test")
+    assert grpo_env.verifier_reward(completions=[[]], environments=[cheat]) == [0.0]
+    grpo_env.close_all({None: [fixed, untouched, cheat]})
+    assert not list((Path(settings.BUGFORGE_WORK_DIR) / "workspaces").glob("ws-*"))
+
+
+def test_metrics_arrive_while_running_and_cancel_stops_it(tiny_model, sft_dataset, settings, redis_conn):
+    """A real `train` worker: metric rows appear while the run is `running`; a cancel request
+    stops it cleanly at a step end and the run ends `cancelled` short of its step budget."""
+    import subprocess
+    import time
+
+    from tests.workers import manage, worker_env
+
+    run = make_run("sft", tiny_model, sft_dataset, max_steps=5000, save_steps=100000)
+    launch.start_run(run)
+    worker = manage("rqworker", "train", "--burst", env=worker_env(settings),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        seen_while_running = 0
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.status == "running":
+                seen_while_running = run.metrics.filter(name="loss").count()
+                if seen_while_running >= 2:
+                    break
+            assert run.status in ("queued", "running"), run.error
+            time.sleep(0.3)
+        assert seen_while_running >= 2, f"no metrics while running (status {run.status})"
+        launch.request_cancel(run)
+        assert worker.wait(timeout=180) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    run.refresh_from_db()
+    assert run.status == "cancelled", run.error
+    assert 2 <= run.step < 5000 and run.progress < 1
+    assert run.metrics.filter(name="loss").count() >= seen_while_running
+    assert run.final_model and (Path(run.final_model) / "config.json").is_file()  # saved at the clean stop
+
+
+def test_a_missing_model_fails_with_a_clear_error(sft_dataset, tmp_path):
+    run = make_run("sft", str(tmp_path / "no-such-model"), sft_dataset, max_steps=2)
+    with pytest.raises(ValueError, match="base model not found"):
+        launch.start_run(run)
+    # and when the model vanishes after launch, the runner says so and the run fails
+    assert jobs.run_training(run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.error.startswith("base model not found") and "no-such-model" in run.error
+
+
+def test_launch_validation(tiny_model, sft_dataset, db):
+    with pytest.raises(ValueError, match="GRPO trains on an RL dataset"):
+        launch.validate(make_run("grpo", tiny_model, sft_dataset))
+    with pytest.raises(ValueError, match="needs an RL dataset for its GRPO phase"):
+        launch.validate(make_run("sft_grpo", tiny_model, sft_dataset))
+    with pytest.raises(ValueError, match="max_steps: 'lots' is not a valid int"):
+        launch.validate(make_run("sft", tiny_model, sft_dataset, max_steps="lots"))
+    with pytest.raises(ValueError, match="num_generations"):
+        launch.validate(_grpo_run_with(tiny_model, num_generations=3, per_device_train_batch_size=2))
+
+
+def _grpo_run_with(model, **hparams):
+    from training.models import Dataset
+
+    fake_rl = Dataset(name="rl-x", kind="rl", path="/nonexistent", train_rows=1)
+    run = TrainingRun(name="x", method="grpo", base_model=model, hyperparameters=hparams)
+    run.dataset = fake_rl
+    return run
