@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import curation_views, views
+from . import curation_views, episode_views, views
 
 urlpatterns = [
     path("repositories/", views.repository_list, name="repository_list"),
@@ -23,6 +23,8 @@ urlpatterns = [
     path("flaky/rows/", curation_views.flaky_rows, name="flaky_rows"),
     path("flaky/<int:pk>/", curation_views.flaky_detail, name="flaky_detail"),
     path("flaky/<int:pk>/live/", curation_views.flaky_live, name="flaky_live"),
-    path("episodes/", views.episode_list, name="episode_list"),
+    path("episodes/", episode_views.episode_list, name="episode_list"),
+    path("episodes/<int:pk>/", episode_views.episode_detail, name="episode_detail"),
+    path("llm-calls/<int:pk>/", episode_views.llm_call_detail, name="llm_call_detail"),
     path("sandbox/", views.sandbox_status, name="sandbox_status"),
 ]

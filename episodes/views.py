@@ -8,7 +8,7 @@ from bugforge_web.auth import staff_required
 
 from . import injection, jobs
 from .engine.mutators import OPERATORS
-from .models import AuditEvent, Bug, Episode, InjectionBatch, LLMEndpoint, Repository, Teacher
+from .models import AuditEvent, Bug, InjectionBatch, LLMEndpoint, Repository
 
 
 @require_GET
@@ -89,18 +89,6 @@ def bug_validate(request, pk):
     AuditEvent.record(request.user, "enqueue_validation", bug, before={"status": before}, after={"status": "validating"})
     messages.info(request, f"Validation of bug {bug.pk} queued.")
     return redirect(bug)
-
-
-@require_GET
-def episode_list(request):
-    return render(
-        request,
-        "episodes/episode_list.html",
-        {
-            "teachers": Teacher.objects.all(),
-            "episodes": Episode.objects.select_related("teacher", "bug")[:100],
-        },
-    )
 
 
 @require_GET

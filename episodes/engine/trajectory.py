@@ -344,6 +344,28 @@ def conversation_of_call(call: dict, by_response_id: dict | None = None) -> dict
     return {"messages": normalize(messages), "tools": tools}
 
 
+def response_message(call: dict) -> dict | None:
+    """The canonical assistant turn a call's response became (None when it has none): lets a
+    viewer find which recorded call produced each step of the trajectory."""
+    if not _completed(call):
+        return None
+    response = call.get("response") or {}
+    protocol = call.get("protocol")
+    if protocol == "anthropic":
+        return anthropic_assistant(response.get("content"))
+    if protocol == "openai_chat":
+        choice = (response.get("choices") or [{}])[0]
+        return chat_message({"role": "assistant", **(choice.get("message") or {})})
+    reply = [m for m in items_to_messages(response.get("output") or []) if m["role"] == "assistant"]
+    return reply[-1] if reply else None
+
+
+def step_key(message: dict) -> str:
+    """What identifies an assistant turn across a trajectory and the call that produced it."""
+    ids = [c.get("id") for c in message.get("tool_calls") or ()]
+    return json.dumps([ids, message.get("content") or ""] if ids else ["text", message.get("content") or ""])
+
+
 def canonical_from_calls(calls: list[dict]) -> dict:
     """The episode's conversation: the longest complete call (ties go to the later one)."""
     complete = [c for c in calls if _completed(c)]
@@ -447,6 +469,8 @@ __all__ = [
     "messages_from_anthropic",
     "messages_from_chat",
     "normalize",
+    "response_message",
+    "step_key",
     "text_of",
     "tool_call",
     "tools_from_anthropic",

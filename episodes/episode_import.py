@@ -1,0 +1,70 @@
+"""Imported agent logs → Episode rows (the Django side of ``engine.importers``)."""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from django.db import transaction
+
+from .engine.importers import ImportedEpisode
+from .models import AuditEvent, Episode, Teacher
+
+# Which Teacher.harness a new teacher gets for each import format.
+HARNESS_OF_FORMAT = {
+    "claude_code": Teacher.Harness.CLAUDE_CODE,
+    "codex": Teacher.Harness.CODEX,
+    "mini_swe_agent": Teacher.Harness.IMPORTED,
+}
+
+
+def teacher_for_import(name: str, fmt: str, model: str = "") -> tuple[Teacher, bool]:
+    """The named teacher, created for imports when missing (its terms stay unknown, so every
+    export of its data warns until staff set them)."""
+    return Teacher.objects.get_or_create(
+        name=name, defaults={"harness": HARNESS_OF_FORMAT[fmt], "model": model or "", "terms_allow_training": None}
+    )
+
+
+def _when(value) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _cost(value) -> Decimal:
+    try:
+        return Decimal(str(value or 0)).quantize(Decimal("0.000001"))
+    except InvalidOperation:
+        return Decimal(0)
+
+
+@transaction.atomic
+def store_imported(imported: ImportedEpisode, *, bug, teacher: Teacher, fmt: str, source: str, actor=None) -> Episode:
+    """One Episode from an imported log. Not graded here: its reward stays unknown (None) and
+    its status says only whether the source run ended in an error."""
+    meta = imported.metadata
+    exit_reason = meta.get("exit_reason") or ""
+    if exit_reason not in Episode.ExitReason.values:
+        exit_reason = Episode.ExitReason.ERROR if imported.failed else Episode.ExitReason.FINISHED
+    episode = Episode.objects.create(
+        bug=bug,
+        teacher=teacher,
+        status=Episode.Status.FAILED if imported.failed else Episode.Status.UNSOLVED,
+        exit_reason=exit_reason,
+        error=str(meta.get("error") or ""),
+        trajectory=imported.trajectory,
+        agent_events=imported.events,
+        final_patch=meta.get("submission") or "",
+        steps=meta.get("steps") or 0,
+        tokens_in=meta.get("tokens_in") or 0,
+        tokens_out=meta.get("tokens_out") or 0,
+        cost_usd=_cost(meta.get("cost_usd")),
+        started_at=_when(meta.get("started_at")),
+        finished_at=_when(meta.get("finished_at")),
+    )
+    provenance = {k: v for k, v in meta.items() if k not in ("submission", "final_message") and v not in (None, "")}
+    AuditEvent.record(actor, "import_episode", episode, after={"format": fmt, "source": source, **provenance})
+    return episode

@@ -1,0 +1,189 @@
+"""The episode viewer: filterable episode list, one episode step by step, one raw LLM call.
+
+Read-only pages (GET). The conversation shown is the episode's canonical trajectory (what SFT
+reads); when an episode has none stored yet, it is derived from its recorded calls on the fly.
+Each assistant step links to the recorded call that produced it, with that call's tokens.
+"""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
+
+from .engine.trajectory import TrajectoryError, canonical_from_calls, response_message, step_key
+from .models import Episode, LLMCall, Teacher
+
+PAGE_SIZE = 50
+LONG_OUTPUT_CHARS = 1500
+LONG_OUTPUT_LINES = 25
+MAX_EVENTS_SHOWN = 500
+REWARD_FILTERS = {"1": "reward True", "0": "reward False", "none": "not graded"}
+SECRET_KEYS = re.compile(r"^(x-)?(api[-_]?key|authorization|proxy-authorization|password|secret|access[-_]?token)$", re.I)
+SECRET_VALUES = re.compile(r"\b(bfgw_|sk-(ant-)?)[A-Za-z0-9_\-]{8,}")
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@require_GET
+def episode_list(request):
+    filters = {
+        "teacher": request.GET.get("teacher", ""),
+        "bug": request.GET.get("bug", ""),
+        "reward": request.GET.get("reward", ""),
+        "status": request.GET.get("status", ""),
+    }
+    episodes = Episode.objects.select_related("teacher", "bug__repository").annotate(calls=Count("llm_calls"))
+    if filters["teacher"]:
+        episodes = episodes.filter(teacher__name=filters["teacher"])
+    if _int(filters["bug"]) is not None:
+        episodes = episodes.filter(bug_id=_int(filters["bug"]))
+    if filters["reward"] == "1":
+        episodes = episodes.filter(reward__gt=0)
+    elif filters["reward"] == "0":
+        episodes = episodes.filter(reward__isnull=False, reward__lte=0)
+    elif filters["reward"] == "none":
+        episodes = episodes.filter(reward__isnull=True)
+    if filters["status"] in Episode.Status.values:
+        episodes = episodes.filter(status=filters["status"])
+    page = Paginator(episodes.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in filters.items() if v})
+    teachers = Teacher.objects.annotate(
+        episode_count=Count("episodes"), solved=Count("episodes", filter=Q(episodes__reward__gt=0)),
+    ).order_by("name")
+    return render(request, "episodes/episode_list.html", {
+        "page": page, "filters": filters, "query": query, "teachers": teachers,
+        "statuses": Episode.Status.choices, "reward_filters": REWARD_FILTERS,
+    })
+
+
+def _call_rows(episode) -> list:
+    """The episode's calls without their big bodies (request, raw stream): the list and the
+    step → call mapping need only the response."""
+    return list(episode.llm_calls.defer("request", "raw_stream").order_by("sequence", "id"))
+
+
+def _as_call(row, with_request: bool = False) -> dict:
+    call = {"protocol": row.protocol, "path": row.path, "response": row.response,
+            "status_code": row.status_code, "error": row.error}
+    if with_request:
+        call["request"] = row.request
+    return call
+
+
+def _steps(messages: list[dict], calls_by_key: dict) -> list[dict]:
+    steps = []
+    for i, m in enumerate(messages):
+        content = m.get("content") or ""
+        lines = content.count("\n") + 1 if content else 0
+        step = {
+            "index": i, "role": m.get("role"), "content": content, "lines": lines,
+            "long": len(content) > LONG_OUTPUT_CHARS or lines > LONG_OUTPUT_LINES,
+            "preview": content.split("\n", 1)[0][:160],
+            "reasoning": m.get("reasoning_content") or "",
+            "tool_call_id": m.get("tool_call_id"),
+            "tool_calls": [
+                {"id": c.get("id"), "name": (c.get("function") or {}).get("name"),
+                 "arguments": _pretty((c.get("function") or {}).get("arguments"))}
+                for c in m.get("tool_calls") or ()
+            ],
+            "call": calls_by_key.get(step_key(m)) if m.get("role") == "assistant" else None,
+        }
+        steps.append(step)
+    return steps
+
+
+def _pretty(value) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@require_GET
+def episode_detail(request, pk):
+    episode = get_object_or_404(Episode.objects.select_related("teacher", "bug__repository", "solve_batch"), pk=pk)
+    calls = _call_rows(episode)
+    trajectory = episode.trajectory or {}
+    derived = False
+    problem = ""
+    if not trajectory.get("messages") and calls:
+        try:
+            full = list(episode.llm_calls.order_by("sequence", "id"))
+            trajectory = canonical_from_calls([_as_call(c, with_request=True) for c in full])
+            derived = True
+        except TrajectoryError as exc:
+            problem = str(exc)
+    calls_by_key = {}
+    for row in calls:
+        message = response_message(_as_call(row))
+        if message is not None:
+            calls_by_key.setdefault(step_key(message), row)
+    messages = trajectory.get("messages") or []
+    grading = episode.grading or {}
+    events = episode.agent_events if isinstance(episode.agent_events, list) else []
+    return render(request, "episodes/episode_detail.html", {
+        "episode": episode, "bug": episode.bug, "teacher": episode.teacher,
+        "steps": _steps(messages, calls_by_key), "tools": [
+            {"name": (t.get("function") or {}).get("name"), "description": (t.get("function") or {}).get("description", ""),
+             "parameters": _pretty((t.get("function") or {}).get("parameters"))}
+            for t in trajectory.get("tools") or ()
+        ],
+        "derived": derived, "trajectory_problem": problem, "calls": calls,
+        "totals": {"tokens_in": sum(c.tokens_in for c in calls), "tokens_out": sum(c.tokens_out for c in calls)},
+        "agent_patch": grading.get("patch") or episode.final_patch,
+        "grading": grading, "grading_runs": grading.get("runs") or [], "grading_tests": sorted((grading.get("tests") or {}).items()),
+        "grading_dropped": sorted((grading.get("dropped") or {}).items()),
+        "events": [{"type": _event_type(e), "json": json.dumps(e, ensure_ascii=False)[:4000]} for e in events[:MAX_EVENTS_SHOWN]],
+        "events_total": len(events),
+        "provenance_warning": episode.teacher.terms_allow_training is not True,
+    })
+
+
+def _event_type(event) -> str:
+    if not isinstance(event, dict):
+        return type(event).__name__
+    kind = str(event.get("type") or event.get("role") or "?")
+    item = event.get("item")
+    sub = event.get("subtype") or (item.get("type") if isinstance(item, dict) else None)
+    return f"{kind}/{sub}" if sub else kind
+
+
+def scrub(value, secrets: tuple[str, ...] = ()):
+    """A copy of a stored request/response safe to show: credential-named fields and anything
+    shaped like a gateway token or an API key are masked (the gateway never stores the real
+    key, but a client may put its own in a body)."""
+    if isinstance(value, dict):
+        return {k: "[redacted]" if SECRET_KEYS.match(str(k)) else scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, str):
+        for s in secrets:
+            if s:
+                value = value.replace(s, "[redacted]")
+        return SECRET_VALUES.sub("[redacted]", value)
+    return value
+
+
+@require_GET
+def llm_call_detail(request, pk):
+    call = get_object_or_404(LLMCall.objects.select_related("episode__teacher", "endpoint", "batch"), pk=pk)
+    secrets = (call.endpoint.api_key,) if call.endpoint_id and call.endpoint.api_key else ()
+    return render(request, "episodes/episode_call.html", {
+        "call": call,
+        "request_json": json.dumps(scrub(call.request, secrets), indent=2, ensure_ascii=False),
+        "response_json": json.dumps(scrub(call.response, secrets), indent=2, ensure_ascii=False),
+        "raw_stream": scrub(call.raw_stream, secrets),
+        "error": scrub(call.error, secrets),
+    })
+
+
+__all__ = ["episode_detail", "episode_list", "llm_call_detail", "scrub"]

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from episodes.engine.importers import FORMATS, ImportFormatError, import_file
+from episodes.engine.trajectory import check_canonical
+from episodes.episode_import import store_imported, teacher_for_import
+from episodes.models import Bug
+
+
+class Command(BaseCommand):
+    help = (
+        "Import agent logs recorded elsewhere (Claude Code sessions, Codex rollouts, mini-swe-agent "
+        ".traj.json) as Episodes of a teacher on a bug, in the canonical trajectory form. Without "
+        "--bug, only converts and checks the files (nothing is stored). A file that fails is "
+        "reported and skipped; the others are still imported."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("files", nargs="+", type=Path)
+        parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
+        parser.add_argument("--teacher", required=True, help="teacher name (created, with unknown terms, if missing)")
+        parser.add_argument("--bug", type=int, help="the bug these episodes attempted; omit to only check the files")
+
+    def handle(self, files, fmt, teacher, bug, **options):
+        target = None
+        if bug is not None:
+            target = Bug.objects.filter(pk=bug).first()
+            if target is None:
+                raise CommandError(f"no such bug: {bug}")
+        teacher_row = None
+        failures = 0
+        total = len(files)
+        for i, path in enumerate(files, start=1):
+            prefix = f"[{i}/{total}] {path}"
+            try:
+                imported = import_file(fmt, path)
+            except (ImportFormatError, OSError) as exc:
+                failures += 1
+                self.stderr.write(f"{prefix}: {exc}")
+                continue
+            problems = check_canonical(imported.trajectory)
+            messages = len(imported.trajectory["messages"])
+            note = f"; {len(problems)} problem(s): {'; '.join(problems[:3])}" if problems else ""
+            if target is None:
+                self.stdout.write(f"{prefix}: {messages} messages, {imported.metadata.get('steps', 0)} steps (not stored){note}")
+                continue
+            if teacher_row is None:
+                teacher_row, created = teacher_for_import(teacher, fmt, imported.metadata.get("model", ""))
+                if created:
+                    self.stdout.write(f"created teacher {teacher_row.name} ({teacher_row.get_harness_display()})")
+                if teacher_row.terms_allow_training is not True:
+                    self.stdout.write(self.style.WARNING(
+                        f"teacher {teacher_row.name}: terms allow training use is "
+                        f"{'unknown' if teacher_row.terms_allow_training is None else 'no'} — exports will warn"))
+            episode = store_imported(imported, bug=target, teacher=teacher_row, fmt=fmt, source=str(path))
+            self.stdout.write(f"{prefix}: episode {episode.pk} ({episode.status}, {messages} messages){note}")
+        done = total - failures
+        self.stdout.write(f"summary: {done} of {total} file(s) {'imported' if target else 'converted'}, {failures} failed")
+        if failures:
+            raise CommandError(f"{failures} of {total} file(s) could not be imported (see above)")
