@@ -4,7 +4,8 @@
 (``openai_chat``) or Anthropic Messages (``anthropic``) and always returns a ``ChatResult``:
 HTTP errors, timeouts, refused connections and unreadable bodies come back with ``error`` set
 (and ``status_code`` where the server answered), never as exceptions. SDK retries are off; the
-caller owns the retry budget.
+caller owns the retry budget. ``LLMClient(config).send(body)`` sends a protocol-native body
+as it is (tools, tool calls, tool results: the agent loop's way in) with the same guarantees.
 
 ``request`` and ``response`` are the JSON bodies as sent and as received, ready to be stored.
 The API key travels only in the SDK's auth header: it is not part of ``request``, of any
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 PROTOCOLS = ("openai_chat", "anthropic")
 REDACTED = "[redacted]"
 MAX_ERROR_CHARS = 2000
+# what _extract says about a well-formed reply that has no text (fine when tools were offered)
+_NO_TEXT_PROBLEMS = ("response message has no text content", "response has no text content")
 
 
 @dataclass
@@ -218,8 +221,21 @@ class LLMClient:
     # -- the call -----------------------------------------------------------------------------
 
     def complete(self, system: str, messages: list[dict]) -> ChatResult:
+        """A plain text exchange: ``messages`` are ``{"role", "content": str}``; a reply without
+        text is an error."""
+        return self._call(self.build_request(system, messages), need_text=True)
+
+    def send(self, body: dict) -> ChatResult:
+        """Send a protocol-native request ``body`` as it is (tools, tool calls and tool results
+        included; ``model`` and ``max_tokens`` are filled in when missing) — what the agent loop
+        uses. ``response`` is the body received, with tokens and cost from its usage and
+        ``text`` its text if any; a reply with only tool calls is not an error."""
         cfg = self.config
-        request = self.build_request(system, messages)
+        body = {"model": cfg.model, "max_tokens": cfg.max_tokens, **body}
+        return self._call(body, need_text=False)
+
+    def _call(self, request: dict, need_text: bool) -> ChatResult:
+        cfg = self.config
         result = ChatResult(request=request, protocol=cfg.protocol, model=cfg.model)
         try:
             self._client()  # build (and import) the SDK outside the timed call
@@ -239,7 +255,7 @@ class LLMClient:
             else:
                 text, tin, tout, problem = self._extract(cfg.protocol, body)
                 result.text, result.tokens_in, result.tokens_out = text, tin, tout
-                if problem:
+                if problem and (need_text or problem not in _NO_TEXT_PROBLEMS):
                     result.error = f"HTTP {raw.status_code}: {problem}"
         except Exception as exc:  # the SDKs' own errors and anything else on the way
             result.error, result.status_code, result.response = self._describe(exc)
