@@ -4,5 +4,15 @@ from . import views
 
 urlpatterns = [
     path("", views.run_list, name="training_run_list"),
+    path("compare/", views.run_compare, name="training_run_compare"),
+    path("runs/new/", views.run_new, name="training_run_new"),
+    path("runs/launch/", views.run_launch, name="training_run_launch"),
     path("runs/<int:pk>/", views.run_detail, name="training_run_detail"),
+    path("runs/<int:pk>/metrics.json", views.run_metrics, name="training_run_metrics"),
+    path("runs/<int:pk>/status/", views.run_status, name="training_run_status"),
+    path("runs/<int:pk>/log/", views.run_log, name="training_run_log"),
+    path("runs/<int:pk>/cancel/", views.run_cancel, name="training_run_cancel"),
+    path("datasets/", views.dataset_list, name="training_dataset_list"),
+    path("datasets/build/", views.dataset_build, name="training_dataset_build"),
+    path("datasets/<int:pk>/", views.dataset_detail, name="training_dataset_detail"),
 ]

@@ -1,24 +1,269 @@
-from django.shortcuts import get_object_or_404, render
+"""Training pages: datasets, the launch form, runs with live curves. Thin: rows are read here,
+datasets are built by `training.datasets`, runs are started and cancelled by `training.launch`."""
+import json
+
+from django.contrib import messages
+from django.db.models import OuterRef, Subquery
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from .models import Dataset, TrainingRun
+from bugforge_web.auth import staff_required
+from episodes.models import AuditEvent, Teacher
 
+from .forms import OTHER, TINY, DatasetBuildForm, LaunchForm
+from .models import Dataset, MetricPoint, TrainingRun
+
+ACTIVE = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
+POINTS_PER_RESPONSE = 20_000  # a long run's first fetch comes in pages rather than one huge body
+MAX_OVERLAY = 8
+
+
+def _latest(name: str):
+    """The value of a run's metric at its latest step, as a subquery (one query for the whole list)."""
+    points = MetricPoint.objects.filter(run=OuterRef("pk"), name=name).order_by("-step")
+    return Subquery(points.values("value")[:1])
+
+
+# Runs -------------------------------------------------------------------------------------------
 
 @require_GET
 def run_list(request):
+    runs = (
+        TrainingRun.objects.select_related("dataset", "created_by")
+        .annotate(latest_reward=_latest("reward"), latest_loss=_latest("loss"))[:200]
+    )
     return render(
         request,
         "training/run_list.html",
-        {"runs": TrainingRun.objects.select_related("dataset")[:100], "datasets": Dataset.objects.all()[:50]},
+        {"runs": runs, "has_datasets": Dataset.objects.exists()},
     )
 
 
 @require_GET
 def run_detail(request, pk):
-    run = get_object_or_404(TrainingRun, pk=pk)
+    run = get_object_or_404(TrainingRun.objects.select_related("dataset", "created_by"), pk=pk)
+    others = TrainingRun.objects.exclude(pk=run.pk).only("name", "method", "status")[:50]
+    return render(request, "training/run_detail.html", {
+        "run": run, "runs": [run], "others": others, "curves_config": _curves_config([run]),
+        "log": run.log_tail(100), "checkpoints": run.checkpoints(),
+    })
+
+
+@require_GET
+def run_compare(request):
+    """Several runs' curves overlaid: one trace per run on each chart."""
+    try:
+        ids = [int(v) for v in request.GET.getlist("runs")][:MAX_OVERLAY]
+    except ValueError:
+        ids = []
+    runs = list(TrainingRun.objects.select_related("dataset").filter(pk__in=ids).order_by("pk"))
+    if not runs:
+        messages.error(request, "Pick one or more runs to compare (tick them in the list).")
+        return redirect("training_run_list")
+    return render(request, "training/run_compare.html", {"runs": runs, "curves_config": _curves_config(runs)})
+
+
+def _curves_config(runs) -> dict:
+    """What static/js/curves.js needs: per run its metrics endpoint and the points so far, so the
+    charts draw at once and the polls then fetch only what is new."""
+    return {
+        "poll_ms": 2000,
+        "runs": [
+            {"id": run.pk, "name": run.name, "url": reverse("training_run_metrics", args=[run.pk]),
+             "initial": _metrics_payload(run, after=0)}
+            for run in runs
+        ],
+    }
+
+
+def _metrics_payload(run, after: int) -> dict:
+    """Metric points with an id above ``after`` (a cursor, so a poll sends only new points),
+    grouped per metric as {"x": steps, "y": values}, plus the run's state."""
+    rows = list(
+        MetricPoint.objects.filter(run=run, pk__gt=after).order_by("pk")
+        .values_list("pk", "name", "step", "value")[:POINTS_PER_RESPONSE]
+    )
     series: dict[str, dict[str, list]] = {}
-    for step, name, value in run.metrics.values_list("step", "name", "value").order_by("name", "step"):
+    for _, name, step, value in rows:
         s = series.setdefault(name, {"x": [], "y": []})
         s["x"].append(step)
         s["y"].append(value)
-    return render(request, "training/run_detail.html", {"run": run, "series": series})
+    return {
+        "run": run.pk,
+        "status": run.status,
+        "step": run.step,
+        "max_steps": run.max_steps,
+        "active": run.status in ACTIVE,
+        "cursor": rows[-1][0] if rows else after,
+        "more": len(rows) == POINTS_PER_RESPONSE,
+        "series": series,
+    }
+
+
+@require_GET
+def run_metrics(request, pk):
+    """JSON for the live charts: ?after=<cursor> returns only the points logged since."""
+    run = get_object_or_404(TrainingRun, pk=pk)
+    try:
+        after = max(0, int(request.GET.get("after") or 0))
+    except ValueError:
+        return JsonResponse({"error": "after must be an integer cursor"}, status=400)
+    return JsonResponse(_metrics_payload(run, after))
+
+
+@require_GET
+def run_status(request, pk):
+    """Status, progress, error and the cancel button: polled by htmx while the run is active."""
+    run = get_object_or_404(TrainingRun, pk=pk)
+    return render(request, "training/partials/run_status.html", {"run": run})
+
+
+@require_GET
+def run_log(request, pk):
+    """The log tail and the checkpoints: polled by htmx while the run is active."""
+    run = get_object_or_404(TrainingRun, pk=pk)
+    return render(request, "training/partials/run_log.html", {
+        "run": run, "log": run.log_tail(100), "checkpoints": run.checkpoints(),
+    })
+
+
+@staff_required
+def run_cancel(request, pk):
+    from . import launch
+
+    run = get_object_or_404(TrainingRun, pk=pk)
+    if run.status not in ACTIVE:
+        messages.error(request, f"{run.name} is {run.status}: there is nothing to cancel.")
+        return redirect(run)
+    launch.request_cancel(run)
+    AuditEvent.record(request.user, "cancel_training_run", run, before={"status": run.status},
+                      after={"cancel_requested": True})
+    messages.info(request, f"Cancel requested: {run.name} stops at its next optimizer step.")
+    return redirect(run)
+
+
+# Launch -----------------------------------------------------------------------------------------
+
+@require_GET
+def run_new(request):
+    form = LaunchForm(initial=_launch_initial(request))
+    return _launch_page(request, form)
+
+
+def _launch_initial(request) -> dict:
+    """A dataset page links here with ?dataset=<pk>: preselect it and a method that trains on it."""
+    dataset = Dataset.objects.filter(pk=request.GET.get("dataset") or None).first() if \
+        (request.GET.get("dataset") or "").isdigit() else None
+    if dataset is None:
+        return {}
+    method = TrainingRun.Method.GRPO if dataset.kind == Dataset.Kind.RL else TrainingRun.Method.SFT
+    return {"dataset": dataset.pk, "method": method}
+
+
+def _launch_page(request, form, status=200):
+    return render(request, "training/run_new.html", {
+        "form": form, "defaults": form.defaults, "has_datasets": Dataset.objects.exists(),
+    }, status=status)
+
+
+@staff_required
+def run_launch(request):
+    from . import launch
+
+    form = LaunchForm(request.POST)
+    if not form.is_valid():
+        return _launch_page(request, form, status=400)
+    data = form.cleaned_data
+    try:
+        base_model = _resolve_base_model(data["base_model"], data.get("base_model_path", ""))
+        run = TrainingRun(
+            name=data["name"] or f"{data['method']}-{data['dataset'].name}-{timezone.now():%Y%m%d-%H%M%S}",
+            method=data["method"], base_model=base_model, dataset=data["dataset"], rl_dataset=data.get("rl_dataset"),
+            hyperparameters=form.hyperparameters(), use_lora=data["use_lora"], device=data["device"],
+            created_by=request.user,
+        )
+        launch.start_run(run)
+    except ValueError as exc:
+        form.add_error(form.field_for_error(str(exc)), str(exc))
+        return _launch_page(request, form, status=400)
+    AuditEvent.record(request.user, "launch_training_run", run, after={
+        "method": run.method, "dataset": run.dataset.name, "base_model": run.base_model, "device": run.device,
+        "hyperparameters": run.hyperparameters,
+    })
+    messages.info(request, f"{run.name} queued on the train queue; its curves appear here as it logs.")
+    return redirect(run)
+
+
+def _resolve_base_model(choice: str, typed_path: str) -> str:
+    if choice == TINY:
+        from .tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model())
+    if choice == OTHER:
+        return typed_path.strip()
+    return choice
+
+
+# Datasets ---------------------------------------------------------------------------------------
+
+@require_GET
+def dataset_list(request):
+    return _dataset_page(request, DatasetBuildForm(initial={"name": f"set-{timezone.now():%Y%m%d-%H%M}"}))
+
+
+def _dataset_page(request, form, status=200):
+    teachers = list(Teacher.objects.only("name", "provider", "model", "terms_allow_training"))
+    datasets = list(Dataset.objects.select_related("created_by")[:200])
+    for dataset in datasets:
+        dataset.filter_items = _filter_items(dataset.filters)
+    return render(request, "training/dataset_list.html", {
+        "datasets": datasets,
+        "form": form,
+        "unvetted": [t for t in teachers if t.terms_allow_training is not True],
+    }, status=status)
+
+
+def _filter_items(filters: dict) -> list[str]:
+    """The filters that narrowed a dataset, as short key=value strings (empty ones left out)."""
+    items = []
+    for key, value in sorted((filters or {}).items()):
+        if value in (None, "", [], {}):
+            continue
+        items.append(f"{key}={','.join(map(str, value)) if isinstance(value, (list, tuple)) else value}")
+    return items
+
+
+@staff_required
+def dataset_build(request):
+    from . import datasets
+
+    form = DatasetBuildForm(request.POST)
+    if not form.is_valid():
+        return _dataset_page(request, form, status=400)
+    data = form.cleaned_data
+    build = datasets.build_sft_dataset if data["kind"] == Dataset.Kind.SFT else datasets.build_rl_dataset
+    try:
+        dataset = build(data["name"], form.filters(), user=request.user)
+    except ValueError as exc:
+        form.add_error(None, str(exc))
+        return _dataset_page(request, form, status=400)
+    AuditEvent.record(request.user, "build_dataset", dataset, after={"kind": dataset.kind, "filters": dataset.filters})
+    unvetted = form.unvetted_teachers()
+    if unvetted:
+        messages.warning(request, "This dataset may include data from teachers whose terms do not (or may not) "
+                                  "allow training: " + ", ".join(t.name for t in unvetted) + ".")
+    messages.info(request, f"Dataset {dataset.name} built: {dataset.train_rows} train / {dataset.heldout_rows} held-out rows.")
+    return redirect("training_dataset_detail", pk=dataset.pk)
+
+
+@require_GET
+def dataset_detail(request, pk):
+    dataset = get_object_or_404(Dataset.objects.select_related("created_by"), pk=pk)
+    return render(request, "training/dataset_detail.html", {
+        "dataset": dataset, "runs": dataset.runs.all()[:50],
+        "manifest_json": json.dumps(dataset.manifest, indent=2, sort_keys=True),
+    })
+

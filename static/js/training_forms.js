@@ -1,0 +1,62 @@
+// Small helpers for the training forms; the server validates everything again.
+document.addEventListener("DOMContentLoaded", () => {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const show = (id, visible) => { const el = $(`#field-${id}`); if (el) el.hidden = !visible && !el.classList.contains("has-error"); };
+
+  // Launch form: show the hyperparameters the chosen method uses, prefilled with its defaults
+  // (a value the user typed is kept); the RL set only for SFT then GRPO; the path box only for
+  // "another local path"; the LoRA rank only with LoRA.
+  const launch = $("#launch-form");
+  if (launch) {
+    const defaults = JSON.parse($("#method-defaults").textContent);
+    const method = $("#id_method");
+    const edited = new Set();
+    launch.querySelectorAll("[id^=id_hp_]").forEach((el) => el.addEventListener("input", () => edited.add(el.id)));
+    const sync = () => {
+      const values = defaults[method.value] || {};
+      launch.querySelectorAll(".field[data-methods]").forEach((field) => {
+        const used = field.dataset.methods.split(" ").includes(method.value);
+        field.hidden = !used && !field.classList.contains("has-error");
+        const input = field.querySelector("input, select");
+        const key = input.id.replace(/^id_hp_/, "");
+        if (used && !edited.has(input.id) && !field.classList.contains("has-error") && key in values) {
+          input.value = typeof values[key] === "boolean" ? String(values[key]) : values[key];
+        }
+      });
+      show("rl_dataset", method.value === "sft_grpo");
+      show("base_model_path", $("#id_base_model").value === "other");
+      show("lora_rank", $("#id_use_lora").checked);
+    };
+    [method, $("#id_base_model"), $("#id_use_lora")].forEach((el) => el.addEventListener("change", sync));
+    sync();
+  }
+
+  // Dataset form: show the filters of the chosen kind, and say plainly which teachers with
+  // unset or negative terms this build would include.
+  const build = $("#dataset-form");
+  if (build) {
+    const warning = $("#terms-warning");
+    const sync = () => {
+      const sft = $("#id_kind").value === "sft";
+      ["teachers", "min_reward", "max_length", "provenance"].forEach((id) => show(id, sft));
+      ["include_valid", "include_flaky"].forEach((id) => show(id, !sft));
+      if (!warning) return;
+      warning.hidden = !sft;
+      const provenance = (build.querySelector("input[name=provenance]:checked") || {}).value || "allowed";
+      const chosen = [...$("#id_teachers").selectedOptions].map((o) => o.value);
+      const included = [];
+      warning.querySelectorAll("li[data-teacher]").forEach((li) => {
+        const inScope = !chosen.length || chosen.includes(li.dataset.teacher);
+        const allowed = provenance === "any" || (provenance === "unknown" && li.dataset.terms === "unset");
+        li.classList.toggle("included", inScope && allowed);
+        if (inScope && allowed) included.push(li.dataset.teacher);
+      });
+      let line = $("#terms-included");
+      if (!line) { line = document.createElement("p"); line.id = "terms-included"; line.className = "error"; warning.prepend(line); }
+      line.hidden = !included.length;
+      line.textContent = `This build INCLUDES episodes of teachers whose terms do not allow training: ${included.join(", ")}.`;
+    };
+    build.addEventListener("change", sync);
+    sync();
+  }
+});
