@@ -78,6 +78,7 @@ class SolveBatch(models.Model):
     teacher = models.ForeignKey(Teacher, on_delete=models.PROTECT, related_name="solve_batches")
     attempts_per_bug = models.PositiveSmallIntegerField(default=1)
     bug_count = models.PositiveIntegerField(default=0)
+    selection = models.JSONField(default=dict, blank=True, help_text="which bugs were asked for: ids, repository, approved")
     created_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -98,6 +99,41 @@ class EpisodeQuerySet(models.QuerySet):
             .filter(gateway_token_hash=hash_gateway_token(token), status__in=["queued", "running"])
             .first()
         )
+
+    def sweep_stale(self, stale_after_s: int | None = None) -> list[tuple[int, str]]:
+        """Fail episodes left `running` (or `queued`) by a job that is gone, failed, or silent
+        for too long — a worker killed outright runs no failure handler. Returns (id, why)."""
+        import datetime
+
+        import django_rq
+        from django.conf import settings
+        from django.utils import timezone
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        stale_after_s = stale_after_s if stale_after_s is not None else settings.BUGFORGE_STALE_AFTER_S
+        cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)
+        connection = django_rq.get_connection("solve")
+        swept = []
+        for episode in self.filter(status__in=[Episode.Status.QUEUED, Episode.Status.RUNNING]).exclude(job_id=""):
+            why = ""
+            try:
+                job_status = Job.fetch(episode.job_id, connection=connection).get_status()
+                if job_status in ("failed", "stopped", "canceled", "finished"):
+                    why = f"its job {episode.job_id} is {job_status}"
+            except NoSuchJobError:
+                why = f"its job {episode.job_id} no longer exists"
+            beat = episode.heartbeat_at or (episode.started_at if episode.status == Episode.Status.RUNNING else None)
+            if not why and episode.status == Episode.Status.RUNNING and (beat is None or beat < cutoff):
+                why = f"no sign of life from its job for over {stale_after_s}s"
+            if why:
+                updated = self.filter(pk=episode.pk, status=episode.status).update(
+                    status=Episode.Status.FAILED, exit_reason=Episode.ExitReason.ERROR,
+                    error=f"episode interrupted: {why}", finished_at=timezone.now(),
+                )
+                if updated:
+                    swept.append((episode.pk, why))
+        return swept
 
 
 class Episode(models.Model):
@@ -144,8 +180,12 @@ class Episode(models.Model):
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
     job_id = models.CharField(max_length=64, blank=True)
+    agent_stats = models.JSONField(
+        default=dict, blank=True, help_text="the harness's own figures: calls, malformed tool calls, tool errors, seconds"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last sign of life of its job (the sweeper reads it)")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -154,6 +194,16 @@ class Episode(models.Model):
 
     def __str__(self):
         return f"episode {self.pk}: {self.teacher} on bug {self.bug_id}"
+
+    @property
+    def is_over(self) -> bool:
+        return self.status not in (self.Status.QUEUED, self.Status.RUNNING)
+
+    def beat(self) -> None:
+        """Record that the episode's job is alive (the sweeper fails silent ones)."""
+        from django.utils import timezone
+
+        type(self).objects.filter(pk=self.pk).update(heartbeat_at=timezone.now())
 
     def issue_gateway_token(self) -> str:
         """A fresh per-episode token for the recording gateway; only its hash is stored, so the
