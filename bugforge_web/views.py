@@ -36,17 +36,26 @@ def home_counts(request):
 
 @require_GET
 def dashboards(request):
-    by_status = dict(Bug.objects.values_list("status").annotate(n=Count("id")).order_by())
-    by_method = list(Bug.objects.values("method", "status").annotate(n=Count("id")).order_by("method"))
+    from episodes import dashboards as figures
+    from episodes.forms import DashboardFilterForm
+
+    form = DashboardFilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    scope = figures.Scope(data.get("repository") or "", data.get("since"), data.get("until"))
+    by_status = dict(Bug.objects.filter(scope.q("repository__name")).values_list("status").annotate(n=Count("id")).order_by())
     return render(
         request,
         "dashboards.html",
         {
+            "form": form,
+            "scope": scope,
+            "repositories": Repository.objects.order_by("name").values_list("name", flat=True),
             "status_chart": {
                 "x": [s.value for s in Bug.Status],
                 "y": [by_status.get(s.value, 0) for s in Bug.Status],
             },
-            "by_method": by_method,
+            "total_bugs": sum(by_status.values()),
+            "charts": figures.all_charts(scope),
             "sandbox_backend": settings.BUGFORGE_SANDBOX,
         },
     )

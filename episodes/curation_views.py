@@ -112,7 +112,7 @@ def bug_review(request, pk):
 def bug_bulk(request):
     """Confirmation of a bulk review over the current filter: what it will touch, counted."""
     form, data = _filter(request)
-    verdict = request.GET.get("verdict", "approve")
+    verdict = request.GET.get("action", "approve")  # not "verdict": that is a filter field
     if verdict not in Review.Verdict.values:
         verdict = "approve"
     candidates = curation.bulk_candidates(data)

@@ -75,3 +75,15 @@ class BulkReviewForm(forms.Form):
             return [int(x) for x in self.cleaned_data["ids"].split(",") if x.strip()]
         except ValueError:
             raise forms.ValidationError("the confirmed bug list is malformed; open the confirmation again") from None
+
+
+class DashboardFilterForm(forms.Form):
+    repository = forms.CharField(required=False, max_length=100)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("the start date is after the end date")
+        return data

@@ -1,0 +1,230 @@
+"""Pass-rate dashboards: every figure is one aggregate query in the database (values +
+annotate), filtered by repository and date range, shaped as plotly traces whose points carry
+the URL of the rows behind them (the page makes bars clickable with it).
+
+Statuses are kept apart in the charts (approved / valid / rejected all passed validation) so a
+click on a bar lands on exactly the bugs it counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.urls import reverse
+
+from .models import Bug, Episode, LLMCall, Review
+
+PASSED = ("approved", "valid", "rejected")  # passed validation (then curated or not)
+STACK = ("approved", "valid", "rejected", "flaky", "invalid")  # settled bugs, stacked in this order
+COLORS = {"approved": "#15803d", "valid": "#4ade80", "rejected": "#9ca3af", "flaky": "#b45309", "invalid": "#b91c1c"}
+
+
+@dataclass
+class Scope:
+    """The dashboard filter: a repository name and a date range (inclusive), all optional."""
+
+    repository: str = ""
+    since: date | None = None
+    until: date | None = None
+
+    def params(self) -> dict:
+        return {k: v.isoformat() if isinstance(v, date) else v
+                for k, v in (("repository", self.repository), ("since", self.since), ("until", self.until)) if v}
+
+    def q(self, repository_path: str, created_path: str = "created_at") -> Q:
+        q = Q()
+        if self.repository:
+            q &= Q(**{repository_path: self.repository})
+        if self.since:
+            q &= Q(**{f"{created_path}__date__gte": self.since})
+        if self.until:
+            q &= Q(**{f"{created_path}__date__lte": self.until})
+        return q
+
+
+def _url(name: str, scope: Scope, **params) -> str:
+    return reverse(name) + "?" + urlencode({**scope.params(), **{k: v for k, v in params.items() if v not in ("", None)}})
+
+
+def _status_counts():
+    return {s: Count("id", filter=Q(status=s)) for s in STACK}
+
+
+def _stacked(rows: list[dict], key: str, scope: Scope, link_key: str, extra: dict | None = None) -> dict:
+    """Stacked status bars over ``rows`` (one per category), with yield per category."""
+    cats = [r[key] or "(none)" for r in rows]
+    traces = []
+    for status in STACK:
+        traces.append({
+            "type": "bar", "name": status, "x": cats, "y": [r[status] for r in rows],
+            "marker": {"color": COLORS[status]},
+            "customdata": [_url("bug_list", scope, status=status, **{link_key: r[key]}, **(extra or {})) for r in rows],
+        })
+    yields = []
+    for r in rows:
+        settled = sum(r[s] for s in STACK)
+        yields.append(round(sum(r[s] for s in PASSED) / settled, 3) if settled else None)
+    return {"traces": traces, "categories": cats, "yield": yields, "rows": rows}
+
+
+def yield_by_method(scope: Scope) -> dict:
+    rows = list(Bug.objects.filter(scope.q("repository__name")).values("method")
+                .annotate(**_status_counts()).order_by("method"))
+    return _stacked(rows, "method", scope, "method")
+
+
+def yield_by_operator(scope: Scope) -> dict:
+    rows = list(Bug.objects.filter(scope.q("repository__name")).exclude(operator="")
+                .filter(method=Bug.Method.PROCEDURAL).values("operator")
+                .annotate(**_status_counts()).order_by("operator"))
+    return _stacked(rows, "operator", scope, "operator", {"method": Bug.Method.PROCEDURAL})
+
+
+def verdicts_over_time(scope: Scope) -> dict:
+    rows = list(Bug.objects.filter(scope.q("repository__name")).annotate(day=TruncDate("created_at"))
+                .values("day").annotate(**_status_counts()).order_by("day"))
+    cats = [r["day"].isoformat() for r in rows]
+    traces = [{
+        "type": "bar", "name": status, "x": cats, "y": [r[status] for r in rows], "marker": {"color": COLORS[status]},
+        "customdata": [_url("bug_list", Scope(scope.repository, r["day"], r["day"]), status=status) for r in rows],
+    } for status in STACK]
+    return {"traces": traces, "categories": cats, "rows": rows}
+
+
+def _solve_rows(group: str, scope: Scope) -> list[dict]:
+    return list(
+        Episode.objects.filter(scope.q("bug__repository__name")).values(group).annotate(
+            solved=Count("id", filter=Q(status=Episode.Status.SOLVED)),
+            unsolved=Count("id", filter=Q(status=Episode.Status.UNSOLVED)),
+            errors=Count("id", filter=Q(status=Episode.Status.FAILED)),
+            solved_bugs=Count("bug", filter=Q(status=Episode.Status.SOLVED), distinct=True),
+            cost=Sum("cost_usd"),
+        ).order_by(group)
+    )
+
+
+def _rate(r) -> float | None:
+    attempted = r["solved"] + r["unsolved"]
+    return round(r["solved"] / attempted, 3) if attempted else None
+
+
+def solve_rate_by_teacher(scope: Scope) -> dict:
+    rows = _solve_rows("teacher__name", scope)
+    names = [r["teacher__name"] for r in rows]
+    return {
+        "traces": [{
+            "type": "bar", "name": "solve rate", "x": names, "y": [_rate(r) for r in rows],
+            "text": [f"{r['solved']}/{r['solved'] + r['unsolved']}" for r in rows], "textposition": "auto",
+            "customdata": [_url("episode_list", scope, teacher=n, status="solved") for n in names],
+        }],
+        "rows": rows,
+    }
+
+
+def solve_rate_by_repository(scope: Scope) -> dict:
+    rows = _solve_rows("bug__repository__name", scope)
+    names = [r["bug__repository__name"] for r in rows]
+    return {
+        "traces": [{
+            "type": "bar", "name": "solve rate", "x": names, "y": [_rate(r) for r in rows],
+            "text": [f"{r['solved']}/{r['solved'] + r['unsolved']}" for r in rows], "textposition": "auto",
+            "customdata": [_url("episode_list", Scope(n, scope.since, scope.until), status="solved") for n in names],
+        }],
+        "rows": rows,
+    }
+
+
+def _per(cost, n) -> float | None:
+    return round(float(cost or Decimal(0)) / n, 4) if n else None
+
+
+def cost_per_valid_bug(scope: Scope) -> dict:
+    """LLM spend of injection batches per method, over the bugs of those batches that passed
+    validation (the spend on failed candidates is part of what a valid bug costs)."""
+    spend = dict(LLMCall.objects.filter(batch__isnull=False).filter(scope.q("batch__repository__name"))
+                 .values_list("batch__method").annotate(cost=Sum("cost_usd")).order_by())
+    valid = dict(Bug.objects.filter(batch__isnull=False, status__in=PASSED).filter(scope.q("repository__name"))
+                 .values_list("method").annotate(n=Count("id")).order_by())
+    methods = sorted(set(spend) | set(valid))
+    rows = [{"method": m, "cost": float(spend.get(m) or 0), "valid": valid.get(m, 0),
+             "per_valid": _per(spend.get(m), valid.get(m, 0))} for m in methods]
+    return {
+        "traces": [{
+            "type": "bar", "name": "USD per valid bug", "x": methods, "y": [r["per_valid"] for r in rows],
+            "customdata": [_url("bug_list", scope, method=m, status="valid") for m in methods],
+        }],
+        "rows": rows,
+    }
+
+
+def cost_per_solved_bug(scope: Scope) -> dict:
+    """Every episode's cost (solved or not) per teacher, over the distinct bugs it solved."""
+    rows = _solve_rows("teacher__name", scope)
+    names = [r["teacher__name"] for r in rows]
+    table = [{"teacher": r["teacher__name"], "cost": float(r["cost"] or 0), "solved_bugs": r["solved_bugs"],
+              "per_solved": _per(r["cost"], r["solved_bugs"])} for r in rows]
+    return {
+        "traces": [{
+            "type": "bar", "name": "USD per solved bug", "x": names, "y": [r["per_solved"] for r in table],
+            "customdata": [_url("episode_list", scope, teacher=n, status="solved") for n in names],
+        }],
+        "rows": table,
+    }
+
+
+def difficulty_mix(scope: Scope) -> dict:
+    """Reviewers' difficulty buckets (Review.difficulty), in bucket order."""
+    counts = dict(Review.objects.filter(scope.q("bug__repository__name")).values_list("difficulty")
+                  .annotate(n=Count("id")).order_by())
+    buckets = [(v, str(label)) for v, label in Bug.Difficulty.choices] + [("", "not rated")]
+    shown = [(v, label) for v, label in buckets if counts.get(v)]
+    return {
+        "traces": [{
+            "type": "bar", "name": "reviews", "x": [label for _, label in shown], "y": [counts[v] for v, _ in shown],
+            "customdata": [_url("bug_list", scope, difficulty=v or "none") for v, _ in shown],
+        }],
+        "rows": [{"difficulty": label, "reviews": counts[v]} for v, label in shown],
+    }
+
+
+CHARTS = [
+    ("yield-method", "Yield per injection method", yield_by_method, "bugs",
+     "No bug here yet: open a repository and plant a batch (Repositories → inject), then validate."),
+    ("yield-operator", "Yield per procedural operator", yield_by_operator, "bugs",
+     "No procedural bug here yet: run a procedural injection batch from a repository page."),
+    ("verdicts-time", "Verdicts over time (by creation day)", verdicts_over_time, "bugs",
+     "No bug in this range: widen the dates or plant a batch."),
+    ("solve-teacher", "Solve rate per teacher", solve_rate_by_teacher, "episodes",
+     "No episode yet: give approved bugs to a teacher from Teachers & episodes."),
+    ("solve-repository", "Solve rate per repository", solve_rate_by_repository, "episodes",
+     "No episode yet: give approved bugs to a teacher from Teachers & episodes."),
+    ("cost-valid", "LLM cost per valid bug (USD, injection)", cost_per_valid_bug, "bugs",
+     "No LLM injection spend recorded: LLM modify/rewrite batches record every call's cost."),
+    ("cost-solved", "Cost per solved bug (USD, episodes)", cost_per_solved_bug, "episodes",
+     "No episode cost yet: teachers' episodes record the cost of every LLM call."),
+    ("difficulty", "Difficulty mix (reviews)", difficulty_mix, "reviews",
+     "No review yet: approve or reject valid bugs on the bug pages (keyboard: a / r)."),
+]
+
+
+def all_charts(scope: Scope) -> list[dict]:
+    charts = []
+    for key, title, figure, unit, empty in CHARTS:
+        data = figure(scope)
+        has_data = any(any(v for v in (t["y"] or []) if v) for t in data["traces"])
+        charts.append({"id": key, "title": title, "data": data, "empty": None if has_data else empty, "unit": unit,
+                       "table": _table(data["traces"]), "stacked": len(data["traces"]) > 1,
+                       "yields": list(zip(data.get("categories", []), data.get("yield", [])))})
+    return charts
+
+
+def _table(traces: list[dict]) -> dict:
+    """The chart's numbers as a table (same links as the bars): header, then one row per x."""
+    xs = list(dict.fromkeys(x for t in traces for x in t["x"]))
+    cells = {(t["name"], x): (y, url) for t in traces for x, y, url in zip(t["x"], t["y"], t["customdata"])}
+    return {"header": [t["name"] for t in traces],
+            "rows": [(x, [cells.get((t["name"], x), (None, None)) for t in traces]) for x in xs]}
