@@ -181,6 +181,8 @@ def rl_task(bug) -> dict:
             "setup_command": repo.install_command,
         },
         "baseline_duration_s": repo.baseline_duration_s,
+        "problem_statement": bug.problem_statement,
+        "difficulty": bug.difficulty or "",
     }
 
 

@@ -1,0 +1,49 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from training.datasets import build_rl_dataset, build_sft_dataset
+
+
+class Command(BaseCommand):
+    help = "Build an SFT set (successful episodes) or an RL set (approved bugs), split train / held-out without leakage."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--kind", choices=["sft", "rl"], required=True)
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--teacher", action="append", help="teacher name (SFT; repeatable)")
+        parser.add_argument("--repo", action="append", help="repository name (repeatable)")
+        parser.add_argument("--min-reward", type=float, help="lowest episode reward kept (SFT; default 1.0)")
+        parser.add_argument("--allow-unknown-terms", action="store_true",
+                            help="keep episodes whose teacher's terms of use are not recorded")
+        parser.add_argument("--allow-disallowed-terms", action="store_true",
+                            help="keep episodes whose teacher's terms forbid training use")
+        parser.add_argument("--max-length", type=int, help="longest trajectory kept, in characters (SFT)")
+        parser.add_argument("--status", action="append", help="bug status kept (RL; default approved)")
+        parser.add_argument("--split-by", choices=["bug", "repository"], default="bug")
+        parser.add_argument("--heldout-fraction", type=float, default=0.2)
+        parser.add_argument("--heldout-bug", type=int, action="append", help="explicit held-out bug id (repeatable)")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, kind, name, **o):
+        filters = {
+            "teacher": o["teacher"], "repository": o["repo"], "min_reward": o["min_reward"],
+            "allow_unknown_terms": o["allow_unknown_terms"] or None,
+            "allow_disallowed_terms": o["allow_disallowed_terms"] or None, "max_length": o["max_length"],
+            "statuses": o["status"], "split_by": o["split_by"], "heldout_fraction": o["heldout_fraction"],
+            "heldout_bugs": o["heldout_bug"], "seed": o["seed"],
+        }
+        if kind == "rl":
+            for key in ("teacher", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length"):
+                if filters.pop(key):
+                    raise CommandError(f"--{key.replace('_', '-')} applies to SFT sets only")
+        else:
+            if filters.pop("statuses"):
+                raise CommandError("--status applies to RL sets only")
+        try:
+            ds = (build_sft_dataset if kind == "sft" else build_rl_dataset)(name, filters)
+        except ValueError as exc:
+            raise CommandError(str(exc))
+        m = ds.manifest
+        self.stdout.write(f"{ds.name}: {ds.train_rows} train / {ds.heldout_rows} held-out rows "
+                          f"({len(m['bugs']['train'])} / {len(m['bugs']['heldout'])} bugs), hash {ds.content_hash[:12]}, at {ds.path}")
+        for warning in m.get("warnings", []):
+            self.stderr.write(f"warning: {warning}")

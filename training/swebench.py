@@ -1,0 +1,97 @@
+"""SWE-bench export and import of bugs (the database side of training.engine.swebench)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from django.db import IntegrityError, transaction
+
+from episodes.models import Bug, Repository
+from training.engine import swebench
+
+
+def bug_dict(bug: Bug) -> dict:
+    repo = bug.repository
+    return {
+        "id": bug.pk, "repository": repo.name, "source": repo.source, "base_commit": bug.base_commit,
+        "patch": bug.patch, "verifier": bug.verifier, "fail_to_pass": bug.fail_to_pass,
+        "pass_to_pass": bug.pass_to_pass, "problem_statement": bug.problem_statement,
+        "created_at": bug.created_at.isoformat() if bug.created_at else "", "difficulty": bug.difficulty,
+        "test_command": repo.test_command, "method": bug.method,
+    }
+
+
+def export_bugs(bugs) -> list[dict]:
+    """SWE-bench instances for ``bugs`` (a queryset or list)."""
+    return [swebench.to_instance(bug_dict(b)) for b in bugs]
+
+
+def write_jsonl(instances: list[dict], path: str | Path) -> None:
+    with Path(path).open("w") as fh:
+        for inst in instances:
+            fh.write(json.dumps(inst) + "\n")
+
+
+def read_instances(path: str | Path) -> list[dict]:
+    """Instances from a JSONL file or a JSON list."""
+    text = Path(path).read_text()
+    if text.lstrip().startswith("["):
+        return json.loads(text)
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _repo_slug(repo: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "__", repo.strip("/"))[:100]
+
+
+def import_instances(instances: list[dict], repository: Repository | None = None) -> dict:
+    """Create candidate bugs from SWE-bench instances (validate them afterwards).
+
+    Each instance goes to ``repository`` if given, else to the repository named like its
+    ``repo`` (created from the exported source, or from GitHub for a foreign ``owner/name``).
+    Returns {"created": [bug ids], "existing": [bug ids], "errors": [text]}; one bad instance
+    does not stop the others.
+    """
+    result = {"created": [], "existing": [], "errors": []}
+    for instance in instances:
+        try:
+            data = swebench.from_instance(instance)
+        except ValueError as exc:
+            result["errors"].append(str(exc))
+            continue
+        repo = repository or _repository_for(data)
+        if repo is None:
+            result["errors"].append(f"instance {data['instance_id']}: no repository {data['repository']} "
+                                    "and no source to register it from")
+            continue
+        existing = Bug.objects.filter(repository=repo, base_commit=data["base_commit"],
+                                      patch_hash=Bug.hash_patch(data["patch"])).first()
+        if existing:
+            result["existing"].append(existing.pk)
+            continue
+        try:
+            with transaction.atomic():
+                bug = Bug.objects.create(
+                    repository=repo, base_commit=data["base_commit"], patch=data["patch"], verifier=data["verifier"],
+                    fail_to_pass=data["fail_to_pass"], pass_to_pass=data["pass_to_pass"],
+                    problem_statement=data["problem_statement"], difficulty=data["difficulty"],
+                    method=Bug.Method.IMPORTED, injector=f"SWE-bench instance {data['instance_id']}"[:200],
+                )
+        except IntegrityError as exc:
+            result["errors"].append(f"instance {data['instance_id']}: {exc}")
+            continue
+        result["created"].append(bug.pk)
+    return result
+
+
+def _repository_for(data: dict) -> Repository | None:
+    name = data["repository"]
+    repo = Repository.objects.filter(name=name).first() or Repository.objects.filter(name=_repo_slug(name)).first()
+    if repo:
+        return repo
+    source = data["source"] or (f"https://github.com/{name}.git" if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else "")
+    if not source:
+        return None
+    return Repository.objects.create(name=_repo_slug(name), source=source, pinned_commit=data["base_commit"],
+                                     test_command=data["test_command"] or "python -m pytest")
