@@ -63,9 +63,11 @@ the connection after N events (no terminating chunk), like an upstream that dies
 An error status or a raw body is answered the same way whether or not streaming was asked.
 
 Every request is recorded as ``Recorded`` (method, path, lower-cased headers, raw bytes, parsed
-JSON body) in ``up.requests``, with live progress for streams: ``chunks_sent``, ``done`` (an
-Event set once the whole response was written) and ``client_gone`` (the client hung up while we
-were still writing).
+JSON body) in ``up.requests``, with what was answered and live progress for streams: ``sent``
+(the response body bytes written so far, without HTTP chunk framing), ``chunks_sent`` (both
+updated just before each write), ``done``
+(an Event set once the whole response was written) and ``client_gone`` (the client hung up
+while we were still writing).
 
 Other test modules can import ``FakeUpstream``/``Reply`` or the ``fake_upstream`` fixture
 (``from tests.llm.fake_upstream import fake_upstream``).
@@ -124,6 +126,7 @@ class Recorded:
     raw: bytes
     body: dict | None
     chunks_sent: int = 0
+    sent: bytes = b""
     done: threading.Event = field(default_factory=threading.Event, repr=False)
     client_gone: bool = False
     gate_released: bool | None = None
@@ -480,8 +483,9 @@ class FakeUpstream:
                     for k, v in headers.items():
                         self.send_header(k, v)
                     self.end_headers()
+                    # Noted before writing: the client may look as soon as the bytes arrive.
+                    recorded.chunks_sent, recorded.sent = 1, data
                     self.wfile.write(data)
-                    recorded.chunks_sent = 1
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
                     recorded.client_gone = True
                 finally:
@@ -506,9 +510,10 @@ class FakeUpstream:
                             recorded.gate_released = reply.gate.wait(GATE_TIMEOUT_S)
                         if i and reply.chunk_delay_s:
                             time.sleep(reply.chunk_delay_s)
+                        recorded.chunks_sent = i + 1
+                        recorded.sent += event
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                         self.wfile.flush()
-                        recorded.chunks_sent = i + 1
                     self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError, OSError):

@@ -1,0 +1,106 @@
+"""The gateway's Django side: tokens resolve to the episode's endpoint, calls become LLMCall rows.
+
+The ORM is synchronous, so both hooks run on a small pool of threads of their own (each keeps
+its database connection open between calls, so a lookup is one query, not a reconnect); the
+event loop only awaits them. ``close()`` closes those connections.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Max
+
+from .core import Upstream
+
+log = logging.getLogger("bugforge.gateway")
+
+
+def resolve_token(token: str) -> Upstream | None:
+    """The upstream of the live episode that owns ``token`` (None: unknown, over, or no endpoint)."""
+    from episodes.models import Episode
+
+    episode = Episode.objects.by_gateway_token(token)
+    if episode is None or episode.teacher.endpoint is None:
+        return None
+    endpoint = episode.teacher.endpoint
+    return Upstream(
+        protocol=endpoint.protocol, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
+        usd_per_mtok_in=endpoint.usd_per_mtok_in, usd_per_mtok_out=endpoint.usd_per_mtok_out,
+        episode_id=episode.pk, endpoint_id=endpoint.pk,
+    )
+
+
+def record_call(call: dict) -> int | None:
+    """Store one call as the episode's next LLMCall and add it to the episode's totals.
+
+    The episode row is updated first: the UPDATE locks it until the transaction ends, so
+    concurrent calls of one episode take their sequence numbers one after another (numbers
+    follow the order in which calls finished). Returns the new row's id (None: episode gone)."""
+    from episodes.models import Episode, LLMCall
+
+    cost = Decimal(str(call["cost_usd"])).quantize(Decimal("0.000001"))
+    with transaction.atomic():
+        updated = Episode.objects.filter(pk=call["episode_id"]).update(
+            tokens_in=F("tokens_in") + call["tokens_in"], tokens_out=F("tokens_out") + call["tokens_out"],
+            cost_usd=F("cost_usd") + cost, steps=F("steps") + (1 if call["step"] else 0),
+        )
+        if not updated:
+            log.warning("episode %s is gone; its gateway call is not recorded", call["episode_id"])
+            return None
+        last = LLMCall.objects.filter(episode_id=call["episode_id"]).aggregate(m=Max("sequence"))["m"] or 0
+        row = LLMCall.objects.create(
+            episode_id=call["episode_id"], endpoint_id=call["endpoint_id"], protocol=call["protocol"],
+            path=call["path"], streamed=call["streamed"], sequence=last + 1, request=call["request"],
+            response=call["response"], raw_stream=call["raw_stream"], status_code=call["status_code"],
+            error=call["error"], tokens_in=call["tokens_in"], tokens_out=call["tokens_out"], cost_usd=cost,
+            latency_ms=call["latency_ms"], ttfb_ms=call["ttfb_ms"],
+        )
+    return row.pk
+
+
+def _retrying(fn, *args):
+    """Run ``fn`` once more on a fresh connection if the kept one went stale (database restart)."""
+    try:
+        return fn(*args)
+    except (InterfaceError, OperationalError):
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return fn(*args)
+
+
+class DjangoStore:
+    """``resolve`` and ``record`` hooks for ``GatewayApp`` over the Django ORM."""
+
+    def __init__(self, threads: int = 4):
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gateway-db")
+
+    async def resolve(self, token: str) -> Upstream | None:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, _retrying, resolve_token, token)
+
+    async def record(self, call: dict) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, _retrying, record_call, call)
+
+    def close(self) -> None:
+        """Close every pool thread's database connection, then the pool. A barrier makes each of
+        the pool's threads take exactly one of the closing tasks."""
+        started = len(self._pool._threads)
+        if started:
+            barrier = threading.Barrier(started)
+
+            def close_here():
+                try:
+                    barrier.wait(timeout=10)
+                except threading.BrokenBarrierError:
+                    pass
+                connection.close()
+
+            for _ in range(started):
+                self._pool.submit(close_here)
+        self._pool.shutdown(wait=True)
