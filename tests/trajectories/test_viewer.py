@@ -1,0 +1,143 @@
+"""The episode viewer: list filters and pagination without N+1, the step-by-step page, raw calls."""
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from episodes.models import Bug, Episode, LLMCall, LLMEndpoint, Repository, Teacher
+
+pytestmark = pytest.mark.django_db
+
+BUG_PATCH = "--- a/shipping.py\n+++ b/shipping.py\n@@ -1 +1 @@\n-    return 0 if total >= FREE_FROM else 5\n+    return 0 if total > FREE_FROM else 5\n"
+FIX = "--- a/shipping.py\n+++ b/shipping.py\n@@ -1 +1 @@\n-    return 0 if total > FREE_FROM else 5\n+    return 0 if total >= FREE_FROM else 5\n"
+TOOLS = [{"name": "bash", "description": "Run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
+LONG_OUTPUT = "\n".join(f"line {i} of the test log" for i in range(200))
+
+
+@pytest.fixture
+def world():
+    repo = Repository.objects.create(name="shop", source="/nowhere", pinned_commit="a" * 40)
+    bugs = [Bug.objects.create(repository=repo, base_commit="a" * 40, patch=BUG_PATCH + f"# {i}\n", verifier="v") for i in range(2)]
+    endpoint = LLMEndpoint.objects.create(name="up", protocol="anthropic", base_url="http://127.0.0.1:9", model="claude-x",
+                                          api_key="sk-ant-REALKEY-never-shown-123456")
+    unknown = Teacher.objects.create(name="cc", harness="claude_code", endpoint=endpoint, model="claude-x")
+    trusted = Teacher.objects.create(name="local", harness="builtin", model="qwen", terms_allow_training=True)
+    return {"bugs": bugs, "endpoint": endpoint, "unknown": unknown, "trusted": trusted}
+
+
+def recorded_episode(world, **kw):
+    """An episode whose trajectory is not stored: the page derives it from the recorded calls."""
+    episode = Episode.objects.create(
+        bug=world["bugs"][0], teacher=world["unknown"], status="solved", reward=1.0, exit_reason="finished",
+        final_patch=FIX, steps=2, agent_events=[{"type": "system", "subtype": "init"}, {"type": "result", "num_turns": 2}],
+        grading={"reward": True, "reason": "the verifier and all 2 FAIL_TO_PASS/PASS_TO_PASS tests pass", "patch": FIX,
+                 "dropped": {"tests/test_shipping.py": "a test file"},
+                 "runs": [{"scope": "verifier", "purpose": "grading", "outcome": "passed", "exit_code": 0, "killed_by": "",
+                           "duration_s": 0.4, "log_excerpt": "VERIFIER OK", "tests": {}}],
+                 "tests": {"tests/test_shipping.py::test_fifty": "passed"}},
+        **kw,
+    )
+    first = [{"role": "user", "content": "Fix the shipping threshold."}]
+    tool_use = [{"type": "text", "text": "Running the tests."},
+                {"type": "tool_use", "id": "toolu_run", "name": "bash", "input": {"command": "pytest -q tests/test_shipping.py"}}]
+    second = first + [{"role": "assistant", "content": tool_use},
+                      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_run", "content": LONG_OUTPUT}]}]
+    for seq, (messages, content, tin, tout) in enumerate([(first, tool_use, 111, 22), (second, [{"type": "text", "text": "All fixed."}], 333, 44)], 1):
+        LLMCall.objects.create(
+            episode=episode, endpoint=world["endpoint"], protocol="anthropic", path="/v1/messages?beta=true", streamed=True,
+            sequence=seq, request={"model": "claude-x", "system": "You fix bugs.", "tools": TOOLS, "messages": messages,
+                                   "metadata": {"api_key": "sk-client-secret-abcdef"}},
+            response={"id": f"msg_{seq}", "type": "message", "role": "assistant", "content": content, "stop_reason": "end_turn"},
+            raw_stream="event: message_start\ndata: {}\n\n", status_code=200, tokens_in=tin, tokens_out=tout,
+            latency_ms=812.5, ttfb_ms=41.0,
+        )
+    return episode
+
+
+def test_detail_shows_the_conversation_step_by_step(world, reviewer_client):
+    episode = recorded_episode(world)
+    page = reviewer_client.get(reverse("episode_detail", args=[episode.pk])).content.decode()
+    assert "Fix the shipping threshold." in page and "You fix bugs." in page
+    assert 'class="tool-name">bash</span>' in page and "pytest -q tests/test_shipping.py" in page  # the call and its arguments
+    assert "line 0 of the test log" in page and "(200 lines," in page  # long output collapsed with a summary
+    calls = list(episode.llm_calls.order_by("sequence"))
+    # each assistant step links to the call that produced it, with its tokens
+    assert f'href="{reverse("llm_call_detail", args=[calls[0].pk])}">call #1</a> · 111 in / 22 out' in page
+    assert f'href="{reverse("llm_call_detail", args=[calls[1].pk])}">call #2</a> · 333 in / 44 out' in page
+    assert "Derived from the recorded calls" in page
+    # the diff beside the bug's, the grading and the harness events
+    assert "+    return 0 if total &gt;= FREE_FROM else 5" in page and "+    return 0 if total &gt; FREE_FROM else 5" in page
+    assert "VERIFIER OK" in page and "the verifier and all 2" in page and "tests/test_shipping.py::test_fifty" in page
+    assert "a test file" in page
+    assert 'id="harness-events"' in page and "system/init" in page
+    assert 'id="provenance-warning"' in page and "unknown" in page
+    assert "REALKEY" not in page
+
+
+def test_stored_trajectory_is_shown_and_trusted_teacher_has_no_warning(world, reviewer_client):
+    episode = Episode.objects.create(bug=world["bugs"][1], teacher=world["trusted"], status="unsolved", reward=0.0, trajectory={
+        "messages": [{"role": "user", "content": "stored conversation"}, {"role": "assistant", "content": "stored answer"}], "tools": []})
+    page = reviewer_client.get(reverse("episode_detail", args=[episode.pk])).content.decode()
+    assert "stored conversation" in page and "stored answer" in page
+    assert 'id="provenance-warning"' not in page and "Derived from" not in page
+    assert "No LLM call recorded" in page and "Not graded" in page
+
+
+def test_raw_call_page_never_shows_a_key(world, reviewer_client):
+    episode = recorded_episode(world)
+    call = episode.llm_calls.get(sequence=2)
+    page = reviewer_client.get(reverse("llm_call_detail", args=[call.pk])).content.decode()
+    assert "812.5 ms" in page and "first byte after 41.0 ms" in page
+    assert "/v1/messages?beta=true" in page and "All fixed." in page and "event: message_start" in page
+    assert "sk-client-secret" not in page and "REALKEY" not in page and "[redacted]" in page
+    assert reverse("episode_detail", args=[episode.pk]) in page
+
+
+def test_list_filters(world, reviewer_client):
+    solved = recorded_episode(world)
+    failed = Episode.objects.create(bug=world["bugs"][1], teacher=world["trusted"], status="unsolved", reward=0.0)
+    pending = Episode.objects.create(bug=world["bugs"][1], teacher=world["unknown"], status="running")
+
+    def shown(**params):
+        response = reviewer_client.get(reverse("episode_list"), params)
+        assert response.status_code == 200
+        return {e.pk for e in response.context["page"].object_list}
+
+    assert shown() == {solved.pk, failed.pk, pending.pk}
+    assert shown(teacher="cc") == {solved.pk, pending.pk}
+    assert shown(bug=world["bugs"][1].pk) == {failed.pk, pending.pk}
+    assert shown(reward="1") == {solved.pk}
+    assert shown(reward="0") == {failed.pk}
+    assert shown(reward="none") == {pending.pk}
+    assert shown(status="running") == {pending.pk}
+    assert shown(teacher="cc", reward="1", bug=world["bugs"][0].pk) == {solved.pk}
+    assert shown(bug="not-a-number") == {solved.pk, failed.pk, pending.pk}
+    page = reviewer_client.get(reverse("episode_list"), {"teacher": "cc"}).content.decode()
+    assert f'href="{reverse("episode_detail", args=[solved.pk])}"' in page
+
+
+def test_list_paginates_with_a_constant_number_of_queries(world, reviewer_client):
+    def queries(n_more):
+        for i in range(n_more):
+            Episode.objects.create(bug=world["bugs"][i % 2], teacher=world["unknown" if i % 2 else "trusted"], status="unsolved")
+        with CaptureQueriesContext(connection) as ctx:
+            assert reviewer_client.get(reverse("episode_list")).status_code == 200
+        return len(ctx.captured_queries)
+
+    few = queries(3)
+    many = queries(60)  # 63 episodes: 50 on page 1
+    assert many == few
+    response = reviewer_client.get(reverse("episode_list"), {"page": 2, "teacher": "local"})
+    assert response.context["page"].number == 1  # only 32 'local' episodes: one page
+    response = reviewer_client.get(reverse("episode_list"), {"page": 2})
+    assert len(response.context["page"].object_list) == 13
+    assert 'href="?page=1" rel="prev"' in response.content.decode()
+
+
+def test_staff_sees_the_same_pages_and_post_is_refused(world, staff_client):
+    episode = recorded_episode(world)
+    for url in (reverse("episode_list"), reverse("episode_detail", args=[episode.pk]),
+                reverse("llm_call_detail", args=[episode.llm_calls.first().pk])):
+        assert staff_client.get(url).status_code == 200
+        assert staff_client.post(url).status_code == 405
+    assert staff_client.get(reverse("episode_detail", args=[999999])).status_code == 404
