@@ -78,6 +78,9 @@ def filtered_bugs(data: dict):
         bugs = bugs.filter(difficulty="")
     elif difficulty:
         bugs = bugs.filter(difficulty=difficulty)
+    rated = data.get("rated")
+    if rated:
+        bugs = bugs.filter(Exists(Review.objects.filter(bug=OuterRef("pk"), difficulty="" if rated == "none" else rated)))
     if data.get("since"):
         bugs = bugs.filter(created_at__date__gte=data["since"])
     if data.get("until"):

@@ -177,17 +177,18 @@ def cost_per_solved_bug(scope: Scope) -> dict:
 
 
 def difficulty_mix(scope: Scope) -> dict:
-    """Reviewers' difficulty buckets (Review.difficulty), in bucket order."""
+    """Bugs per difficulty bucket reviewers gave (Review.difficulty; a bug rated differently
+    by two reviewers counts in both buckets), in bucket order."""
     counts = dict(Review.objects.filter(scope.q("bug__repository__name")).values_list("difficulty")
-                  .annotate(n=Count("id")).order_by())
+                  .annotate(n=Count("bug", distinct=True)).order_by())
     buckets = [(v, str(label)) for v, label in Bug.Difficulty.choices] + [("", "not rated")]
     shown = [(v, label) for v, label in buckets if counts.get(v)]
     return {
         "traces": [{
-            "type": "bar", "name": "reviews", "x": [label for _, label in shown], "y": [counts[v] for v, _ in shown],
-            "customdata": [_url("bug_list", scope, difficulty=v or "none") for v, _ in shown],
+            "type": "bar", "name": "bugs", "x": [label for _, label in shown], "y": [counts[v] for v, _ in shown],
+            "customdata": [_url("bug_list", scope, rated=v or "none") for v, _ in shown],
         }],
-        "rows": [{"difficulty": label, "reviews": counts[v]} for v, label in shown],
+        "rows": [{"difficulty": label, "bugs": counts[v]} for v, label in shown],
     }
 
 

@@ -39,6 +39,9 @@ class BugFilterForm(forms.Form):
     difficulty = forms.ChoiceField(required=False, choices=_choices("any difficulty", [
         *Bug.Difficulty.choices, ("none", "not rated"),
     ]))
+    rated = forms.ChoiceField(required=False, choices=_choices("any reviewer rating", [
+        *Bug.Difficulty.choices, ("none", "a review without difficulty"),
+    ]), help_text="bugs some reviewer rated this difficulty")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(required=False, max_length=200)
@@ -48,8 +51,8 @@ class BugFilterForm(forms.Form):
         ("-bound", "flake bound ↓"), ("bound", "flake bound ↑"),
     ])
 
-    FIELDS = ("repository", "status", "method", "operator", "flaky", "verdict", "difficulty", "since", "until", "q",
-              "sort")
+    FIELDS = ("repository", "status", "method", "operator", "flaky", "verdict", "difficulty", "rated", "since", "until",
+              "q", "sort")
 
     def filter_data(self) -> dict:
         """The valid part of the filter (invalid fields dropped, and reported by .errors)."""
