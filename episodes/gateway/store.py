@@ -79,18 +79,29 @@ class DjangoStore:
 
     def __init__(self, threads: int = 4):
         self.threads = threads
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gateway-db")
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:  # (re)created on demand, so a closed store can serve again
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="gateway-db")
+            return self._pool
 
     async def resolve(self, token: str) -> Upstream | None:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _retrying, resolve_token, token)
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), _retrying, resolve_token, token)
 
     async def record(self, call: dict) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, _retrying, record_call, call)
+        await asyncio.get_running_loop().run_in_executor(self._executor(), _retrying, record_call, call)
 
     def close(self) -> None:
         """Close every pool thread's database connection, then the pool. A barrier makes each of
         the pool's threads take exactly one of the closing tasks."""
-        started = len(self._pool._threads)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        started = len(pool._threads)  # threads are started lazily, up to ``threads``
         if started:
             barrier = threading.Barrier(started)
 
@@ -102,5 +113,5 @@ class DjangoStore:
                 connection.close()
 
             for _ in range(started):
-                self._pool.submit(close_here)
-        self._pool.shutdown(wait=True)
+                pool.submit(close_here)
+        pool.shutdown(wait=True)
