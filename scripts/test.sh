@@ -17,6 +17,9 @@ else
     echo "!! Podman unavailable: Docker-backend tests will be skipped (and say so)" >&2
 fi
 
+# The teacher CLIs (Claude Code, Codex; pinned in agents/) for the runner tests: optional.
+bash scripts/install-agents.sh || echo "!! teacher CLIs not installed: their runner tests will be skipped (and say so)" >&2
+
 export BUGFORGE_TEST_REDIS_URL=redis://127.0.0.1:6379/15
 export BUGFORGE_VAR_DIR=${BUGFORGE_VAR_DIR:-$PWD/var/test}
 
