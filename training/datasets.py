@@ -227,8 +227,8 @@ def _build(kind: str, name: str, filters: dict | None, user) -> Dataset:
     leaks = result.leaks()
     if leaks:  # cannot happen by construction; refuse rather than save a leaking set
         raise ValueError(f"split leaks across train and held-out: {leaks}")
-    if not result.train:
-        raise ValueError("every row landed in the held-out split: lower heldout_fraction or add bugs")
+    if not result.train:  # usable for evaluation only; launch refuses to train on it
+        figures["warnings"].append("every row is held out: this set can evaluate, not train")
     dest = datasets_dir() / name
     if dest.exists():
         shutil.rmtree(dest)  # leftovers of a build that failed before its row was saved

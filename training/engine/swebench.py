@@ -61,10 +61,22 @@ def reverse_patch(patch: str) -> str:
             i += 1
         elif line.startswith("@@") and (m := _HUNK.match(line)):
             out.append(f"@@ -{m.group(2)} +{m.group(1)} @@{m.group(3)}")
-        elif line.startswith("+"):
-            out.append("-" + line[1:])
-        elif line.startswith("-"):
-            out.append("+" + line[1:])
+        elif line.startswith(("+", "-")):
+            # A run of changed lines: removals first, then additions, as diff tools write them.
+            removed, added = [], []
+            while i < len(lines) and lines[i].startswith(("+", "-", "\\")):
+                current = lines[i]
+                if current.startswith("\\"):  # "\ No newline at end of file" belongs to the line before
+                    (added if last == "+" else removed).append(current)
+                elif current.startswith("+"):
+                    removed.append("-" + current[1:])
+                    last = "-"
+                else:
+                    added.append("+" + current[1:])
+                    last = "+"
+                i += 1
+            out += removed + added
+            continue
         else:
             out.append(line)
         i += 1
