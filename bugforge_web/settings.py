@@ -152,6 +152,8 @@ BUGFORGE_GATEWAY_URL = env("BUGFORGE_GATEWAY_URL", default="")
 BUGFORGE_GATEWAY_TIMEOUT_S = env.float("BUGFORGE_GATEWAY_TIMEOUT_S", default=600.0)  # upstream read timeout
 BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES = env.int("BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES", default=4 * 1024 * 1024)
 BUGFORGE_GATEWAY_DB_THREADS = env.int("BUGFORGE_GATEWAY_DB_THREADS", default=4)
+# A live token's endpoint is remembered this long (so an episode's token works up to this long after it ends).
+BUGFORGE_GATEWAY_TOKEN_CACHE_S = env.float("BUGFORGE_GATEWAY_TOKEN_CACHE_S", default=2.0)
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
