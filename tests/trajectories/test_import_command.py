@@ -51,6 +51,7 @@ def test_imports_good_files_and_reports_the_bad_one(bug, tmp_path):
     assert audit.after["format"] == "claude_code" and audit.after["source"].endswith("claude_code_session.jsonl")
 
 
+@pytest.mark.sqlite
 def test_mini_swe_agent_submission_becomes_the_final_patch(bug):
     out, err, failure = run("--format", "mini_swe_agent", "--teacher", "mini", "--bug", bug.pk, FIXTURES / "mini_swe_agent.traj.json")
     assert failure is None, err

@@ -141,3 +141,13 @@ def test_staff_sees_the_same_pages_and_post_is_refused(world, staff_client):
         assert staff_client.get(url).status_code == 200
         assert staff_client.post(url).status_code == 405
     assert staff_client.get(reverse("episode_detail", args=[999999])).status_code == 404
+
+
+def test_a_running_episode_refreshes_itself_until_it_ends(world, reviewer_client):
+    episode = recorded_episode(world, started_at=None)
+    Episode.objects.filter(pk=episode.pk).update(status="running", reward=None)
+    page = reviewer_client.get(reverse("episode_detail", args=[episode.pk])).content.decode()
+    assert 'hx-trigger="every 3s" hx-select="#episode-live"' in page and "Fix the shipping threshold." in page
+    Episode.objects.filter(pk=episode.pk).update(status="solved", reward=1.0)
+    page = reviewer_client.get(reverse("episode_detail", args=[episode.pk])).content.decode()
+    assert 'id="episode-live"' in page and "hx-trigger" not in page
