@@ -1,10 +1,13 @@
 from django.core.management.base import BaseCommand
 
-from episodes.models import Bug
+from episodes.models import Bug, Episode
 
 
 class Command(BaseCommand):
-    help = "Reset bugs stuck in 'validating' whose job died (worker killed, job lost or silent)."
+    help = (
+        "Reset bugs stuck in 'validating' and fail episodes stuck in 'running' whose job died "
+        "(worker killed, job lost or silent)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--stale-after", type=int, default=None, help="seconds without a heartbeat")
@@ -14,3 +17,7 @@ class Command(BaseCommand):
         for pk, why in swept:
             self.stdout.write(f"bug {pk}: reset to candidate ({why})")
         self.stdout.write(f"{len(swept)} bug(s) reset")
+        failed = Episode.objects.sweep_stale(stale_after)
+        for pk, why in failed:
+            self.stdout.write(f"episode {pk}: failed ({why})")
+        self.stdout.write(f"{len(failed)} episode(s) failed")

@@ -1,0 +1,384 @@
+"""Solving: teachers attempt approved bugs, k times each; the verifier grades every attempt.
+
+The Django shell around ``engine.agent`` (the built-in agent), ``engine.runners`` (Claude Code,
+Codex) and ``engine.reward``: load rows, run the engine, store what came out. One episode:
+
+1. mark it running and issue its gateway token (only the hash is stored);
+2. check out the buggy code (the bug's patch on the pinned commit) into a fresh workspace;
+3. let the teacher work there, talking to its model only through the recording gateway with
+   that token — the agent never sees the endpoint's key; every call becomes an ``LLMCall``
+   (without the gateway module the built-in agent calls the endpoint directly and this module
+   records its calls the same way);
+4. grade the workspace (``engine.reward.grade``) and store the filtered patch, the runs, the
+   reward, the exit reason and the status (solved | unsolved | failed);
+5. store the canonical trajectory, derived from the recorded calls.
+
+A batch is one Episode per (bug, attempt), each its own job on the `solve` queue, so any number
+of workers share it. A worker killed mid-episode leaves it `running`: ``Episode.objects.
+sweep_stale()`` (``manage.py sweep``, and before each CLI launch) fails it with the reason.
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from .engine import passk
+from .engine.agent.loop import AgentLimits, run_agent, task_prompt
+from .engine.agent.tools import TOOL_SCHEMAS, Workbench
+from .engine.reward import grade
+from .engine.sandbox.base import Limits
+from .engine.validation import BugSpec
+from .models import Bug, Episode, LLMCall, SolveBatch, Teacher
+from .sandboxes import default_limits, executor, repo_spec, workspaces
+
+log = logging.getLogger(__name__)
+
+PATHS = {"openai_chat": "/v1/chat/completions", "anthropic": "/v1/messages", "openai_responses": "/v1/responses"}
+BUILTIN_PROTOCOLS = ("openai_chat", "anthropic")
+EXTERNAL_PROTOCOL = {Teacher.Harness.CLAUDE_CODE: "anthropic", Teacher.Harness.CODEX: "openai_responses"}
+FINISHED = (Episode.Status.SOLVED, Episode.Status.UNSOLVED, Episode.Status.FAILED)
+
+
+class SolveError(RuntimeError):
+    """A launch or an episode that cannot go ahead, with the reason staff will read."""
+
+
+# --- what a teacher can run -----------------------------------------------------------------
+
+
+def teacher_problem(teacher: Teacher) -> str:
+    """Why this teacher cannot attempt bugs ("" when it can)."""
+    if teacher.harness == Teacher.Harness.IMPORTED:
+        return "an imported-logs teacher does not run; it only holds imported episodes"
+    endpoint = teacher.endpoint
+    if endpoint is None:
+        return f"teacher {teacher.name} has no endpoint"
+    if teacher.harness == Teacher.Harness.BUILTIN and endpoint.protocol not in BUILTIN_PROTOCOLS:
+        return f"the built-in agent speaks OpenAI Chat Completions or Anthropic Messages, not {endpoint.get_protocol_display()}"
+    want = EXTERNAL_PROTOCOL.get(teacher.harness)
+    if want and endpoint.protocol != want:
+        return f"{teacher.get_harness_display()} needs an endpoint speaking {want}, not {endpoint.protocol}"
+    return ""
+
+
+def agent_limits(teacher: Teacher) -> AgentLimits:
+    return AgentLimits.from_dict(teacher.config)
+
+
+# --- launching ------------------------------------------------------------------------------
+
+
+def select_bugs(ids=None, repository=None, approved_only: bool = True):
+    """Bugs to attempt: the given ids, or a repository's, or all; approved ones unless told."""
+    bugs = Bug.objects.select_related("repository").order_by("id")
+    if ids:
+        bugs = bugs.filter(pk__in=list(ids))
+    if repository is not None:
+        bugs = bugs.filter(repository=repository)
+    if approved_only:
+        bugs = bugs.filter(status=Bug.Status.APPROVED)
+    return bugs
+
+
+def launch(teacher: Teacher, bugs, k: int = 1, *, user=None, selection: dict | None = None,
+           sync: bool = False, progress=None) -> SolveBatch:
+    """One SolveBatch of ``k`` attempts at each bug: queued on `solve`, or run here (``sync``,
+    ``progress(episode)`` after each)."""
+    from . import solve_jobs
+
+    bugs = list(bugs)
+    problem = teacher_problem(teacher)
+    if problem:
+        raise SolveError(problem)
+    if not 1 <= k <= 100:
+        raise SolveError("k (attempts per bug) must be between 1 and 100")
+    if not bugs:
+        raise SolveError("no bug to attempt: the selection is empty")
+    unusable = [b.pk for b in bugs if not b.patch or not b.verifier]
+    if unusable:
+        raise SolveError(f"bug(s) {', '.join(map(str, unusable))} have no patch or verifier")
+    with transaction.atomic():
+        batch = SolveBatch.objects.create(
+            teacher=teacher, attempts_per_bug=k, bug_count=len(bugs), created_by=user, selection=selection or {},
+        )
+        episodes = Episode.objects.bulk_create(
+            Episode(bug=bug, teacher=teacher, solve_batch=batch, attempt=attempt)
+            for bug in bugs for attempt in range(1, k + 1)
+        )
+        if not sync:
+            for episode in episodes:
+                solve_jobs.enqueue_episode(episode)
+    if sync:
+        for episode in episodes:
+            try:
+                run_episode(episode.pk)
+            except Exception:  # stored on the episode; go on with the next
+                log.exception("episode %s failed", episode.pk)
+            if progress is not None:
+                progress(Episode.objects.get(pk=episode.pk))
+    return batch
+
+
+# --- one episode ----------------------------------------------------------------------------
+
+
+@dataclass
+class Attempt:
+    """What a harness run left behind, whichever harness it was."""
+
+    exit_reason: str
+    error: str = ""
+    steps: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    messages: list[dict] = field(default_factory=list)  # the agent's own view (built-in only)
+    events: list = field(default_factory=list)  # the CLI's JSON events (external only)
+    stats: dict = field(default_factory=dict)
+
+
+def run_episode(episode_id: int) -> str:
+    """Run one episode to the end; returns its status. Failures are stored on the row (status
+    failed, the error) and re-raised, so RQ records them too."""
+    episode = Episode.objects.select_related("bug__repository", "teacher__endpoint").get(pk=episode_id)
+    if episode.is_over:
+        return episode.status  # cancelled or swept meanwhile: nothing to do
+    now = timezone.now()
+    Episode.objects.filter(pk=episode.pk).update(status=Episode.Status.RUNNING, started_at=now, heartbeat_at=now, error="")
+    episode.status = Episode.Status.RUNNING
+    try:
+        return _run(episode)
+    except Exception as exc:
+        Episode.objects.filter(pk=episode.pk).update(
+            status=Episode.Status.FAILED, exit_reason=Episode.ExitReason.ERROR,
+            error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000], finished_at=timezone.now(),
+        )
+        raise
+
+
+def _run(episode: Episode) -> str:
+    bug, teacher = episode.bug, episode.teacher
+    problem = teacher_problem(teacher)
+    if problem:
+        raise SolveError(problem)
+    repo = bug.repository
+    spec = repo_spec(repo)
+    token = episode.issue_gateway_token()
+    task = task_prompt(bug.problem_statement)
+    with workspaces().checkout(spec.mirror, spec.commit, patch=bug.patch) as workspace:
+        if teacher.harness == Teacher.Harness.BUILTIN:
+            attempt = _run_builtin(episode, workspace, spec.environment, task, token)
+        else:
+            attempt = _run_external(episode, workspace, spec.environment, task, token)
+        episode.beat()
+        result = grade(
+            executor(), workspaces(), spec, BugSpec(bug.patch, bug.verifier),
+            fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass, workspace=workspace,
+            limits=default_limits(repo),
+        )
+    return _store(episode, attempt, result)
+
+
+def _run_builtin(episode: Episode, workspace: Path, environment: str | None, task: str, token: str) -> Attempt:
+    endpoint = episode.teacher.endpoint
+    limits = agent_limits(episode.teacher)
+    bench = Workbench(executor(), workspace, _command_limits(), environment=environment)
+    beat = lambda *args: episode.beat()  # noqa: E731
+    gateway = _gateway()
+    if gateway is not None:
+        with gateway.gateway_url() as base:
+            config = endpoint.engine_config()
+            config.base_url, config.api_key = base, token  # the agent only ever holds the token
+            run = run_agent(config, bench, task, limits=limits, on_step=beat)
+    else:  # no gateway module: call the endpoint directly and record each call here
+        run = run_agent(endpoint.engine_config(), bench, task, limits=limits, on_step=beat,
+                        on_call=_recorder(episode))
+    return Attempt(
+        exit_reason=run.exit_reason, error=run.error, steps=run.steps, tokens_in=run.tokens_in,
+        tokens_out=run.tokens_out, cost_usd=run.cost_usd, messages=run.messages,
+        stats={"calls": run.calls, "malformed": run.malformed, "tool_errors": run.tool_errors,
+               "elapsed_s": run.elapsed_s, "gateway": gateway is not None},
+    )
+
+
+def _run_external(episode: Episode, workspace: Path, environment: str | None, task: str, token: str) -> Attempt:
+    teacher = episode.teacher
+    try:
+        from .engine.runners import run_external_agent
+        from .gateway.server import serve_in_background
+    except ImportError as exc:
+        raise SolveError(f"runner not available for {teacher.get_harness_display()}: {exc}") from None
+    limits = agent_limits(teacher)
+    sandbox = Limits(timeout_s=limits.max_wall_s, memory_mb=4096, pids=512)
+    socket_dir = Path(workspace).parent / f".gw-{episode.pk}-{Path(workspace).name}"
+    socket_dir.mkdir(mode=0o755, exist_ok=True)
+    try:
+        with serve_in_background(uds=str(socket_dir / "gateway.sock")) as sock:
+            run = run_external_agent(
+                teacher.harness, executor=executor(), workspace=workspace, task=task, gateway=Path(sock), token=token,
+                model=teacher.model or teacher.endpoint.model, limits=sandbox, environment=environment,
+                max_turns=limits.max_steps,
+            )
+    finally:
+        import shutil
+
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    summary = run.summary or {}
+    if run.error and not run.events:
+        exit_reason = Episode.ExitReason.TIME_LIMIT if run.timed_out else Episode.ExitReason.ERROR
+    elif run.timed_out:
+        exit_reason = Episode.ExitReason.TIME_LIMIT
+    else:
+        exit_reason = Episode.ExitReason.ERROR if run.error else Episode.ExitReason.FINISHED
+    return Attempt(
+        exit_reason=exit_reason, error=run.error, steps=int(summary.get("turns") or 0),
+        tokens_in=int(summary.get("tokens_in") or 0), tokens_out=int(summary.get("tokens_out") or 0),
+        cost_usd=float(summary.get("total_cost_usd") or 0), events=run.events,
+        stats={"exit_code": run.exit_code, "duration_s": run.duration_s, "summary": summary,
+               "stderr_tail": run.stderr_tail, "gateway": True},
+    )
+
+
+def _command_limits() -> Limits:
+    """Each shell command of the built-in agent: the run cap, the sandbox's other caps."""
+    return Limits(timeout_s=settings.BUGFORGE_RUN_TIMEOUT)
+
+
+def _gateway():
+    try:
+        from .gateway import server
+    except ImportError:
+        return None
+    return server
+
+
+def _recorder(episode: Episode):
+    """on_call hook storing each call as the episode's next LLMCall (no-gateway mode)."""
+    endpoint = episode.teacher.endpoint
+
+    def record(call) -> None:
+        with transaction.atomic():
+            last = episode.llm_calls.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+            LLMCall.objects.create(
+                episode=episode, endpoint=endpoint, protocol=call.protocol, path=PATHS.get(call.protocol, ""),
+                sequence=last + 1, request=call.request, response=call.response, status_code=call.status_code,
+                error=call.error, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
+                cost_usd=Decimal(str(call.cost_usd)).quantize(Decimal("0.000001")), latency_ms=call.latency_ms,
+            )
+        episode.beat()
+
+    return record
+
+
+def _store(episode: Episode, attempt: Attempt, result) -> str:
+    calls = list(episode.llm_calls.order_by("sequence").values("protocol", "path", "request", "response", "status_code",
+                                                                "error", "tokens_in", "tokens_out", "cost_usd"))
+    if result.reward:
+        status = Episode.Status.SOLVED
+    elif attempt.exit_reason == Episode.ExitReason.ERROR:
+        status = Episode.Status.FAILED
+    else:
+        status = Episode.Status.UNSOLVED
+    fields = {
+        "status": status,
+        "exit_reason": attempt.exit_reason,
+        "error": attempt.error,
+        "final_patch": result.patch,
+        "reward": 1.0 if result.reward else 0.0,
+        "grading": result.to_dict(),
+        "trajectory": _trajectory(calls, attempt),
+        "agent_events": attempt.events,
+        "agent_stats": attempt.stats,
+        "finished_at": timezone.now(),
+    }
+    if calls:  # the recorded calls are the truth (the gateway keeps these totals as it goes)
+        fields["tokens_in"] = sum(c["tokens_in"] for c in calls)
+        fields["tokens_out"] = sum(c["tokens_out"] for c in calls)
+        fields["cost_usd"] = sum((c["cost_usd"] for c in calls), Decimal(0))
+        fields["steps"] = attempt.steps or sum(1 for c in calls if not c["error"] and (c["status_code"] or 200) < 300)
+    else:
+        fields.update(tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out,
+                      cost_usd=Decimal(str(attempt.cost_usd)).quantize(Decimal("0.000001")), steps=attempt.steps)
+    Episode.objects.filter(pk=episode.pk).update(**fields)
+    return status
+
+
+def _trajectory(calls: list[dict], attempt: Attempt) -> dict:
+    """The canonical trajectory from the recorded calls; the agent's own messages if none can
+    be derived (e.g. no call completed)."""
+    try:
+        from .engine.trajectory import TrajectoryError, canonical_from_calls
+    except ImportError:
+        canonical_from_calls, TrajectoryError = None, ValueError
+    if canonical_from_calls is not None and calls:
+        try:
+            return canonical_from_calls(calls)
+        except TrajectoryError:
+            pass
+    if not attempt.messages:
+        return {}
+    from .engine.trajectory import decode_arguments
+
+    messages = []
+    for m in attempt.messages:
+        m = dict(m)
+        if m.get("tool_calls"):
+            m["tool_calls"] = [
+                {**c, "function": {**c["function"], "arguments": decode_arguments(c["function"]["arguments"])}}
+                for c in m["tool_calls"]
+            ]
+        messages.append(m)
+    return {"messages": messages, "tools": TOOL_SCHEMAS}
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def figures(episodes, k: int | None = None) -> dict:
+    """Totals over a set of episodes: counts by status, solve rate (solved / graded), tokens,
+    cost, and per-bug pass@1 / pass@k with tokens and cost per solved bug."""
+    counts = dict(episodes.values_list("status").annotate(n=Count("id")).order_by())
+    totals = episodes.aggregate(tin=Sum("tokens_in"), tout=Sum("tokens_out"), cost=Sum("cost_usd"))
+    per_bug = {
+        row["bug_id"]: (row["n"], row["c"])
+        for row in episodes.filter(status__in=FINISHED).values("bug_id").annotate(
+            n=Count("id"), c=Count("id", filter=Q(status=Episode.Status.SOLVED))
+        ).order_by()
+    }
+    k = k or max((n for n, _ in per_bug.values()), default=1)  # default: the most attempts any bug had
+    bugs = passk.summarize(per_bug, k)
+    solved, unsolved = counts.get(Episode.Status.SOLVED, 0), counts.get(Episode.Status.UNSOLVED, 0)
+    graded = solved + unsolved
+    tokens = (totals["tin"] or 0) + (totals["tout"] or 0)
+    cost = totals["cost"] or Decimal(0)
+    return {
+        "episodes": sum(counts.values()),
+        "counts": {s: counts.get(s, 0) for s in Episode.Status.values},
+        "done": sum(counts.get(s, 0) for s in (*FINISHED, Episode.Status.CANCELLED)),
+        "solved": solved,
+        "graded": graded,
+        "solve_rate": solved / graded if graded else None,
+        "tokens": tokens,
+        "cost_usd": cost,
+        **bugs,
+        "tokens_per_solved_bug": tokens / bugs["bugs_solved"] if bugs["bugs_solved"] else None,
+        "cost_per_solved_bug": cost / bugs["bugs_solved"] if bugs["bugs_solved"] else None,
+    }
+
+
+def teacher_figures(teacher: Teacher) -> dict:
+    return figures(teacher.episodes.all())
+
+
+def batch_figures(batch: SolveBatch) -> dict:
+    result = figures(batch.episodes.all(), k=batch.attempts_per_bug)
+    result["bugs"] = batch.bug_count
+    return result
