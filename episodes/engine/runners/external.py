@@ -145,6 +145,10 @@ def codex_config(model: str) -> str:
         f'base_url = "http://127.0.0.1:{GATEWAY_PORT}/v1"\n'
         f'env_key = "{CODEX_TOKEN_VAR}"\n'
         'wire_api = "responses"\n'
+        # Plugins make Codex sync a curated catalog from GitHub, and analytics are flushed to
+        # OpenAI at exit; in the sandbox (no network) each only costs a DNS timeout (~5 s).
+        "\n[features]\nplugins = false\n"
+        "\n[analytics]\nenabled = false\n"
     )
 
 
