@@ -25,7 +25,8 @@ START_TIMEOUT_S = 15
 
 def build_app(store: DjangoStore | None = None) -> GatewayApp:
     """The gateway over the Django ORM, configured from settings."""
-    store = store or DjangoStore(threads=getattr(settings, "BUGFORGE_GATEWAY_DB_THREADS", 4))
+    store = store or DjangoStore(threads=getattr(settings, "BUGFORGE_GATEWAY_DB_THREADS", 4),
+                                 token_cache_s=getattr(settings, "BUGFORGE_GATEWAY_TOKEN_CACHE_S", 2.0))
     return GatewayApp(
         store.resolve, store.record,
         timeout_s=getattr(settings, "BUGFORGE_GATEWAY_TIMEOUT_S", 600),

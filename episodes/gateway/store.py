@@ -3,12 +3,18 @@
 The ORM is synchronous, so both hooks run on a small pool of threads of their own (each keeps
 its database connection open between calls, so a lookup is one query, not a reconnect); the
 event loop only awaits them. ``close()`` closes those connections.
+
+A live token's upstream is remembered for ``token_cache_s`` seconds (default 2), so an agent's
+calls after its first skip the database lookup: the only database work left on a call's path.
+The price: a token keeps working for up to that long after its episode has ended (unknown
+and ended tokens are never remembered, so they are refused at once).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -77,10 +83,12 @@ def _retrying(fn, *args):
 class DjangoStore:
     """``resolve`` and ``record`` hooks for ``GatewayApp`` over the Django ORM."""
 
-    def __init__(self, threads: int = 4):
+    def __init__(self, threads: int = 4, token_cache_s: float = 2.0):
         self.threads = threads
+        self.token_cache_s = token_cache_s
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._live: dict[str, tuple[float, Upstream]] = {}  # token -> (valid until, upstream)
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -89,7 +97,17 @@ class DjangoStore:
             return self._pool
 
     async def resolve(self, token: str) -> Upstream | None:
-        return await asyncio.get_running_loop().run_in_executor(self._executor(), _retrying, resolve_token, token)
+        now = time.monotonic()
+        cached = self._live.get(token)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        upstream = await asyncio.get_running_loop().run_in_executor(
+            self._executor(), _retrying, resolve_token, token)
+        if upstream is not None and self.token_cache_s > 0:
+            if len(self._live) > 10_000:  # forget the expired ones now and then
+                self._live = {t: v for t, v in self._live.items() if v[0] > now}
+            self._live[token] = (now + self.token_cache_s, upstream)
+        return upstream
 
     async def record(self, call: dict) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor(), _retrying, record_call, call)

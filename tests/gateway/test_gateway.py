@@ -298,3 +298,16 @@ def test_official_sdks_work_through_the_gateway(gateway, make_episode, upstream)
     assert a_row.response["content"][1]["input"] == CALL["arguments"] and a_row.streamed
     assert o_row.response["status"] == "completed" and o_row.tokens_in == 120
     assert Episode.objects.get(pk=o_episode.pk).steps == 1
+
+
+def test_ending_an_episode_revokes_its_token(make_episode, upstream, settings):
+    from episodes.gateway.server import serve_in_background
+
+    settings.BUGFORGE_GATEWAY_TOKEN_CACHE_S = 0  # the default remembers a live token for 2 s
+    episode, token = make_episode("anthropic")
+    upstream.script("first")
+    with serve_in_background() as gateway:
+        assert post(gateway, "/v1/messages", request_body("anthropic"), token, "x-api-key").status_code == 200
+        Episode.objects.filter(pk=episode.pk).update(status="solved")
+        assert post(gateway, "/v1/messages", request_body("anthropic"), token, "x-api-key").status_code == 401
+    assert len(upstream.requests) == 1
