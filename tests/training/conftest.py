@@ -45,7 +45,7 @@ def approved_bug(sample_repo):
 def rl_dataset(approved_bug):
     from training.datasets import build_rl_dataset
 
-    return build_rl_dataset("rl-one", {"heldout_fraction": 0})
+    return build_rl_dataset("rl-one", {"repository": "cartcalc", "heldout_fraction": 0})
 
 
 SFT_TOOLS = [{"type": "function", "function": {

@@ -135,3 +135,33 @@ def _grpo_run_with(model, **hparams):
     run = TrainingRun(name="x", method="grpo", base_model=model, hyperparameters=hparams)
     run.dataset = fake_rl
     return run
+
+
+def test_sft_then_grpo_with_lora(tiny_model, sft_dataset, rl_dataset):
+    """Both phases in one process: SFT LoRA adapters merged into a full model that GRPO starts
+    from; one continuous step axis (GRPO's steps follow SFT's)."""
+    run = make_run("sft_grpo", tiny_model, sft_dataset, rl_dataset, sft_max_steps=2, max_steps=2,
+                   num_generations=2, max_completion_length=16, max_tool_calling_iterations=1, lora_r=4)
+    run.use_lora = True
+    run.save()
+    launch.start_run(run)  # validates and queues; run it here instead of in a worker
+    run.refresh_from_db()
+    assert run.max_steps == 4
+    assert jobs.run_training(run.pk) == "succeeded", TrainingRun.objects.get(pk=run.pk).error
+    run.refresh_from_db()
+    curves = run.curves(["loss", "reward"])
+    assert [s for s, _ in curves["reward"]] == [3, 4] and {1, 2} <= {s for s, _ in curves["loss"]}
+    phases = {c["phase"] for c in run.checkpoints() if c["final"]}
+    assert phases == {"sft", "grpo"}
+    assert (Path(run.output_dir) / "sft" / "adapter" / "adapter_config.json").is_file()
+    assert run.final_model.endswith("grpo/final") and (Path(run.final_model) / "model.safetensors").is_file()
+    config = json.loads((Path(run.output_dir) / "config.json").read_text())
+    assert config["sft_dataset"] == sft_dataset.path and config["rl_dataset"] == rl_dataset.path
+
+
+def test_a_run_whose_worker_died_is_swept(sft_dataset, tiny_model, redis_conn):
+    run = make_run("sft", tiny_model, sft_dataset)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", job_id="gone-job")
+    assert [pk for pk, _ in TrainingRun.objects.sweep_stale()] == [run.pk]
+    run.refresh_from_db()
+    assert run.status == "failed" and "worker died" in run.error and "gone-job" in run.error

@@ -121,8 +121,19 @@ def train_grpo(model_path: str, dataset, hparams: dict, output_dir: Path, callba
 
 
 def _save_final(trainer, output_dir: Path, tok) -> str:
+    """Save the trained model to ``<phase>/final``. LoRA adapters are kept in
+    ``<phase>/adapter`` and merged into a full model in ``final``, so that the next phase,
+    the evaluation server and other tools load it like any model."""
     final = output_dir / "final"
-    trainer.save_model(str(final))
+    if not is_main_process():
+        return str(final)
+    model = trainer.model
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(str(output_dir / "adapter"))
+        model = model.merge_and_unload()
+        model.save_pretrained(str(final))
+    else:
+        trainer.save_model(str(final))
     tok.save_pretrained(str(final))
     return str(final)
 
