@@ -15,4 +15,5 @@ urlpatterns = [
     path("datasets/", views.dataset_list, name="training_dataset_list"),
     path("datasets/build/", views.dataset_build, name="training_dataset_build"),
     path("datasets/<int:pk>/", views.dataset_detail, name="training_dataset_detail"),
+    path("evaluations/", views.evaluation_list, name="training_evaluation_list"),
 ]

@@ -267,3 +267,38 @@ def dataset_detail(request, pk):
         "manifest_json": json.dumps(dataset.manifest, indent=2, sort_keys=True),
     })
 
+
+
+# Evaluations ------------------------------------------------------------------------------------
+
+def _summary_row(summary: dict, ks: list[int]) -> dict:
+    """pass@1 and the largest pass@k of one results summary, with their intervals (or None)."""
+    k = max([1, *ks])
+    return {
+        "bugs": summary.get("bugs"), "attempts": summary.get("attempts"),
+        "pass1": summary.get("pass@1"), "pass1_ci": summary.get("pass@1_clopper_pearson") or summary.get("pass@1_wilson"),
+        "k": k, "passk": summary.get(f"pass@{k}") if k > 1 else None,
+        "passk_ci": summary.get(f"pass@{k}_wilson_approx"), "passk_note": summary.get(f"pass@{k}_note", ""),
+    }
+
+
+@require_GET
+def evaluation_list(request):
+    """Student vs teacher vs base model on each dataset's held-out bugs: one table per dataset."""
+    from .models import Evaluation
+
+    evaluations = Evaluation.objects.select_related("dataset", "run", "teacher").order_by("dataset_id", "-created_at")[:500]
+    tables: dict[int, dict] = {}
+    for ev in evaluations:
+        table = tables.setdefault(ev.dataset_id, {"dataset": ev.dataset, "rows": []})
+        results = ev.results or {}
+        ks = results.get("ks") or [ev.k]
+        row = _summary_row(results.get("overall") or {}, ks)
+        row["evaluation"] = ev
+        row["breakdown"] = [
+            (group, name, _summary_row(summary, ks))
+            for group in ("by_repository", "by_difficulty")
+            for name, summary in (results.get(group) or {}).items()
+        ]
+        table["rows"].append(row)
+    return render(request, "training/evaluation_list.html", {"tables": list(tables.values())})

@@ -1,7 +1,11 @@
 // Small helpers for the training forms; the server validates everything again.
 document.addEventListener("DOMContentLoaded", () => {
   const $ = (sel, root = document) => root.querySelector(sel);
-  const show = (id, visible) => { const el = $(`#field-${id}`); if (el) el.hidden = !visible && !el.classList.contains("has-error"); };
+  // A field the server flagged stays visible on the first render (so its error is seen); after
+  // the user changes the choice that governs it, the choice decides.
+  let firstRender = true;
+  const hide = (el, hidden) => { el.hidden = hidden && !(firstRender && el.classList.contains("has-error")); };
+  const show = (id, visible) => { const el = $(`#field-${id}`); if (el) hide(el, !visible); };
 
   // Launch form: show the hyperparameters the chosen method uses, prefilled with its defaults
   // (a value the user typed is kept); the RL set only for SFT then GRPO; the path box only for
@@ -16,7 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const values = defaults[method.value] || {};
       launch.querySelectorAll(".field[data-methods]").forEach((field) => {
         const used = field.dataset.methods.split(" ").includes(method.value);
-        field.hidden = !used && !field.classList.contains("has-error");
+        hide(field, !used);
         const input = field.querySelector("input, select");
         const key = input.id.replace(/^id_hp_/, "");
         if (used && !edited.has(input.id) && !field.classList.contains("has-error") && key in values) {
@@ -27,7 +31,7 @@ document.addEventListener("DOMContentLoaded", () => {
       show("base_model_path", $("#id_base_model").value === "other");
       show("lora_rank", $("#id_use_lora").checked);
     };
-    [method, $("#id_base_model"), $("#id_use_lora")].forEach((el) => el.addEventListener("change", sync));
+    [method, $("#id_base_model"), $("#id_use_lora")].forEach((el) => el.addEventListener("change", () => { firstRender = false; sync(); }));
     sync();
   }
 
@@ -56,7 +60,7 @@ document.addEventListener("DOMContentLoaded", () => {
       line.hidden = !included.length;
       line.textContent = `This build INCLUDES episodes of teachers whose terms do not allow training: ${included.join(", ")}.`;
     };
-    build.addEventListener("change", sync);
+    build.addEventListener("change", () => { firstRender = false; sync(); });
     sync();
   }
 });

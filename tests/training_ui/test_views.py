@@ -36,7 +36,7 @@ def run(sft_set):
 GET_VIEWS = [
     ("training_run_list", False), ("training_run_new", False), ("training_dataset_list", False),
     ("training_run_detail", True), ("training_run_status", True), ("training_run_log", True),
-    ("training_run_metrics", True),
+    ("training_run_metrics", True), ("training_evaluation_list", False),
 ]
 
 
@@ -357,3 +357,36 @@ def test_build_errors_are_shown_on_the_form(staff_client, episodes, settings, tm
 
     Dataset.objects.create(name="taken", kind="sft")
     assert "exists already" in _field_errors(_build(staff_client, name="taken").content.decode(), "name")
+
+
+# Evaluations -------------------------------------------------------------------------------------
+
+def test_evaluations_compare_student_teacher_and_base(reviewer_client, run, sft_set):
+    from training.engine.evaluation import report
+    from training.models import Evaluation
+
+    assert "No evaluation yet" in reviewer_client.get(reverse("training_evaluation_list")).content.decode()
+
+    def attempts(solved_per_bug):  # 4 bugs × 2 attempts; solved_per_bug[i] of them succeed
+        return [{"bug_id": b, "repository": "demo", "difficulty": "<15m", "reward": 1.0 if a < s else 0.0}
+                for b, s in enumerate(solved_per_bug) for a in range(2)]
+
+    figures = {}
+    for name, subject, solved in (("student", "checkpoint", [2, 1, 1, 0]), ("teacher", "teacher", [2, 2, 1, 0]),
+                                  ("base", "base", [0, 0, 0, 0])):
+        results = report(attempts(solved), ks=(1, 2))
+        figures[name] = results["overall"]
+        Evaluation.objects.create(name=name, subject=subject, dataset=sft_set, k=2, status="succeeded",
+                                  run=run if subject == "checkpoint" else None, results=results)
+    body = reviewer_client.get(reverse("training_evaluation_list")).content.decode()
+    table = body[body.index(f'id="evaluations-{sft_set.pk}"'):]
+    for name, overall in figures.items():
+        row = table[table.index(f">{name}"):]
+        row = row[:row.index("</tr>")]
+        lo, hi = overall["pass@1_clopper_pearson"]
+        assert f"<b>{round(overall['pass@1'] * 100)}%</b>" in row, name
+        assert f"[{lo:.2f}, {hi:.2f}]" in row, name
+        assert f"pass@2 <b>{round(overall['pass@2'] * 100)}%</b>" in row, name
+    assert figures["student"]["pass@1"] == 0.5 and figures["base"]["pass@1"] == 0  # the fixture's own sanity
+    detail = reviewer_client.get(reverse("training_run_detail", args=[run.pk])).content.decode()
+    assert 'id="run-evaluations"' in detail and "pass@1 50%" in detail

@@ -1,0 +1,139 @@
+"""Training in a real browser: a staff user launches a tiny SFT run from the form, a real `train`
+worker trains the tiny model with TRL on CPU, and the loss chart gains points poll after poll
+without a page reload; the EMA slider smooths exactly as the debiased EMA says."""
+import subprocess
+
+import django_rq
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_login_and_pages import log_in
+from tests.workers import manage, worker_env
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+TRAIN_TIMEOUT_MS = 240_000  # worker start + the trainer's imports (~5-10 s) + a few tiny steps, on a busy CI box
+
+
+def debiased_ema(values, weight):
+    """What static/js/curves.js must draw for a smoothing weight (TensorBoard's debiased EMA)."""
+    out, last = [], 0.0
+    for n, y in enumerate(values, start=1):
+        last = last * weight + (1 - weight) * y
+        out.append(y if weight == 0 else last / (1 - weight ** n))
+    return out
+
+
+@pytest.fixture
+def sft_set(db, settings):
+    """A small SFT set built by the real builder from four solved episodes."""
+    from episodes.models import Bug, Episode, Repository, Teacher
+    from training.datasets import build_sft_dataset
+
+    repo = Repository.objects.create(name="lib-a", source="/nonexistent/lib-a", pinned_commit="0" * 40)
+    teacher = Teacher.objects.create(name="teach", terms_allow_training=True)
+    for n in range(4):
+        bug = Bug.objects.create(repository=repo, base_commit="0" * 40, patch=f"--- a/x\n+++ b/x\n@@ -1 +1 @@\n-{n}\n+{n}!\n",
+                                 verifier="import sys; sys.exit(0)", problem_statement=f"bug {n}", status="approved")
+        Episode.objects.create(bug=bug, teacher=teacher, reward=1.0, status="solved", trajectory={
+            "messages": [{"role": "user", "content": f"Fix bug {n}"}, {"role": "assistant", "content": f"Fixed bug {n}."}],
+            "tools": [],
+        })
+    return build_sft_dataset("sft-browser", {"teacher": "teach", "heldout_fraction": 0.25})
+
+
+@pytest.fixture
+def tiny_model_built(settings):
+    from training.tiny import ensure_tiny_model
+
+    return ensure_tiny_model()  # built once per var dir; the form's "tiny" choice then resolves at once
+
+
+def test_launch_a_tiny_run_and_watch_the_loss_chart_grow(page, live_server, staff, sft_set, tiny_model_built,
+                                                         settings, redis_conn, page_errors, tmp_path):
+    from training.models import TrainingRun
+
+    log_in(page, "staffer", "pw-staff-123", "/training/")
+    expect(page.locator(".empty")).to_contain_text("No training run yet")
+    with page.expect_navigation():
+        page.locator("#launch-link").click()
+
+    # A form error first: a path that is no model is refused next to its field, nothing queued.
+    page.locator("#id_base_model").select_option("other")
+    page.locator("#id_base_model_path").fill(str(tmp_path))
+    with page.expect_navigation():
+        page.locator("#launch-button").click()
+    expect(page.locator("#field-base_model_path .field-error")).to_contain_text("has no config.json")
+    assert TrainingRun.objects.count() == 0
+    assert page_errors == ["console: Failed to load resource: the server responded with a status of 400 (Bad Request) "
+                           f"({live_server.url}/training/runs/launch/)"]  # the refused form, on purpose
+    page_errors.clear()
+
+    # Then the real launch: SFT of the tiny model on the set, a few steps, a checkpoint midway.
+    expect(page.locator("#id_dataset")).to_have_value(str(sft_set.pk))
+    page.locator("#id_method").select_option("sft")
+    expect(page.locator("#field-hp_num_generations")).to_be_hidden()  # a GRPO-only knob
+    page.locator("#id_base_model").select_option("tiny")
+    expect(page.locator("#field-base_model_path")).to_be_hidden()
+    page.locator("#id_hp_max_steps").fill("8")
+    page.locator("#more-hyperparameters summary").click()
+    page.locator("#id_hp_save_steps").fill("4")
+    with page.expect_navigation():
+        page.locator("#launch-button").click()
+    run = TrainingRun.objects.get()
+    assert page.url == f"{live_server.url}/training/runs/{run.pk}/"
+    assert (run.status, run.method, run.base_model) == ("queued", "sft", str(tiny_model_built))
+    assert django_rq.get_queue("train").job_ids == [run.job_id]
+    expect(page.locator("#run-status-badge")).to_have_text("queued")
+    expect(page.locator("#curves-empty")).to_be_visible()
+
+    # Record the loss trace's length after every poll, and mark the window to prove no reload.
+    page.wait_for_function("() => window.bugforgeCurves !== undefined && window.Plotly !== undefined")
+    page.evaluate("""() => {
+        window.__noReload = true;
+        window.__lossCounts = [];
+        const curves = window.bugforgeCurves, draw = curves.draw.bind(curves);
+        curves.draw = () => {
+            draw();
+            const div = document.getElementById("chart-loss");
+            const raw = div && div.data ? div.data.find((t) => t.meta && t.meta.kind === "raw") : null;
+            window.__lossCounts.push(raw ? raw.x.length : 0);
+        };
+    }""")
+
+    log = open(tmp_path / "worker.log", "wb")
+    worker = manage("rqworker", "train", "--burst", env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        page.wait_for_function("() => !window.bugforgeCurves.runs[0].active", timeout=TRAIN_TIMEOUT_MS)
+        assert worker.wait(timeout=120) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        log.close()
+    run.refresh_from_db()
+    assert run.status == "succeeded", f"{run.error}\n--- worker ---\n{(tmp_path / 'worker.log').read_text()[-3000:]}"
+
+    losses = [v for _, v in run.curves(["loss"])["loss"]]
+    assert len(losses) == 8
+    counts = page.evaluate("() => window.__lossCounts")
+    assert page.evaluate("() => window.__noReload") is True
+    assert counts[0] == 0 and counts[-1] == len(losses), counts
+    assert all(a <= b for a, b in zip(counts, counts[1:])), counts  # points only ever get added
+    assert len(set(counts)) >= 2, counts  # the chart grew while the page stayed open
+    expect(page.locator("#curves-empty")).to_be_hidden()
+    expect(page.locator("#chart-learning-rate .plot-container")).to_be_visible()
+    expect(page.locator("#run-status-badge")).to_have_text("succeeded", timeout=10_000)
+    expect(page.locator("#run-log-tail")).not_to_be_empty(timeout=10_000)
+    expect(page.locator("#checkpoints")).to_contain_text("checkpoint-4")
+
+    def trace(kind):
+        return page.evaluate(f"""() => document.getElementById("chart-loss").data
+            .find((t) => t.meta.kind === "{kind}").y""")
+
+    # The EMA the chart draws is the debiased EMA of the stored values; raw stays as logged.
+    for weight in (0.5, 0.9, 0.0):
+        page.locator("#smoothing").fill(str(weight))
+        expect(page.locator("#smoothing-value")).to_have_text(f"{weight:.2f}")
+        assert trace("raw") == pytest.approx(losses)
+        assert trace("smooth") == pytest.approx(debiased_ema(losses, weight), rel=1e-9)
+    assert page_errors == []
