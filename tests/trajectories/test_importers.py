@@ -20,11 +20,17 @@ def test_claude_code_real_session():
     episode = import_file("claude_code", FIXTURES / "claude_code_session.jsonl")
     traj = episode.trajectory
     assert check_canonical(traj) == []
-    assert roles(traj) == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
+    # the system reminders the CLI attached (environment, token budget) ride in the user turns
+    assert roles(traj) == ["system", "user", "assistant", "tool", "user", "assistant", "tool", "user",
+                           "assistant", "tool", "user", "assistant"]
+    assert traj["messages"][1]["content"].startswith("<system-reminder>\n# Environment")
+    assert traj["messages"][1]["content"].endswith("Fix pricing.py and run the test.")
+    assert "tokens left" in traj["messages"][4]["content"]
     calls = [m["tool_calls"][0]["function"] for m in traj["messages"] if m.get("tool_calls")]
     assert [c["name"] for c in calls] == ["Read", "Edit", "Bash"]
     assert calls[1]["arguments"]["new_string"] == "price * (1 - percent / 100)"
-    assert traj["messages"][-2]["content"] == "2 checks passed"  # the Bash result, run in the sandbox
+    results = {m["tool_call_id"]: m["content"] for m in traj["messages"] if m["role"] == "tool"}
+    assert results["toolu_03Bash"] == "2 checks passed"  # the Bash result, run in the sandbox
     # the logged request shape gives the exact system prompt and tool schemas
     assert "Claude" in traj["messages"][0]["content"]
     assert {"Bash", "Edit", "Read"} <= {t["function"]["name"] for t in traj["tools"]}

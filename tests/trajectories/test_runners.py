@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from episodes.engine.importers import import_text
 from episodes.engine.runners import cli_path, missing_cli_message, run_external_agent
 from episodes.engine.sandbox import Limits, Mount
 from episodes.engine.sandbox.local import LocalExecutor
@@ -92,6 +93,26 @@ def test_real_cli_fixes_the_scenario_through_the_gateway(harness, transactional_
     assert len(results) == 3 and "2 checks passed" in results[-1]  # the test ran in the sandbox
     assert traj["messages"][-1] == {"role": "assistant", "content": "Fixed: `discounted()` now subtracts the percentage; the test passes."}
     assert {t["function"]["name"] for t in traj["tools"]} >= set(setup["tools"])
+
+    # the importer, reading the CLI's own log of the same run, agrees with the gateway record
+    imported = import_text(harness, run.session_log).trajectory
+    assert check_canonical(imported) == []
+
+    def calls_of(t):
+        return [(c["id"], c["function"]["name"], c["function"]["arguments"]) for m in t["messages"] for c in m.get("tool_calls") or ()]
+
+    assert calls_of(imported) == calls_of(traj)
+    assert imported["messages"][-1] == traj["messages"][-1]
+    assert imported["messages"][0]["role"] == "system"
+    if harness == "codex":
+        # the rollout holds the whole input; only its copy of the base instructions is the
+        # unabridged one (Codex trims sections for tools it does not offer)
+        assert imported["messages"][1:] == traj["messages"][1:]
+    else:
+        # the logged request shape is the exact system prompt; the reminders folded into the
+        # prompt match up to the whitespace between blocks
+        assert imported["messages"][0] == traj["messages"][0]
+        assert imported["messages"][1]["content"].split() == traj["messages"][1]["content"].split()
 
 
 def test_missing_cli_is_a_clear_error(scratch):

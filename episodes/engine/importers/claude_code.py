@@ -11,6 +11,8 @@ versions, so:
   out of order); sidechains (sub-agents run by the Task tool) are not part of it;
 * one API response may be logged as several ``assistant`` entries (one per content block)
   sharing ``message.id``: they are one assistant turn;
+* ``attachment`` entries with ``rendered`` text are the system reminders the CLI sent with a
+  user turn (environment, date, token budget…): they are folded back into that turn;
 * entry types we do not know are skipped (counted in ``metadata["skipped_entries"]``), but a
   line that is not JSON, or a conversation entry without a usable ``message``, is an error
   naming the line;
@@ -56,8 +58,10 @@ def parse(text: str, source: str = "<input>") -> ImportedEpisode:
     # they sort as strings; the line number breaks ties.
     leaves = [(n, e) for n, e in nodes.values() if not e.get("isSidechain") and not children.get(e["uuid"])]
     turns: list[dict] = []
+    chain: list[dict] = []
     for _, leaf in sorted(leaves, key=lambda ne: (ne[1].get("timestamp") or "", ne[0]), reverse=True):
-        turns = [e for e in _walk(leaf, nodes, source) if e.get("type") in CONVERSATION]
+        chain = _walk(leaf, nodes, source)
+        turns = [e for e in chain if e.get("type") in CONVERSATION]
         if turns:
             break
     if not turns:
@@ -66,26 +70,53 @@ def parse(text: str, source: str = "<input>") -> ImportedEpisode:
     messages: list[dict] = []
     if shape and shape.get("system"):
         messages.append({"role": "system", "content": anthropic_system(shape["system"])})
-    i = 0
-    while i < len(turns):
-        entry = turns[i]
-        message = entry["message"]
-        if entry["type"] == "assistant":
-            # blocks of one response logged as several entries: merge them back
-            content = list(message["content"]) if isinstance(message["content"], list) else [
-                {"type": "text", "text": message["content"]}]
-            while (i + 1 < len(turns) and turns[i + 1]["type"] == "assistant" and message.get("id")
-                   and turns[i + 1]["message"].get("id") == message.get("id")):
-                i += 1
-                more = turns[i]["message"]["content"]
-                content += more if isinstance(more, list) else [{"type": "text", "text": more}]
-            messages.append(anthropic_assistant(content))
-        else:
-            messages.extend(anthropic_user(message["content"]))
-        i += 1
+    for kind, content in _wire_turns(chain):
+        messages.extend([anthropic_assistant(content)] if kind == "assistant" else anthropic_user(content))
     events = [e for _, e in rows]
     trajectory = {"messages": normalize(messages), "tools": tools_from_anthropic((shape or {}).get("tools"))}
     return ImportedEpisode(trajectory, _metadata(rows, turns, trajectory, skipped), events)
+
+
+def _blocks(content) -> list[dict]:
+    return list(content) if isinstance(content, list) else [{"type": "text", "text": content}]
+
+
+def _wire_turns(chain: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The chain as the turns the model was sent: one assistant turn per response (a response
+    may be logged as several entries sharing ``message.id``), and the system reminders that
+    attachments rendered (environment, date, token budget…) folded into the user turn they
+    rode in: after its tool results, before its text (where the CLI puts them on the wire)."""
+    turns: list[tuple[str, list[dict]] | dict] = []
+    last_id = None
+    reminders: list[dict] = []
+
+    def flush():
+        if reminders and turns and isinstance(turns[-1], dict):
+            turns[-1]["reminders"].extend(reminders)
+        reminders.clear()
+
+    for entry in chain:
+        kind = entry.get("type")
+        if kind == "attachment" and isinstance(entry.get("rendered"), list):
+            reminders.extend({"type": "text", "text": r["content"]} for r in entry["rendered"]
+                             if isinstance(r, dict) and isinstance(r.get("content"), str))
+        elif kind == "assistant":
+            flush()
+            message = entry["message"]
+            if message.get("id") and message.get("id") == last_id and turns and not isinstance(turns[-1], dict):
+                turns[-1][1].extend(_blocks(message["content"]))
+            else:
+                turns.append(("assistant", _blocks(message["content"])))
+            last_id = message.get("id")
+        elif kind == "user":
+            blocks = _blocks(entry["message"]["content"])
+            is_result = [isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks]
+            turns.append({"results": [b for b, r in zip(blocks, is_result) if r], "reminders": list(reminders),
+                          "others": [b for b, r in zip(blocks, is_result) if not r]})
+            reminders.clear()
+            last_id = None
+    flush()
+    return [("user", t["results"] + t["reminders"] + t["others"]) if isinstance(t, dict) else t for t in turns]
 
 
 def _walk(leaf: dict, nodes: dict, source: str) -> list[dict]:
