@@ -55,7 +55,7 @@ def dashboards(request):
                 "y": [by_status.get(s.value, 0) for s in Bug.Status],
             },
             "total_bugs": sum(by_status.values()),
-            "charts": figures.all_charts(scope),
+            **figures.all_charts(scope, use_cache=request.GET.get("fresh") != "1"),
             "sandbox_backend": settings.BUGFORGE_SANDBOX,
         },
     )

@@ -212,7 +212,27 @@ CHARTS = [
 ]
 
 
-def all_charts(scope: Scope) -> list[dict]:
+def all_charts(scope: Scope, use_cache: bool = True) -> dict:
+    """{"charts": every chart for ``scope``, "as_of": when they were computed}. The aggregates
+    scan every bug, so the result is cached per filter for BUGFORGE_DASHBOARD_CACHE_S seconds
+    (default 60; 0 turns it off); ``use_cache=False`` recomputes (the page's "refresh")."""
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    ttl = getattr(settings, "BUGFORGE_DASHBOARD_CACHE_S", 60)
+    key = "dashboards:" + urlencode(scope.params())
+    if use_cache and ttl:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    result = {"charts": _compute(scope), "as_of": timezone.now(), "ttl": ttl}
+    if ttl:
+        cache.set(key, result, ttl)
+    return result
+
+
+def _compute(scope: Scope) -> list[dict]:
     charts = []
     for key, title, figure, unit, empty in CHARTS:
         data = figure(scope)

@@ -120,7 +120,8 @@ def test_flaky_verifier_rerun_grows_the_run_grid(page, live_server, staff, sampl
     assert page_errors == []
 
 
-def test_dashboards_draw_every_chart_and_bars_link_to_rows(page, live_server, staff, page_errors):
+def test_dashboards_draw_every_chart_and_bars_link_to_rows(page, live_server, staff, page_errors, settings):
+    settings.BUGFORGE_DASHBOARD_CACHE_S = 0
     repo = Repository.objects.create(name="demo", source="/x", pinned_commit="a" * 40, status="ready")
     batch = InjectionBatch.objects.create(repository=repo, method="llm_modify", requested=2)
     for n, (status, method, operator) in enumerate([

@@ -15,6 +15,11 @@ from episodes.models import Bug, Episode, InjectionBatch, LLMCall, Repository, R
 pytestmark = [pytest.mark.django_db]
 
 
+@pytest.fixture(autouse=True)
+def no_cache(settings):
+    settings.BUGFORGE_DASHBOARD_CACHE_S = 0  # each test sees its own rows
+
+
 @pytest.fixture
 def world(db, staff):
     a = Repository.objects.create(name="alpha", source="/a", pinned_commit="a" * 40)
@@ -124,3 +129,19 @@ def test_empty_states_and_bad_filter(staff_client, reviewer_client):
     assert "plant a batch" in body and "give approved bugs to a teacher" in body and "dash-chart" not in body
     body = staff_client.get(reverse("dashboards"), {"since": "2026-05-01", "until": "2026-01-01"}).content.decode()
     assert "start date is after the end date" in body
+
+
+def test_figures_are_cached_per_filter_and_refreshable(world, staff_client, settings, django_assert_max_num_queries):
+    from django.core.cache import cache
+
+    settings.BUGFORGE_DASHBOARD_CACHE_S = 60
+    cache.clear()
+    staff_client.get(reverse("dashboards"), {"repository": "beta"})
+    Bug.objects.create(repository=Repository.objects.get(name="beta"), base_commit="a" * 40, patch="late",
+                       verifier="v", status="invalid", method="procedural")
+    with django_assert_max_num_queries(6):  # session, user, status tiles, repositories: no aggregate re-run
+        body = staff_client.get(reverse("dashboards"), {"repository": "beta"}).content.decode()
+    assert "yield: procedural 100%" in body and 'id="refresh"' in body
+    body = staff_client.get(reverse("dashboards"), {"repository": "beta", "fresh": "1"}).content.decode()
+    assert "yield: procedural 50%" in body
+    cache.clear()
