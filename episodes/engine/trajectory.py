@@ -366,16 +366,42 @@ def step_key(message: dict) -> str:
     return json.dumps([ids, message.get("content") or ""] if ids else ["text", message.get("content") or ""])
 
 
+def _offers_tools(call: dict) -> bool:
+    request = call.get("request") or {}
+    return bool(request.get("tools") or request.get("functions"))
+
+
+def _thread_key(call: dict) -> tuple:
+    """What tells the main agent's calls from a sub-agent's (Claude Code's Task tool, Codex's
+    spawned agents): each agent has its own system prompt."""
+    request = call.get("request") or {}
+    protocol = call.get("protocol")
+    if protocol == "anthropic":
+        return protocol, anthropic_system(request.get("system"))
+    if protocol == "openai_chat":
+        first = (request.get("messages") or [{}])[0]
+        return protocol, text_of(first.get("content")) if first.get("role") in ("system", "developer") else ""
+    items = request.get("input")
+    first = items[0] if isinstance(items, list) and items else {}
+    developer = text_of(first.get("content")) if first.get("role") in ("system", "developer") else ""
+    return protocol, request.get("instructions") or "", developer
+
+
 def canonical_from_calls(calls: list[dict]) -> dict:
-    """The episode's conversation: the longest complete call (ties go to the later one)."""
+    """The episode's conversation: among the main agent's complete calls, the longest (ties go
+    to the later one). The main agent is the one that made the first call offering tools;
+    side calls without tools (titles, summaries) and sub-agents (another system prompt) are
+    not it, even when a sub-agent's conversation ran longer."""
     complete = [c for c in calls if _completed(c)]
     if not complete:
         raise TrajectoryError(f"none of the {len(calls)} recorded call(s) completed with a reply")
+    first_agent_call = next((c for c in complete if _offers_tools(c)), complete[0])
+    main = [c for c in complete if _thread_key(c) == _thread_key(first_agent_call)]
     by_response_id = {
         (c.get("response") or {}).get("id"): c
         for c in complete if c.get("protocol") == "openai_responses" and (c.get("response") or {}).get("id")
     }
-    best = max(enumerate(complete), key=lambda ic: (_chain_length(ic[1], by_response_id), ic[0]))[1]
+    best = max(enumerate(main), key=lambda ic: (_chain_length(ic[1], by_response_id), ic[0]))[1]
     return conversation_of_call(best, by_response_id)
 
 

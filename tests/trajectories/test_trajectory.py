@@ -68,6 +68,19 @@ def test_anthropic_episode_is_the_longest_complete_call():
     assert check_canonical(traj) == []
 
 
+def test_a_sub_agent_is_not_the_episode_even_when_it_ran_longer():
+    main = anthropic_call(TURN2, [{"type": "text", "text": "Fixed."}])
+    explore = [{"role": "user", "content": "find other thresholds"}]
+    for i in range(4):
+        explore += [{"role": "assistant", "content": [{"type": "tool_use", "id": f"sub{i}", "name": "bash", "input": {"command": "grep"}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"sub{i}", "content": "none"}]}]
+    sub = anthropic_call(explore, [{"type": "text", "text": "No other thresholds."}])
+    sub["request"]["system"] = "You are a read-only search agent."
+    traj = canonical_from_calls([anthropic_call(TURN1, TOOL_USE), sub, main])
+    assert traj["messages"][-1] == {"role": "assistant", "content": "Fixed."}
+    assert traj["messages"][0] == {"role": "system", "content": "You fix bugs."}
+
+
 def test_anthropic_parallel_tool_results_each_become_a_tool_message():
     messages = TURN1 + [
         {"role": "assistant", "content": [
