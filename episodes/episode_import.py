@@ -41,8 +41,17 @@ def _cost(value) -> Decimal:
         return Decimal(0)
 
 
+def already_imported(digest: str, *, bug, teacher: Teacher) -> Episode | None:
+    """The episode this exact file (by content hash) already became for this teacher and bug."""
+    ids = AuditEvent.objects.filter(
+        action="import_episode", target_type="episodes.episode", after__sha256=digest
+    ).values_list("target_id", flat=True)
+    return Episode.objects.filter(pk__in=[int(i) for i in ids], bug=bug, teacher=teacher).first()
+
+
 @transaction.atomic
-def store_imported(imported: ImportedEpisode, *, bug, teacher: Teacher, fmt: str, source: str, actor=None) -> Episode:
+def store_imported(imported: ImportedEpisode, *, bug, teacher: Teacher, fmt: str, source: str, actor=None,
+                   digest: str = "") -> Episode:
     """One Episode from an imported log. Not graded here: its reward stays unknown (None) and
     its status says only whether the source run ended in an error."""
     meta = imported.metadata
@@ -66,5 +75,6 @@ def store_imported(imported: ImportedEpisode, *, bug, teacher: Teacher, fmt: str
         finished_at=_when(meta.get("finished_at")),
     )
     provenance = {k: v for k, v in meta.items() if k not in ("submission", "final_message") and v not in (None, "")}
-    AuditEvent.record(actor, "import_episode", episode, after={"format": fmt, "source": source, **provenance})
+    AuditEvent.record(actor, "import_episode", episode,
+                      after={"format": fmt, "source": source, "sha256": digest, **provenance})
     return episode

@@ -71,3 +71,13 @@ def test_without_bug_it_only_checks(db):
 def test_unknown_bug_is_refused(db):
     out, err, failure = run("--format", "codex", "--teacher", "t", "--bug", 999, FIXTURES / "codex_rollout.jsonl")
     assert failure == "no such bug: 999"
+
+
+def test_a_file_is_imported_once_unless_asked_again(bug):
+    args = ("--format", "codex", "--teacher", "codex-logs", "--bug", bug.pk, FIXTURES / "codex_rollout.jsonl")
+    run(*args)
+    out, err, failure = run(*args)
+    first = Episode.objects.get()
+    assert failure is None and f"already imported as episode {first.pk} (skipped" in out
+    run(*args, "--again")
+    assert Episode.objects.count() == 2

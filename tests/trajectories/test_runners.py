@@ -122,6 +122,21 @@ def test_missing_cli_is_a_clear_error(scratch):
     assert run.events == [] and run.exit_code is None
 
 
+def test_a_backend_that_cannot_mount_is_a_clear_error(scratch):
+    if cli_path("codex") is None:
+        pytest.skip(missing_cli_message("codex"))
+
+    class NoMounts:  # the executor interface without the optional mounts (e.g. the docker backend)
+        name = "docker"
+
+        def run(self, argv, workdir, *, environment=None, env=None, limits=Limits()):
+            raise AssertionError("must not be called")
+
+    run = run_external_agent("codex", executor=NoMounts(), workspace=make_workspace(scratch / "w"), task="x",
+                             gateway=scratch / "none.sock", token="t", model="m")
+    assert run.error == "the docker sandbox backend cannot mount the teacher CLIs; run Codex CLI teachers with BUGFORGE_SANDBOX=local"
+
+
 def test_missing_gateway_socket_is_a_clear_error(scratch):
     if cli_path("claude_code") is None:
         pytest.skip(missing_cli_message("claude_code"))

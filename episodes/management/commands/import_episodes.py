@@ -1,10 +1,11 @@
+import hashlib
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from episodes.engine.importers import FORMATS, ImportFormatError, import_file
 from episodes.engine.trajectory import check_canonical
-from episodes.episode_import import store_imported, teacher_for_import
+from episodes.episode_import import already_imported, store_imported, teacher_for_import
 from episodes.models import Bug
 
 
@@ -21,8 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
         parser.add_argument("--teacher", required=True, help="teacher name (created, with unknown terms, if missing)")
         parser.add_argument("--bug", type=int, help="the bug these episodes attempted; omit to only check the files")
+        parser.add_argument("--again", action="store_true", help="import files already imported for this teacher and bug")
 
-    def handle(self, files, fmt, teacher, bug, **options):
+    def handle(self, files, fmt, teacher, bug, again, **options):
         target = None
         if bug is not None:
             target = Bug.objects.filter(pk=bug).first()
@@ -53,7 +55,12 @@ class Command(BaseCommand):
                     self.stdout.write(self.style.WARNING(
                         f"teacher {teacher_row.name}: terms allow training use is "
                         f"{'unknown' if teacher_row.terms_allow_training is None else 'no'} — exports will warn"))
-            episode = store_imported(imported, bug=target, teacher=teacher_row, fmt=fmt, source=str(path))
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            earlier = None if again else already_imported(digest, bug=target, teacher=teacher_row)
+            if earlier is not None:
+                self.stdout.write(f"{prefix}: already imported as episode {earlier.pk} (skipped; --again to import it again)")
+                continue
+            episode = store_imported(imported, bug=target, teacher=teacher_row, fmt=fmt, source=str(path), digest=digest)
             self.stdout.write(f"{prefix}: episode {episode.pk} ({episode.status}, {messages} messages){note}")
         done = total - failures
         self.stdout.write(f"summary: {done} of {total} file(s) {'imported' if target else 'converted'}, {failures} failed")
