@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import curation_views, episode_views, views
+from . import curation_views, episode_views, teacher_views, views
 
 urlpatterns = [
     path("repositories/", views.repository_list, name="repository_list"),
@@ -27,4 +27,14 @@ urlpatterns = [
     path("episodes/<int:pk>/", episode_views.episode_detail, name="episode_detail"),
     path("llm-calls/<int:pk>/", episode_views.llm_call_detail, name="llm_call_detail"),
     path("sandbox/", views.sandbox_status, name="sandbox_status"),
+    path("teachers/", teacher_views.teacher_list, name="teacher_list"),
+    path("teachers/add/", teacher_views.teacher_add, name="teacher_add"),
+    path("teachers/<int:pk>/", teacher_views.teacher_detail, name="teacher_detail"),
+    path("teachers/endpoints/add/", teacher_views.endpoint_add, name="endpoint_add"),
+    path("teachers/endpoints/<int:pk>/", teacher_views.endpoint_edit, name="endpoint_edit"),
+    path("teachers/endpoints/<int:pk>/save/", teacher_views.endpoint_save, name="endpoint_save"),
+    path("teachers/endpoints/<int:pk>/test/", teacher_views.endpoint_test, name="endpoint_test"),
+    path("teachers/solve/", teacher_views.solve_launch, name="solve_launch"),
+    path("teachers/batches/<int:pk>/", teacher_views.solve_batch_detail, name="solve_batch_detail"),
+    path("teachers/batches/<int:pk>/progress/", teacher_views.solve_batch_progress, name="solve_batch_progress"),
 ]

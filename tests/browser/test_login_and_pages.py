@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-NAV = ["Repositories", "Bugs", "Flaky triage", "Teachers & episodes", "Training", "Dashboards"]
+NAV = ["Repositories", "Bugs", "Flaky triage", "Teachers", "Episodes", "Training", "Dashboards"]
 
 
 def log_in(page, username, password, path="/"):
