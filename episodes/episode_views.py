@@ -24,7 +24,7 @@ LONG_OUTPUT_LINES = 25
 MAX_EVENTS_SHOWN = 500
 REWARD_FILTERS = {"1": "reward True", "0": "reward False", "none": "not graded"}
 SECRET_KEYS = re.compile(r"^(x-)?(api[-_]?key|authorization|proxy-authorization|password|secret|access[-_]?token)$", re.I)
-SECRET_VALUES = re.compile(r"\b(bfgw_|sk-(ant-)?)[A-Za-z0-9_\-]{8,}")
+SECRET_VALUES = re.compile(r"\b(bfgw_|sk-(ant-)?)[A-Za-z0-9_\-]{16,}")  # gateway tokens, OpenAI/Anthropic-style keys
 
 
 def _int(value) -> int | None:

@@ -113,3 +113,17 @@ def test_a_running_episode_refreshes_itself_until_it_ends(world, reviewer_client
     Episode.objects.filter(pk=episode.pk).update(status="solved", reward=1.0)
     page = reviewer_client.get(reverse("episode_detail", args=[episode.pk])).content.decode()
     assert 'id="episode-live"' in page and "hx-trigger" not in page
+
+
+@pytest.mark.sqlite
+def test_scrub_masks_credentials_but_not_ordinary_text():
+    from episodes.episode_views import scrub
+
+    body = {"Authorization": "Bearer x", "x-api-key": "k", "max_tokens": 5, "input_tokens": 3,
+            "messages": [{"content": "pip install scikit-learn; sk-learn is fine; token sk-proj-abcdefghijklmnop1234"}],
+            "note": "gateway token bfgw_abcdefghijklmnopqrstuvwxyz and the endpoint key SECRETKEY"}
+    clean = scrub(body, secrets=("SECRETKEY",))
+    assert clean["Authorization"] == clean["x-api-key"] == "[redacted]"
+    assert clean["max_tokens"] == 5 and clean["input_tokens"] == 3
+    assert clean["messages"][0]["content"] == "pip install scikit-learn; sk-learn is fine; token [redacted]"
+    assert clean["note"] == "gateway token [redacted] and the endpoint key [redacted]"
