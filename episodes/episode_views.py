@@ -57,11 +57,14 @@ def episode_list(request):
         episodes = episodes.filter(status=filters["status"])
     page = Paginator(episodes.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})
-    teachers = Teacher.objects.annotate(
-        episode_count=Count("episodes"), solved=Count("episodes", filter=Q(episodes__reward__gt=0)),
-    ).order_by("name")
+    teachers = Teacher.objects.only("pk", "name").order_by("name")
+    selected = None
+    if filters["teacher"]:
+        selected = Teacher.objects.annotate(
+            episode_count=Count("episodes"), solved=Count("episodes", filter=Q(episodes__reward__gt=0)),
+        ).filter(name=filters["teacher"]).first()
     return render(request, "episodes/episode_list.html", {
-        "page": page, "filters": filters, "query": query, "teachers": teachers,
+        "page": page, "filters": filters, "query": query, "teachers": teachers, "selected_teacher": selected,
         "statuses": Episode.Status.choices, "reward_filters": REWARD_FILTERS,
     })
 

@@ -76,6 +76,9 @@ def test_list_filters(world, reviewer_client):
     assert shown(bug="not-a-number") == {solved.pk, failed.pk, pending.pk}
     page = reviewer_client.get(reverse("episode_list"), {"teacher": "cc"}).content.decode()
     assert f'href="{reverse("episode_detail", args=[solved.pk])}"' in page
+    # the chosen teacher's provenance and totals, linked to its page
+    assert f'<a href="{reverse("teacher_detail", args=[world["unknown"].pk])}">cc</a>' in page
+    assert "2 episodes, 1 solved" in page and '<span class="warn-text">unknown</span>' in page
 
 
 def test_list_paginates_with_a_constant_number_of_queries(world, reviewer_client):
