@@ -155,6 +155,11 @@ def solve_batch_detail(request, pk):
 
 @require_GET
 def solve_batch_progress(request, pk):
-    """One solve batch's progress panel, polled by htmx until every episode is over."""
+    """One solve batch's progress panel, polled by htmx until every episode is over. Episodes
+    whose job died are failed here too, so a watched batch never sits at "running" forever."""
     batch = get_object_or_404(SolveBatch.objects.select_related("teacher"), pk=pk)
+    try:
+        batch.episodes.all().sweep_stale()
+    except Exception:  # Redis down: the panel still shows what the database knows
+        pass
     return render(request, "teachers/partials/batch_progress.html", {"batch": batch, "figures": solving.batch_figures(batch)})

@@ -127,6 +127,11 @@ def test_launch_form_queues_a_batch_and_progress_polls_until_done(staff_client, 
     panel = staff_client.get(reverse("solve_batch_progress", args=[batch.pk])).content.decode()
     assert "0/4" in panel and 'hx-trigger="every 2s"' in panel and "queued 4" in panel
     first, second, *_ = batch.episodes.order_by("id")
+    # a worker died mid-episode: watching the batch is enough to fail it
+    Episode.objects.filter(pk=first.pk).update(status="running", job_id="dead-job")
+    panel = staff_client.get(reverse("solve_batch_progress", args=[batch.pk])).content.decode()
+    assert "failed 1" in panel and "1/4" in panel
+    assert "episode interrupted: its job dead-job no longer exists" in Episode.objects.get(pk=first.pk).error
     Episode.objects.filter(pk=first.pk).update(status="solved", reward=1.0)
     Episode.objects.filter(pk=second.pk).update(status="unsolved", reward=0.0)
     Episode.objects.filter(solve_batch=batch, status="queued").update(status="unsolved", reward=0.0)
