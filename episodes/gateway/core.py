@@ -38,6 +38,15 @@ from typing import Any, Awaitable, Callable
 
 import httpx2 as httpx
 
+try:  # pydantic's Rust JSON (installed with the OpenAI/Anthropic SDKs): 2-3× faster on big agent requests
+    from pydantic_core import from_json as _loads, to_json as _dumps
+except ImportError:  # pragma: no cover
+    def _loads(data):
+        return json.loads(data)
+
+    def _dumps(value) -> bytes:
+        return json.dumps(value).encode()
+
 from episodes.engine.llm.client import EndpointConfig
 
 from .reassemble import Reassembler, usage_of
@@ -279,14 +288,14 @@ class GatewayApp:
         """(request to store, bytes to send): the endpoint's model replaces the agent's, since
         the endpoint (and its prices) is what the call really goes to."""
         try:
-            parsed = json.loads(body) if body else {}
+            parsed = _loads(body) if body else {}
         except ValueError:
             return {"raw": body.decode("utf-8", "replace")[:MAX_ERROR_CHARS]}, body
         if not isinstance(parsed, dict):
             return {"raw": body.decode("utf-8", "replace")[:MAX_ERROR_CHARS]}, body
         if upstream.model and parsed.get("model") != upstream.model:
             parsed["model"] = upstream.model
-            body = json.dumps(parsed).encode()
+            body = _dumps(parsed)
         return parsed, body
 
     async def _forward(self, scope, receive, send, upstream: Upstream, token: str, protocol: str, route: str,
@@ -402,12 +411,12 @@ class GatewayApp:
                 except zlib.error:
                     pass
             try:
-                body = json.loads(raw) if raw else {}
+                body = _loads(raw) if raw else {}
             except ValueError:
                 body = None
             if not isinstance(body, dict):
                 body, problem = {"raw": raw.decode("utf-8", "replace")[:MAX_ERROR_CHARS]}, "response body is not JSON"
-        if scrub.present_in(json.dumps(body).encode()):
+        if scrub.present_in(_dumps(body)):
             body = scrub.obj(body)
         call["response"] = body
         if status >= 400:

@@ -1,6 +1,7 @@
 """Gateway tests: a real uvicorn server in a thread, the scripted upstream, the real database
-(``transactional_db``: the gateway's own threads must see the rows the test commits)."""
+(with committed rows: the gateway's own threads must see what a test makes)."""
 import time
+import uuid
 
 import httpx2 as httpx
 import pytest
@@ -16,32 +17,47 @@ def upstream():
         yield server
 
 
+@pytest.fixture(scope="module")
+def module_db(django_db_setup, django_db_blocker):
+    """Database access, committed at once, for a whole module: the gateway's own threads must
+    see the rows a test makes. ``transactional_db`` would do, but empties every table after each
+    test (about a second each); ``make_episode`` deletes what each test made instead."""
+    with django_db_blocker.unblock():
+        yield
+
+
 @pytest.fixture
-def make_episode(transactional_db, upstream):
+def make_episode(module_db, upstream):
     """``make_episode(protocol, **endpoint_fields) -> (episode, token)``: a live episode whose
-    teacher's endpoint is the scripted upstream."""
+    teacher's endpoint is the scripted upstream. Its rows (and calls) are deleted afterwards."""
     from episodes.models import Bug, Episode, LLMEndpoint, Repository, Teacher
 
-    repo = Repository.objects.create(name="gw-repo", source="/nowhere", pinned_commit="a" * 40)
+    tag = uuid.uuid4().hex[:10]
+    repo = Repository.objects.create(name=f"gw-{tag}", source="/nowhere", pinned_commit="a" * 40)
     bug = Bug.objects.create(repository=repo, base_commit="a" * 40, patch="p", verifier="v")
     made = []
 
     def make(protocol="anthropic", status="running", **endpoint_kw):
-        n = len(made) + 1
-        fields = dict(name=f"ep-{n}", protocol=protocol, base_url=upstream.url, model="upstream-model",
+        name = f"gw-{tag}-{len(made) + 1}"
+        fields = dict(name=name, protocol=protocol, base_url=upstream.url, model="upstream-model",
                       api_key=KEY, usd_per_mtok_in=3, usd_per_mtok_out=15)
         fields.update(endpoint_kw)
         endpoint = LLMEndpoint.objects.create(**fields)
-        teacher = Teacher.objects.create(name=f"t-{n}", endpoint=endpoint)
+        teacher = Teacher.objects.create(name=name, endpoint=endpoint)
         episode = Episode.objects.create(bug=bug, teacher=teacher, status=status)
         made.append(episode)
         return episode, episode.issue_gateway_token()
 
-    return make
+    yield make
+    Episode.objects.filter(bug=bug).delete()  # their calls go with them
+    Teacher.objects.filter(name__startswith=f"gw-{tag}-").delete()
+    LLMEndpoint.objects.filter(name__startswith=f"gw-{tag}-").delete()
+    repo.delete()
 
 
-@pytest.fixture
-def gateway(make_episode):
+@pytest.fixture(scope="module")
+def gateway(module_db):
+    """One gateway server for a module's tests (tests that change its settings start their own)."""
     from episodes.gateway.server import serve_in_background
 
     with serve_in_background() as base:

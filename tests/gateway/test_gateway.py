@@ -187,7 +187,7 @@ def test_client_disconnect_is_recorded_and_closes_the_upstream_request(gateway, 
 @pytest.mark.parametrize("protocol", ["openai_chat", "anthropic"])
 def test_unknown_and_expired_tokens_get_401_and_nothing_is_forwarded(gateway, make_episode, upstream, protocol):
     episode, token = make_episode(protocol)
-    _, finished_token = make_episode(protocol, status="solved")
+    finished, finished_token = make_episode(protocol, status="solved")
     for bad in [None, "bfgw_not-a-real-token", finished_token, KEY]:
         answer = post(gateway, ROUTE[protocol], request_body(protocol), bad)
         assert answer.status_code == 401
@@ -195,7 +195,7 @@ def test_unknown_and_expired_tokens_get_401_and_nothing_is_forwarded(gateway, ma
             assert answer.json()["error"]["type"] == "authentication_error"
         else:
             assert answer.json()["error"]["code"] == "invalid_api_key"
-    assert upstream.requests == [] and not LLMCall.objects.exists()
+    assert upstream.requests == [] and not LLMCall.objects.filter(episode__in=[episode, finished]).exists()
 
 
 def test_the_real_key_reaches_the_upstream_but_never_the_records_or_logs(gateway, make_episode, upstream, caplog):
