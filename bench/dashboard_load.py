@@ -79,6 +79,39 @@ def loaded(conn) -> bool:
         return False
 
 
+def _filler(conn, table: str, given: str):
+    """NOT NULL columns without a default that a COPY's column list leaves out (the schema
+    grows while this script does not): (extra column names, one value each, by type)."""
+    given_cols = {c.strip() for c in given.split(",")}
+    by_type = {"jsonb": "{}", "text": "", "character varying": "", "integer": 0, "bigint": 0, "smallint": 0,
+               "double precision": 0.0, "numeric": 0, "boolean": False}
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s AND is_nullable = 'NO' "
+        "AND column_default IS NULL", [table]).fetchall()
+    extra = [(c, t) for c, t in rows if c not in given_cols and c != "id"]
+    now = dt.datetime.now(dt.timezone.utc)
+    return [c for c, _ in extra], [by_type.get(t, now if "timestamp" in t else "") for _, t in extra]
+
+
+class _Copy:
+    """COPY into ``table`` with the columns given plus any required ones the schema added."""
+
+    def __init__(self, cur, table: str, columns: str):
+        self.extra_cols, self.extra_vals = _filler(cur.connection, table, columns)
+        cols = ", ".join([columns, *self.extra_cols]) if self.extra_cols else columns
+        self.cm = cur.copy(f"COPY {table} ({cols}) FROM STDIN")
+
+    def __enter__(self):
+        self.cp = self.cm.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)
+
+    def write_row(self, row):
+        self.cp.write_row([*row, *self.extra_vals])
+
+
 def load(db_url: str, seed: int = 7) -> dict:
     """COPY the rows in (ids follow COPY order after TRUNCATE … RESTART IDENTITY)."""
     import psycopg
@@ -94,31 +127,31 @@ def load(db_url: str, seed: int = 7) -> dict:
         conn.execute("TRUNCATE episodes_repository, episodes_teacher, episodes_auditevent, auth_user, django_session "
                      "RESTART IDENTITY CASCADE")
         with conn.cursor() as cur:
-            with cur.copy("COPY episodes_repository (name, source, pinned_commit, install_command, test_command, "
-                          "environment_spec, status, error, baseline_tests, coverage, created_at, updated_at) FROM STDIN") as cp:
+            with _Copy(cur, "episodes_repository", "name, source, pinned_commit, install_command, test_command, "
+                          "environment_spec, status, error, baseline_tests, coverage, created_at, updated_at") as cp:
                 for r in range(N_REPOS):
                     cp.write_row([f"repo-{r:02d}", f"/srv/repos/repo-{r:02d}", "a" * 40, "", "python -m pytest", "{}",
                                   "ready", "", json.dumps({f"tests/test_m.py::test_{i}": {"status": "passed"} for i in range(30)}),
                                   "{}", now, now])
-            with cur.copy("COPY episodes_injectionbatch (repository_id, method, requested, planned, produced, seed, "
-                          "options, status, error, job_id, created_at) FROM STDIN") as cp:
+            with _Copy(cur, "episodes_injectionbatch", "repository_id, method, requested, planned, produced, seed, "
+                          "options, status, error, job_id, created_at") as cp:
                 for b in range(N_REPOS * 10):
                     cp.write_row([b // 10 + 1, [m for m, _ in METHODS][b % 5], 500, 500, 500, b, "{}", "done", "", "", now])
             batches = N_REPOS * 10
-            with cur.copy("COPY auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, "
-                          "is_active, date_joined) FROM STDIN") as cp:
+            with _Copy(cur, "auth_user", "password, is_superuser, username, first_name, last_name, email, is_staff, "
+                          "is_active, date_joined") as cp:
                 for u in range(4):
                     cp.write_row(["!", False, f"reviewer{u}", "", "", "", True, True, now])
-            with cur.copy("COPY episodes_teacher (name, harness, provider, model, config, created_at) FROM STDIN") as cp:
+            with _Copy(cur, "episodes_teacher", "name, harness, provider, model, config, created_at") as cp:
                 for t in range(4):
                     cp.write_row([f"teacher-{t}", "builtin", "", f"model-{t}", "{}", now])
 
             bug_rows = []
-            with cur.copy("COPY episodes_bug (repository_id, batch_id, base_commit, method, operator, injector, target, "
+            with _Copy(cur, "episodes_bug", "repository_id, batch_id, base_commit, method, operator, injector, target, "
                           "seed, generation_s, patch, patch_hash, verifier, problem_statement, fail_to_pass, pass_to_pass, "
                           "status, invalid_reason, invalid_kind, error, quarantined, stable_reason, difficulty, clean_runs, "
                           "clean_passes, buggy_runs, buggy_fails, flip_rate, flake_upper_bound, validation_job_id, "
-                          "validation_progress, created_at, updated_at) FROM STDIN") as cp:
+                          "validation_progress, created_at, updated_at") as cp:
                 for i in range(N_BUGS):
                     repo = i % N_REPOS + 1
                     method = pick(rng, METHODS)
@@ -148,8 +181,8 @@ def load(db_url: str, seed: int = 7) -> dict:
                     bug_rows.append((i + 1, repo, status, created, flaky))
             figures["bugs"] = N_BUGS
 
-            with cur.copy("COPY episodes_verificationrun (bug_id, repository_id, code, scope, purpose, outcome, exit_code, "
-                          "killed_by, duration_s, seed, tests, log_excerpt, backend, created_at) FROM STDIN") as cp:
+            with _Copy(cur, "episodes_verificationrun", "bug_id, repository_id, code, scope, purpose, outcome, exit_code, "
+                          "killed_by, duration_s, seed, tests, log_excerpt, backend, created_at") as cp:
                 plan = ["clean"] * 4 + ["buggy"] * 4 + ["reverse", "suite"]
                 for bug_id, repo, status, created, flaky in bug_rows:
                     for k, code in enumerate(plan[:RUNS_PER_BUG]):
@@ -167,8 +200,8 @@ def load(db_url: str, seed: int = 7) -> dict:
             figures["runs"] = len(bug_rows) * RUNS_PER_BUG
 
             reviewed = [b for b in bug_rows if b[2] in ("approved", "rejected")]
-            with cur.copy("COPY episodes_review (bug_id, reviewer_id, underspecified, rejects_valid_fixes, "
-                          "other_major_issue, difficulty, notes, verdict, created_at, updated_at) FROM STDIN") as cp:
+            with _Copy(cur, "episodes_review", "bug_id, reviewer_id, underspecified, rejects_valid_fixes, "
+                          "other_major_issue, difficulty, notes, verdict, created_at, updated_at") as cp:
                 n = 0
                 for bug_id, repo, status, created, _ in reviewed:
                     for reviewer in rng.sample(range(1, 5), rng.randrange(1, 3)):
@@ -178,9 +211,9 @@ def load(db_url: str, seed: int = 7) -> dict:
             figures["reviews"] = n
 
             solvable = [b for b in bug_rows if b[2] in ("approved", "valid")]
-            with cur.copy("COPY episodes_episode (bug_id, teacher_id, attempt, exit_reason, agent_events, grading, status, "
+            with _Copy(cur, "episodes_episode", "bug_id, teacher_id, attempt, exit_reason, agent_events, grading, status, "
                           "error, final_patch, reward, trajectory, gateway_token_hash, steps, tokens_in, tokens_out, "
-                          "cost_usd, job_id, created_at) FROM STDIN") as cp:
+                          "cost_usd, job_id, created_at") as cp:
                 n = 0
                 for bug_id, repo, status, created, _ in rng.sample(solvable, min(20_000, len(solvable))):
                     for teacher in rng.sample(range(1, 5), 2):
@@ -189,8 +222,8 @@ def load(db_url: str, seed: int = 7) -> dict:
                                       "{}", "", rng.randrange(40), 10_000, 2_000, round(rng.random() * 0.3, 6), "", created])
                         n += 1
             figures["episodes"] = n
-            with cur.copy("COPY episodes_llmcall (batch_id, protocol, path, streamed, sequence, request, response, "
-                          "raw_stream, error, tokens_in, tokens_out, cost_usd, created_at) FROM STDIN") as cp:
+            with _Copy(cur, "episodes_llmcall", "batch_id, protocol, path, streamed, sequence, request, response, "
+                          "raw_stream, error, tokens_in, tokens_out, cost_usd, created_at") as cp:
                 for c in range(20_000):
                     cp.write_row([c % batches + 1, "openai_chat", "", False, c, "{}", "{}", "", "", 2000, 500,
                                   round(rng.random() * 0.05, 6), now])
@@ -289,6 +322,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=25, help="requests per client per page group")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--load-only", action="store_true", help="load the data and stop")
     args = parser.parse_args()
 
     db_url = f"{args.server}/{args.database}"
@@ -305,6 +339,8 @@ def main() -> int:
         print("loaded:", load(db_url), flush=True)
     else:
         print(f"reusing the data in {args.database} (--reload to load it again)")
+    if args.load_only:
+        return 0
     call_command("collectstatic", interactive=False, verbosity=0)
     cookie = session_cookie()
     urls = pages(random.Random(1))

@@ -42,7 +42,6 @@ def dashboards(request):
     form = DashboardFilterForm(request.GET or None)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     scope = figures.Scope(data.get("repository") or "", data.get("since"), data.get("until"))
-    by_status = dict(Bug.objects.filter(scope.q("repository__name")).values_list("status").annotate(n=Count("id")).order_by())
     return render(
         request,
         "dashboards.html",
@@ -50,11 +49,6 @@ def dashboards(request):
             "form": form,
             "scope": scope,
             "repositories": Repository.objects.order_by("name").values_list("name", flat=True),
-            "status_chart": {
-                "x": [s.value for s in Bug.Status],
-                "y": [by_status.get(s.value, 0) for s in Bug.Status],
-            },
-            "total_bugs": sum(by_status.values()),
             **figures.all_charts(scope, use_cache=request.GET.get("fresh") != "1"),
             "sandbox_backend": settings.BUGFORGE_SANDBOX,
         },

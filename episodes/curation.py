@@ -145,12 +145,15 @@ class Page:
         return (self.number - 1) * self.per_page + len(self.rows)
 
 
-def paginate(queryset, page: str | int | None, per_page: int = PER_PAGE, cap: int = COUNT_CAP) -> Page:
+def paginate(queryset, page: str | int | None, per_page: int = PER_PAGE, cap: int = COUNT_CAP, counted=None) -> Page:
+    """``counted``: the same rows without the display annotations (cheaper to count)."""
     try:
         number = max(1, int(page or 1))
     except (TypeError, ValueError):
         number = 1
-    count = queryset.order_by()[:cap].count()  # COUNT over a LIMITed subquery: at most `cap` rows read
+    counted = queryset if counted is None else counted
+    # COUNT over a LIMITed subquery of ids only: at most `cap` index entries read
+    count = counted.order_by().values("pk")[:cap].count()
     capped = count >= cap
     last = None if capped else max(1, -(-count // per_page))
     if last is not None and number > last:
@@ -160,8 +163,10 @@ def paginate(queryset, page: str | int | None, per_page: int = PER_PAGE, cap: in
 
 
 def neighbours(bug: Bug, data: dict) -> tuple[int | None, int | None]:
-    """(previous, next) bug ids around ``bug`` in the filtered list's order (keyset, so no
-    OFFSET and no count: two indexed lookups)."""
+    """(previous, next) bug ids around ``bug`` in the filtered list's order. Keyset lookups,
+    no OFFSET and no count; each side is two simple index-friendly queries (same sort value
+    with a smaller/larger id first, then the next sort value) because PostgreSQL does not use
+    an index for `a < x OR (a = x AND id < y)`."""
     sort = data.get("sort") or DEFAULT_SORT
     key = sort.lstrip("-")
     desc = sort.startswith("-")
@@ -173,17 +178,19 @@ def neighbours(bug: Bug, data: dict) -> tuple[int | None, int | None]:
         value = bug.repository.name
     else:
         value = getattr(bug, field)
-    after = "lt" if desc else "gt"
-    before = "gt" if desc else "lt"
 
-    def side(op):
-        return Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"id__{op}": bug.pk})
+    def step(forward: bool) -> int | None:
+        down = desc == forward  # walking towards smaller values
+        op = "lt" if down else "gt"
+        sign = "-" if down else ""
+        tie = bugs.filter(**{field: value, f"id__{op}": bug.pk}).order_by(f"{sign}id")
+        found = tie.values_list("id", flat=True).first()
+        if found is None:
+            found = (bugs.filter(**{f"{field}__{op}": value}).order_by(f"{sign}{field}", f"{sign}id")
+                     .values_list("id", flat=True).first())
+        return found
 
-    following = bugs.filter(side(after)).values_list("id", flat=True).first()
-    # the previous one is the first in the reversed order
-    reverse = [f"{'' if desc else '-'}{field}", f"{'' if desc else '-'}id"]
-    preceding = bugs.filter(side(before)).order_by(*reverse).values_list("id", flat=True).first()
-    return preceding, following
+    return step(False), step(True)
 
 
 def query_string(data: dict, **extra) -> str:
@@ -307,8 +314,8 @@ def flaky_queue():
 def run_grid(bug: Bug) -> dict:
     """The counted verifier runs per side, in run order, and for each side one run that went
     as expected next to one that did not (the logs worth comparing)."""
-    runs = list(bug.verifier_runs().only(
-        "id", "code", "scope", "purpose", "outcome", "exit_code", "killed_by", "duration_s", "seed",
+    runs = list(bug.verifier_runs().only(  # bug_id too: the related manager sets .bug on each row
+        "id", "bug_id", "code", "scope", "purpose", "outcome", "exit_code", "killed_by", "duration_s", "seed",
         "log_excerpt", "created_at",
     ))
     sides = {"clean": [], "buggy": []}
@@ -334,7 +341,7 @@ def test_statuses(bug: Bug) -> list[dict]:
     """FAIL_TO_PASS / PASS_TO_PASS with each test's status on clean code (the baseline) and on
     buggy code (the latest buggy suite run)."""
     suite = (bug.runs.filter(code=VerificationRun.Code.BUGGY, scope__in=["suite", "tests"])
-             .only("tests").order_by("-id").first())
+             .only("bug_id", "tests").order_by("-id").first())
     buggy = suite.tests if suite else {}
     baseline = bug.repository.baseline_tests or {}
     rows = []

@@ -46,7 +46,8 @@ def _history(bug):
 @require_GET
 def bug_list(request):
     form, data = _filter(request)
-    page = curation.paginate(curation.list_rows(curation.filtered_bugs(data)), request.GET.get("page"))
+    bugs = curation.filtered_bugs(data)
+    page = curation.paginate(curation.list_rows(bugs), request.GET.get("page"), counted=bugs)
     return render(request, "episodes/bug_list.html", {
         "form": form,
         "filters": data,
@@ -76,11 +77,11 @@ def bug_detail(request, pk):
         "after_review": (reverse("bug_detail", args=[next_id]) if next_id else reverse("bug_list")) + (f"?{qs}" if qs else ""),
         "grid": grid,
         "other_runs": curation.other_runs(bug).only(
-            "id", "code", "scope", "purpose", "outcome", "exit_code", "killed_by", "duration_s", "seed", "log_excerpt",
+            "id", "bug_id", "code", "scope", "purpose", "outcome", "exit_code", "killed_by", "duration_s", "seed", "log_excerpt",
         ),
         "tests": curation.test_statuses(bug),
         "episodes": bug.episodes.select_related("teacher").only(
-            "id", "status", "reward", "created_at", "cost_usd", "teacher__name",
+            "id", "bug_id", "status", "reward", "created_at", "cost_usd", "teacher__name",
         ).order_by("-created_at")[:100],
         "episode_links": _has_url("episode_detail"),
         "reviews": reviews,
@@ -126,7 +127,7 @@ def bug_bulk(request):
         "ids": ids[:curation.BULK_CAP],
         "more": len(ids) > curation.BULK_CAP,
         "bulk_cap": curation.BULK_CAP,
-        "matching": curation.paginate(curation.filtered_bugs(data), 1, per_page=1).count,
+        "matching": curation.filtered_bugs(data).order_by().values("pk")[:curation.COUNT_CAP].count(),
         "bulk_form": BulkReviewForm(initial={"verdict": verdict, "ids": ",".join(map(str, ids[:curation.BULK_CAP]))}),
     })
 

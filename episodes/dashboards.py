@@ -8,6 +8,7 @@ click on a bar lands on exactly the bugs it counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from datetime import date
 from decimal import Decimal
 from urllib.parse import urlencode
@@ -54,6 +55,60 @@ def _status_counts():
     return {s: Count("id", filter=Q(status=s)) for s in STACK}
 
 
+class Groups:
+    """The two grouped scans several charts share, each run at most once per page: bugs per
+    (method, operator, status) and episodes per (teacher, repository). A few hundred grouped
+    rows come back; charts roll them up (sums over groups, never loops over bugs)."""
+
+    def __init__(self, scope: Scope):
+        self.scope = scope
+
+    @cached_property
+    def bugs(self) -> list[dict]:
+        return list(Bug.objects.filter(self.scope.q("repository__name")).values("method", "operator", "status")
+                    .annotate(n=Count("id"), batched=Count("id", filter=Q(batch__isnull=False))).order_by())
+
+    @cached_property
+    def episodes(self) -> list[dict]:
+        return list(
+            Episode.objects.filter(self.scope.q("bug__repository__name"))
+            .values("teacher__name", "bug__repository__name").annotate(
+                solved=Count("id", filter=Q(status=Episode.Status.SOLVED)),
+                unsolved=Count("id", filter=Q(status=Episode.Status.UNSOLVED)),
+                errors=Count("id", filter=Q(status=Episode.Status.FAILED)),
+                # a bug is in one repository, so distinct solved bugs add up across repositories
+                solved_bugs=Count("bug", filter=Q(status=Episode.Status.SOLVED), distinct=True),
+                cost=Sum("cost_usd"),
+            ).order_by()
+        )
+
+    def status_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for g in self.bugs:
+            totals[g["status"]] = totals.get(g["status"], 0) + g["n"]
+        return totals
+
+    def by_status(self, key: str, where=None) -> list[dict]:
+        rows: dict[str, dict] = {}
+        for g in self.bugs:
+            if where and not where(g):
+                continue
+            row = rows.setdefault(g[key], {key: g[key], **{s: 0 for s in STACK}})
+            if g["status"] in row:
+                row[g["status"]] += g["n"]
+        return [rows[k] for k in sorted(rows)]
+
+    def solve_rows(self, key: str) -> list[dict]:
+        rows: dict[str, dict] = {}
+        for g in self.episodes:
+            row = rows.setdefault(g[key], {key: g[key], "solved": 0, "unsolved": 0, "errors": 0, "solved_bugs": 0,
+                                           "cost": Decimal(0)})
+            for k in ("solved", "unsolved", "errors", "solved_bugs"):
+                row[k] += g[k]
+            row["cost"] += g["cost"] or Decimal(0)
+        return [rows[k] for k in sorted(rows)]
+
+
 def _stacked(rows: list[dict], key: str, scope: Scope, link_key: str, extra: dict | None = None) -> dict:
     """Stacked status bars over ``rows`` (one per category), with yield per category."""
     cats = [r[key] or "(none)" for r in rows]
@@ -71,20 +126,18 @@ def _stacked(rows: list[dict], key: str, scope: Scope, link_key: str, extra: dic
     return {"traces": traces, "categories": cats, "yield": yields, "rows": rows}
 
 
-def yield_by_method(scope: Scope) -> dict:
-    rows = list(Bug.objects.filter(scope.q("repository__name")).values("method")
-                .annotate(**_status_counts()).order_by("method"))
-    return _stacked(rows, "method", scope, "method")
+def yield_by_method(scope: Scope, groups: Groups | None = None) -> dict:
+    groups = groups or Groups(scope)
+    return _stacked(groups.by_status("method"), "method", scope, "method")
 
 
-def yield_by_operator(scope: Scope) -> dict:
-    rows = list(Bug.objects.filter(scope.q("repository__name")).exclude(operator="")
-                .filter(method=Bug.Method.PROCEDURAL).values("operator")
-                .annotate(**_status_counts()).order_by("operator"))
+def yield_by_operator(scope: Scope, groups: Groups | None = None) -> dict:
+    groups = groups or Groups(scope)
+    rows = groups.by_status("operator", where=lambda g: g["method"] == Bug.Method.PROCEDURAL and g["operator"])
     return _stacked(rows, "operator", scope, "operator", {"method": Bug.Method.PROCEDURAL})
 
 
-def verdicts_over_time(scope: Scope) -> dict:
+def verdicts_over_time(scope: Scope, groups: Groups | None = None) -> dict:
     rows = list(Bug.objects.filter(scope.q("repository__name")).annotate(day=TruncDate("created_at"))
                 .values("day").annotate(**_status_counts()).order_by("day"))
     cats = [r["day"].isoformat() for r in rows]
@@ -95,25 +148,13 @@ def verdicts_over_time(scope: Scope) -> dict:
     return {"traces": traces, "categories": cats, "rows": rows}
 
 
-def _solve_rows(group: str, scope: Scope) -> list[dict]:
-    return list(
-        Episode.objects.filter(scope.q("bug__repository__name")).values(group).annotate(
-            solved=Count("id", filter=Q(status=Episode.Status.SOLVED)),
-            unsolved=Count("id", filter=Q(status=Episode.Status.UNSOLVED)),
-            errors=Count("id", filter=Q(status=Episode.Status.FAILED)),
-            solved_bugs=Count("bug", filter=Q(status=Episode.Status.SOLVED), distinct=True),
-            cost=Sum("cost_usd"),
-        ).order_by(group)
-    )
-
-
 def _rate(r) -> float | None:
     attempted = r["solved"] + r["unsolved"]
     return round(r["solved"] / attempted, 3) if attempted else None
 
 
-def solve_rate_by_teacher(scope: Scope) -> dict:
-    rows = _solve_rows("teacher__name", scope)
+def solve_rate_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
+    rows = (groups or Groups(scope)).solve_rows("teacher__name")
     names = [r["teacher__name"] for r in rows]
     return {
         "traces": [{
@@ -125,8 +166,8 @@ def solve_rate_by_teacher(scope: Scope) -> dict:
     }
 
 
-def solve_rate_by_repository(scope: Scope) -> dict:
-    rows = _solve_rows("bug__repository__name", scope)
+def solve_rate_by_repository(scope: Scope, groups: Groups | None = None) -> dict:
+    rows = (groups or Groups(scope)).solve_rows("bug__repository__name")
     names = [r["bug__repository__name"] for r in rows]
     return {
         "traces": [{
@@ -142,13 +183,15 @@ def _per(cost, n) -> float | None:
     return round(float(cost or Decimal(0)) / n, 4) if n else None
 
 
-def cost_per_valid_bug(scope: Scope) -> dict:
+def cost_per_valid_bug(scope: Scope, groups: Groups | None = None) -> dict:
     """LLM spend of injection batches per method, over the bugs of those batches that passed
     validation (the spend on failed candidates is part of what a valid bug costs)."""
     spend = dict(LLMCall.objects.filter(batch__isnull=False).filter(scope.q("batch__repository__name"))
                  .values_list("batch__method").annotate(cost=Sum("cost_usd")).order_by())
-    valid = dict(Bug.objects.filter(batch__isnull=False, status__in=PASSED).filter(scope.q("repository__name"))
-                 .values_list("method").annotate(n=Count("id")).order_by())
+    valid: dict[str, int] = {}
+    for g in (groups or Groups(scope)).bugs:
+        if g["status"] in PASSED and g["batched"]:
+            valid[g["method"]] = valid.get(g["method"], 0) + g["batched"]
     methods = sorted(set(spend) | set(valid))
     rows = [{"method": m, "cost": float(spend.get(m) or 0), "valid": valid.get(m, 0),
              "per_valid": _per(spend.get(m), valid.get(m, 0))} for m in methods]
@@ -161,9 +204,9 @@ def cost_per_valid_bug(scope: Scope) -> dict:
     }
 
 
-def cost_per_solved_bug(scope: Scope) -> dict:
+def cost_per_solved_bug(scope: Scope, groups: Groups | None = None) -> dict:
     """Every episode's cost (solved or not) per teacher, over the distinct bugs it solved."""
-    rows = _solve_rows("teacher__name", scope)
+    rows = (groups or Groups(scope)).solve_rows("teacher__name")
     names = [r["teacher__name"] for r in rows]
     table = [{"teacher": r["teacher__name"], "cost": float(r["cost"] or 0), "solved_bugs": r["solved_bugs"],
               "per_solved": _per(r["cost"], r["solved_bugs"])} for r in rows]
@@ -176,7 +219,7 @@ def cost_per_solved_bug(scope: Scope) -> dict:
     }
 
 
-def difficulty_mix(scope: Scope) -> dict:
+def difficulty_mix(scope: Scope, groups: Groups | None = None) -> dict:
     """Bugs per difficulty bucket reviewers gave (Review.difficulty; a bug rated differently
     by two reviewers counts in both buckets), in bucket order."""
     counts = dict(Review.objects.filter(scope.q("bug__repository__name")).values_list("difficulty")
@@ -213,34 +256,51 @@ CHARTS = [
 
 
 def all_charts(scope: Scope, use_cache: bool = True) -> dict:
-    """{"charts": every chart for ``scope``, "as_of": when they were computed}. The aggregates
-    scan every bug, so the result is cached per filter for BUGFORGE_DASHBOARD_CACHE_S seconds
-    (default 60; 0 turns it off); ``use_cache=False`` recomputes (the page's "refresh")."""
+    """Every chart for ``scope`` with the status totals and when they were computed. The
+    aggregates scan every bug, so the result is cached per filter for
+    BUGFORGE_DASHBOARD_CACHE_S seconds (default 60; 0 turns it off) in the queues' Redis,
+    shared by every web process; ``use_cache=False`` recomputes (the page's "refresh now")."""
     from django.conf import settings
-    from django.core.cache import cache
     from django.utils import timezone
 
     ttl = getattr(settings, "BUGFORGE_DASHBOARD_CACHE_S", 60)
     key = "dashboards:" + urlencode(scope.params())
-    if use_cache and ttl:
-        cached = cache.get(key)
+    cache = _cache(settings.RQ_QUEUES["verify"]["URL"]) if ttl else None
+    if cache is not None and use_cache:
+        try:
+            cached = cache.get(key)
+        except Exception:  # Redis away: compute, the page still works
+            cached = None
         if cached is not None:
             return cached
-    result = {"charts": _compute(scope), "as_of": timezone.now(), "ttl": ttl}
-    if ttl:
-        cache.set(key, result, ttl)
+    result = {**_compute(scope), "as_of": timezone.now(), "ttl": ttl}
+    if cache is not None:
+        try:
+            cache.set(key, result, ttl)
+        except Exception:
+            pass
     return result
 
 
-def _compute(scope: Scope) -> list[dict]:
+@lru_cache(maxsize=4)
+def _cache(url: str):
+    from django.core.cache.backends.redis import RedisCache
+
+    return RedisCache(url, {"KEY_PREFIX": "bugforge", "OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}})
+
+
+def _compute(scope: Scope) -> dict:
+    groups = Groups(scope)
     charts = []
     for key, title, figure, unit, empty in CHARTS:
-        data = figure(scope)
+        data = figure(scope, groups)
         has_data = any(any(v for v in (t["y"] or []) if v) for t in data["traces"])
         charts.append({"id": key, "title": title, "data": data, "empty": None if has_data else empty, "unit": unit,
                        "table": _table(data["traces"]), "stacked": len(data["traces"]) > 1,
                        "yields": list(zip(data.get("categories", []), data.get("yield", [])))})
-    return charts
+    totals = groups.status_totals()
+    return {"charts": charts, "status_chart": {"x": [s.value for s in Bug.Status], "y": [totals.get(s.value, 0) for s in Bug.Status]},
+            "total_bugs": sum(totals.values())}
 
 
 def _table(traces: list[dict]) -> dict:

@@ -230,3 +230,18 @@ def test_flaky_queue_rows_worst_first(repo, staff_client):
     assert "1 quarantined" in rows and "<html" not in rows
     page = staff_client.get(reverse("flaky_list")).content.decode()
     assert 'hx-get="/flaky/rows/"' in page and 'hx-trigger="every 5s"' in page
+
+
+def test_detail_pages_query_count_does_not_grow_with_runs(repo, staff_client, django_assert_max_num_queries):
+    bug, = make(repo, status="flaky")
+    teacher = Teacher.objects.create(name="t1")
+    for i in range(40):
+        VerificationRun.objects.create(bug=bug, repository=repo, code=["clean", "buggy"][i % 2], outcome="passed",
+                                       scope="verifier" if i < 30 else "suite")
+    for _ in range(5):
+        Episode.objects.create(bug=bug, teacher=teacher, status="unsolved")
+    with django_assert_max_num_queries(13):
+        body = staff_client.get(reverse("bug_detail", args=[bug.pk]), {"status": "flaky"}).content.decode()
+    assert body.count('class="cell') == 30 and body.count("<td>t1</td>") == 5
+    with django_assert_max_num_queries(10):
+        assert staff_client.get(reverse("flaky_detail", args=[bug.pk])).status_code == 200
