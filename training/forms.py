@@ -48,7 +48,7 @@ class DatasetBuildForm(forms.Form):
                                        help_text="RL: flaky verifiers make noisy rewards")
     split_by = forms.ChoiceField(choices=[("bug", "by bug"), ("repository", "by repository")], initial="bug",
                                  help_text="no bug (or repository) is on both the train and the held-out side")
-    heldout_fraction = forms.FloatField(initial=0.2, min_value=0.0, max_value=0.95,
+    heldout_fraction = forms.FloatField(initial=0.2, label="Held-out fraction", min_value=0.0, max_value=0.95,
                                         help_text="share of bugs (or repositories) held out for evaluation")
 
     def clean_name(self):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("runs/launch/", views.run_launch, name="training_run_launch"),
     path("runs/<int:pk>/", views.run_detail, name="training_run_detail"),
     path("runs/<int:pk>/metrics.json", views.run_metrics, name="training_run_metrics"),
+    path("runs/<int:pk>/row/", views.run_row, name="training_run_row"),
     path("runs/<int:pk>/status/", views.run_status, name="training_run_status"),
     path("runs/<int:pk>/log/", views.run_log, name="training_run_log"),
     path("runs/<int:pk>/cancel/", views.run_cancel, name="training_run_cancel"),

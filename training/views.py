@@ -29,17 +29,26 @@ def _latest(name: str):
 
 # Runs -------------------------------------------------------------------------------------------
 
+def _runs_for_list():
+    return TrainingRun.objects.select_related("dataset", "created_by").annotate(
+        latest_reward=_latest("reward"), latest_loss=_latest("loss")
+    )
+
+
 @require_GET
 def run_list(request):
-    runs = (
-        TrainingRun.objects.select_related("dataset", "created_by")
-        .annotate(latest_reward=_latest("reward"), latest_loss=_latest("loss"))[:200]
-    )
+    runs = _runs_for_list()[:200]
     return render(
         request,
         "training/run_list.html",
         {"runs": runs, "has_datasets": Dataset.objects.exists()},
     )
+
+
+@require_GET
+def run_row(request, pk):
+    """One row of the run list, polled by htmx while the run is active."""
+    return render(request, "training/partials/run_row.html", {"run": get_object_or_404(_runs_for_list(), pk=pk)})
 
 
 @require_GET
@@ -271,6 +280,9 @@ def dataset_detail(request, pk):
 
 # Evaluations ------------------------------------------------------------------------------------
 
+SUBJECT_ORDER = {"checkpoint": 0, "teacher": 1, "episodes": 2, "base": 3}
+
+
 def _summary_row(summary: dict, ks: list[int]) -> dict:
     """pass@1 and the largest pass@k of one results summary, with their intervals (or None)."""
     k = max([1, *ks])
@@ -287,7 +299,10 @@ def evaluation_list(request):
     """Student vs teacher vs base model on each dataset's held-out bugs: one table per dataset."""
     from .models import Evaluation
 
-    evaluations = Evaluation.objects.select_related("dataset", "run", "teacher").order_by("dataset_id", "-created_at")[:500]
+    evaluations = sorted(
+        Evaluation.objects.select_related("dataset", "run", "teacher").order_by("-created_at")[:500],
+        key=lambda ev: (-ev.dataset_id, SUBJECT_ORDER.get(ev.subject, 9)),  # newest sets first; student, teacher, base
+    )
     tables: dict[int, dict] = {}
     for ev in evaluations:
         table = tables.setdefault(ev.dataset_id, {"dataset": ev.dataset, "rows": []})

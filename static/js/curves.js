@@ -29,9 +29,10 @@
     { id: "loss", title: "Loss", metrics: ["loss"] },
     { id: "completion-length", title: "Completion length (mean tokens)", metrics: ["completions/mean_length"] },
     { id: "kl", title: "KL to the reference model", metrics: ["kl"] },
-    { id: "learning-rate", title: "Learning rate", metrics: ["learning_rate"] },
+    { id: "learning-rate", title: "Learning rate (schedule, not smoothed)", metrics: ["learning_rate"], raw: true },
     { id: "tools", title: "Tool calls and failures (per completion)", metrics: ["tools/call_frequency", "tools/failure_frequency"] },
   ];
+  const DASHES = ["solid", "dash", "dot", "dashdot", "longdash"];
   const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
   function panelMetrics(panel, names) {
@@ -133,40 +134,49 @@
       return metric;
     }
 
-    traces(metrics, band) {
+    // One colour per metric for a single run; with several runs one colour per run and one dash
+    // style per metric, so a run keeps its colour on every chart.
+    traces(metrics, band, raw = false) {
       const traces = [];
-      let c = 0;
-      for (const run of this.runs) {
-        for (const metric of metrics) {
+      this.runs.forEach((run, r) => {
+        metrics.forEach((metric, m) => {
           const s = run.series[metric];
-          const color = COLORS[c++ % COLORS.length];
-          if (!s || !s.x.length) continue;
-          const smooth = ema(s.y, this.smoothing);
+          if (!s || !s.x.length) return;
+          const color = COLORS[(this.overlay ? r : m) % COLORS.length];
+          const dash = this.overlay ? DASHES[m % DASHES.length] : "solid";
+          const weight = raw ? 0 : this.smoothing;
+          const smooth = ema(s.y, weight);
           const name = this.traceName(run, metric, metrics.length);
           const std = band && run.series[band];
           if (std && std.x.length) {
             // The band follows the smoothed mean ± the smoothed std at the steps both were logged.
-            const stdSmoothed = ema(std.y, this.smoothing);
+            const stdSmoothed = ema(std.y, weight);
             const smoothStd = new Map(std.x.map((x, i) => [x, stdSmoothed[i]]));
-            const xs = s.x.filter((x) => smoothStd.has(x) && smoothStd.get(x) !== null);
             const mean = new Map(s.x.map((x, i) => [x, smooth[i]]));
+            const xs = s.x.filter((x) => smoothStd.has(x) && smoothStd.get(x) !== null && mean.get(x) !== null);
             const meta = { run: run.id, metric: band, kind: "band" };
             traces.push({ type: "scatter", mode: "lines", x: xs, y: xs.map((x) => mean.get(x) + smoothStd.get(x)), line: { width: 0 }, hoverinfo: "skip", showlegend: false, meta });
             traces.push({ type: "scatter", mode: "lines", x: xs, y: xs.map((x) => mean.get(x) - smoothStd.get(x)), line: { width: 0 }, fill: "tonexty", fillcolor: rgba(color, 0.15), name: `${name} ± std`, hoverinfo: "skip", meta });
           }
-          traces.push({ type: "scatter", mode: "lines+markers", x: s.x, y: s.y, name: `${name} (raw)`, line: { color, width: 1 }, marker: { size: 3 }, opacity: 0.3, showlegend: false, hovertemplate: "step %{x}: %{y:.4g} (raw)<extra></extra>", meta: { run: run.id, metric, kind: "raw" } });
-          traces.push({ type: "scatter", mode: "lines", x: s.x, y: smooth, name, line: { color, width: 2 }, hovertemplate: `step %{x}: %{y:.4g}<extra>${name}</extra>`, meta: { run: run.id, metric, kind: "smooth" } });
-        }
-      }
+          if (!raw) {
+            traces.push({ type: "scatter", mode: "lines+markers", x: s.x, y: s.y, name: `${name} (raw)`, line: { color, width: 1, dash }, marker: { size: 3 }, opacity: 0.3, showlegend: false, hovertemplate: "step %{x}: %{y:.4g} (raw)<extra></extra>", meta: { run: run.id, metric, kind: "raw" } });
+          }
+          traces.push({ type: "scatter", mode: raw ? "lines+markers" : "lines", x: s.x, y: smooth, name, line: { color, width: 2, dash }, marker: { size: 3 }, hovertemplate: `step %{x}: %{y:.4g}<extra>${name}</extra>`, meta: { run: run.id, metric, kind: raw ? "raw" : "smooth" } });
+        });
+      });
       return traces;
     }
 
-    layout(title) {
+    layout(title, traces = []) {
+      // A constant series (a flat learning rate) would get plotly's default ±1 range around it.
+      const ys = traces.flatMap((t) => t.y).filter((y) => y !== null && Number.isFinite(y));
+      const flat = ys.length && ys.every((y) => y === ys[0]) && ys[0] !== 0;
       return {
         title: { text: title, font: { size: 14 } },
-        margin: { t: 36, r: 10, b: 40, l: 55 }, height: 300,
-        xaxis: { title: { text: "optimizer step" }, rangemode: "tozero" },
-        legend: { orientation: "h", y: -0.25 },
+        margin: { t: 36, r: 10, b: 90, l: 60 }, // the height comes from the CSS (responsive)
+        xaxis: { title: { text: "optimizer step", standoff: 4 }, rangemode: "tozero" },
+        yaxis: { exponentformat: "e", ...(flat ? { range: [ys[0] - Math.abs(ys[0]) / 2, ys[0] + Math.abs(ys[0]) / 2] } : {}) },
+        legend: { orientation: "h", y: -0.3, yanchor: "top" },
         uirevision: title, // keep a user's zoom across updates
       };
     }
@@ -195,7 +205,8 @@
         // Panels keep their reading order: create missing divs in PANELS order.
         const div = this.chartDiv(panel.id);
         this.container.appendChild(div);
-        Plotly.react(div, this.traces(metrics, panel.band), this.layout(panel.title), { displaylogo: false, responsive: true });
+        const traces = this.traces(metrics, panel.band, panel.raw);
+        Plotly.react(div, traces, this.layout(panel.title, traces), { displaylogo: false, responsive: true });
         this.drawn.add(panel.id);
       }
       this.updateOther(names.filter((n) => !claimed.has(n) && !n.startsWith("rewards/")));
@@ -216,7 +227,8 @@
     drawOther() {
       if (!this.more || !this.more.open || !this.otherSelect.value) return;
       const metric = this.otherSelect.value;
-      Plotly.react("chart-other", this.traces([metric]), this.layout(metric), { displaylogo: false, responsive: true });
+      const traces = this.traces([metric]);
+      Plotly.react("chart-other", traces, this.layout(metric, traces), { displaylogo: false, responsive: true });
     }
   }
 

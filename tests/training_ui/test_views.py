@@ -36,7 +36,7 @@ def run(sft_set):
 GET_VIEWS = [
     ("training_run_list", False), ("training_run_new", False), ("training_dataset_list", False),
     ("training_run_detail", True), ("training_run_status", True), ("training_run_log", True),
-    ("training_run_metrics", True), ("training_evaluation_list", False),
+    ("training_run_metrics", True), ("training_evaluation_list", False), ("training_run_row", True),
 ]
 
 
@@ -334,7 +334,8 @@ def test_build_warns_when_it_includes_unvetted_teachers(staff_client, episodes, 
     assert dataset.train_rows + dataset.heldout_rows == 18
     assert dataset.manifest["warnings"]  # the builder recorded the provenance warning too
     assert any("terms" in w for w in dataset.manifest["warnings"])
-    assert "terms" in staff_client.get(reverse("training_dataset_detail", args=[dataset.pk])).content.decode()
+    detail = staff_client.get(reverse("training_dataset_detail", args=[dataset.pk])).content.decode()
+    assert "Provenance: this dataset includes episodes whose teacher" in detail
 
 
 def test_build_errors_are_shown_on_the_form(staff_client, episodes, settings, tmp_path):
