@@ -152,14 +152,21 @@ def paginate(queryset, page: str | int | None, per_page: int = PER_PAGE, cap: in
     except (TypeError, ValueError):
         number = 1
     counted = queryset if counted is None else counted
+    offset = (number - 1) * per_page
+    rows = list(queryset[offset:offset + per_page])
+    if rows and len(rows) < per_page or (not rows and number == 1):
+        # the last page is in hand: the count is known without a second scan (a search that
+        # matches little would otherwise be read twice)
+        return Page(rows, number, per_page, offset + len(rows), False)
     # COUNT over a LIMITed subquery of ids only: at most `cap` index entries read
     count = counted.order_by().values("pk")[:cap].count()
     capped = count >= cap
     last = None if capped else max(1, -(-count // per_page))
-    if last is not None and number > last:
+    if last is not None and number > last:  # past the end: show the last page
         number = last
-    offset = (number - 1) * per_page
-    return Page(list(queryset[offset:offset + per_page]), number, per_page, count, capped)
+        offset = (number - 1) * per_page
+        rows = list(queryset[offset:offset + per_page])
+    return Page(rows, number, per_page, count, capped)
 
 
 def neighbours(bug: Bug, data: dict) -> tuple[int | None, int | None]:
