@@ -82,10 +82,22 @@ def _curves_config(runs) -> dict:
         "poll_ms": 2000,
         "runs": [
             {"id": run.pk, "name": run.name, "url": reverse("training_run_metrics", args=[run.pk]),
-             "initial": _metrics_payload(run, after=0)}
+             "grpo_from_step": _grpo_from_step(run), "initial": _metrics_payload(run, after=0)}
             for run in runs
         ],
     }
+
+
+def _grpo_from_step(run) -> int | None:
+    """SFT then GRPO logs both phases on one step axis: the first GRPO step, marked on the charts."""
+    if run.method != TrainingRun.Method.SFT_GRPO:
+        return None
+    from .engine import hyperparameters as hp
+
+    try:
+        return int(hp.phase(run.resolved_hyperparameters(), "sft")["max_steps"]) + 1
+    except (KeyError, TypeError, ValueError):  # hyperparameters edited by hand: no marker rather than no page
+        return None
 
 
 def _metrics_payload(run, after: int) -> dict:
@@ -163,13 +175,41 @@ def run_new(request):
 
 
 def _launch_initial(request) -> dict:
-    """A dataset page links here with ?dataset=<pk>: preselect it and a method that trains on it."""
-    dataset = Dataset.objects.filter(pk=request.GET.get("dataset") or None).first() if \
-        (request.GET.get("dataset") or "").isdigit() else None
+    """?dataset=<pk> (from a dataset page) preselects it and a method that trains on it;
+    ?from=<run pk> copies that run's settings, to launch a variant of it."""
+    value = request.GET.get("from") or ""
+    source = TrainingRun.objects.filter(pk=value).first() if value.isdigit() else None
+    if source is not None:
+        return _initial_from_run(source)
+    value = request.GET.get("dataset") or ""
+    dataset = Dataset.objects.filter(pk=value).first() if value.isdigit() else None
     if dataset is None:
         return {}
     method = TrainingRun.Method.GRPO if dataset.kind == Dataset.Kind.RL else TrainingRun.Method.SFT
     return {"dataset": dataset.pk, "method": method}
+
+
+def _initial_from_run(run) -> dict:
+    from .forms import LORA_RANK_KEY, local_model_choices
+    from .tiny import tiny_model_path
+
+    offered = {value for value, _ in local_model_choices()}
+    if run.base_model == str(tiny_model_path()):
+        model = {"base_model": TINY}
+    elif run.base_model in offered:
+        model = {"base_model": run.base_model}
+    else:
+        model = {"base_model": OTHER, "base_model_path": run.base_model}
+    initial = {
+        "name": f"{run.name} (copy)"[:200], "method": run.method, "dataset": run.dataset_id,
+        "rl_dataset": run.rl_dataset_id, "use_lora": run.use_lora, "device": run.device, **model,
+    }
+    for key, value in run.hyperparameters.items():
+        if key == LORA_RANK_KEY:
+            initial["lora_rank"] = value
+        else:
+            initial[LaunchForm.HP_PREFIX + key] = ("true" if value else "false") if isinstance(value, bool) else value
+    return initial
 
 
 def _launch_page(request, form, status=200):

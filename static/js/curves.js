@@ -178,7 +178,17 @@
         yaxis: { exponentformat: "e", ...(flat ? { range: [ys[0] - Math.abs(ys[0]) / 2, ys[0] + Math.abs(ys[0]) / 2] } : {}) },
         legend: { orientation: "h", y: -0.3, yanchor: "top" },
         uirevision: title, // keep a user's zoom across updates
+        shapes: this.phaseMarkers(),
+        annotations: this.phaseMarkers().map((shape) => ({ x: shape.x0, y: 1, yref: "paper", text: "GRPO →", showarrow: false, xanchor: "left", font: { size: 10, color: "#6b7280" } })),
       };
+    }
+
+    // SFT then GRPO: a dotted line where the GRPO phase starts (one step axis for both phases).
+    phaseMarkers() {
+      return this.runs.filter((r) => r.grpo_from_step).map((r) => ({
+        type: "line", xref: "x", yref: "paper", x0: r.grpo_from_step, x1: r.grpo_from_step, y0: 0, y1: 1,
+        line: { color: "#9ca3af", width: 1, dash: "dot" },
+      }));
     }
 
     chartDiv(id) {

@@ -16,14 +16,16 @@ document.addEventListener("DOMContentLoaded", () => {
     const method = $("#id_method");
     const edited = new Set();
     launch.querySelectorAll("[id^=id_hp_]").forEach((el) => el.addEventListener("input", () => edited.add(el.id)));
-    const sync = () => {
+    // The server renders the values to keep (defaults, a copied run's, or what was typed before an
+    // error); only a change of method refills the untouched fields with that method's defaults.
+    const sync = (refill) => {
       const values = defaults[method.value] || {};
       launch.querySelectorAll(".field[data-methods]").forEach((field) => {
         const used = field.dataset.methods.split(" ").includes(method.value);
         hide(field, !used);
         const input = field.querySelector("input, select");
         const key = input.id.replace(/^id_hp_/, "");
-        if (used && !edited.has(input.id) && !field.classList.contains("has-error") && key in values) {
+        if (refill && used && !edited.has(input.id) && key in values) {
           input.value = typeof values[key] === "boolean" ? String(values[key]) : values[key];
         }
       });
@@ -31,8 +33,9 @@ document.addEventListener("DOMContentLoaded", () => {
       show("base_model_path", $("#id_base_model").value === "other");
       show("lora_rank", $("#id_use_lora").checked);
     };
-    [method, $("#id_base_model"), $("#id_use_lora")].forEach((el) => el.addEventListener("change", () => { firstRender = false; sync(); }));
-    sync();
+    method.addEventListener("change", () => { firstRender = false; sync(true); });
+    [$("#id_base_model"), $("#id_use_lora")].forEach((el) => el.addEventListener("change", () => { firstRender = false; sync(false); }));
+    sync(false);
   }
 
   // Dataset form: show the filters of the chosen kind, and say plainly which teachers with

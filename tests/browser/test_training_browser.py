@@ -71,7 +71,12 @@ def test_launch_a_tiny_run_and_watch_the_loss_chart_grow(page, live_server, staf
 
     # Then the real launch: SFT of the tiny model on the set, a few steps, a checkpoint midway.
     expect(page.locator("#id_dataset")).to_have_value(str(sft_set.pk))
+    page.locator("#id_method").select_option("sft_grpo")  # the form follows the method
+    expect(page.locator("#field-rl_dataset")).to_be_visible()
+    expect(page.locator("#id_hp_num_generations")).to_have_value(
+        str(TrainingRun.DEFAULT_HYPERPARAMETERS["sft_grpo"]["num_generations"]))
     page.locator("#id_method").select_option("sft")
+    expect(page.locator("#field-rl_dataset")).to_be_hidden()
     expect(page.locator("#field-hp_num_generations")).to_be_hidden()  # a GRPO-only knob
     page.locator("#id_base_model").select_option("tiny")
     expect(page.locator("#field-base_model_path")).to_be_hidden()

@@ -391,3 +391,26 @@ def test_evaluations_compare_student_teacher_and_base(reviewer_client, run, sft_
     assert figures["student"]["pass@1"] == 0.5 and figures["base"]["pass@1"] == 0  # the fixture's own sanity
     detail = reviewer_client.get(reverse("training_run_detail", args=[run.pk])).content.decode()
     assert 'id="run-evaluations"' in detail and "pass@1 50%" in detail
+
+
+def test_launch_a_run_like_a_finished_one(staff_client, sft_set, rl_set, reviewer_client):
+    source = TrainingRun.objects.create(
+        name="sg", method="sft_grpo", base_model="/somewhere/model", dataset=sft_set, rl_dataset=rl_set,
+        status="succeeded", use_lora=True, device="cpu",
+        hyperparameters={**TrainingRun.DEFAULT_HYPERPARAMETERS["sft_grpo"], "max_steps": 7, "sft_max_steps": 3,
+                         "lora_r": 8, "use_vllm": True},
+    )
+    detail = staff_client.get(reverse("training_run_detail", args=[source.pk])).content.decode()
+    assert f'href="/training/runs/new/?from={source.pk}"' in detail
+    assert "launch-like-this" not in reviewer_client.get(reverse("training_run_detail", args=[source.pk])).content.decode()
+    body = staff_client.get(reverse("training_run_new"), {"from": source.pk}).content.decode()
+    assert '<option value="sft_grpo" selected>' in _field_errors(body, "method")
+    assert f'<option value="{rl_set.pk}" selected>' in _field_errors(body, "rl_dataset")
+    assert '<option value="other" selected>' in _field_errors(body, "base_model")
+    assert 'value="/somewhere/model"' in _field_errors(body, "base_model_path")
+    assert 'value="7"' in _field_errors(body, "hp_max_steps") and 'value="3"' in _field_errors(body, "hp_sft_max_steps")
+    assert 'value="8"' in _field_errors(body, "lora_rank") and "checked" in _field_errors(body, "use_lora")
+    assert '<option value="true" selected>' in _field_errors(body, "hp_use_vllm")
+    # its curves mark where the GRPO phase starts on the shared step axis
+    start = detail.index('<script id="curves-config" type="application/json">') + len('<script id="curves-config" type="application/json">')
+    assert json.loads(detail[start:detail.index("</script>", start)])["runs"][0]["grpo_from_step"] == 4
