@@ -154,6 +154,8 @@ BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES = env.int("BUGFORGE_GATEWAY_RAW_STREAM_MAX
 BUGFORGE_GATEWAY_DB_THREADS = env.int("BUGFORGE_GATEWAY_DB_THREADS", default=4)
 # A live token's endpoint is remembered this long (so an episode's token works up to this long after it ends).
 BUGFORGE_GATEWAY_TOKEN_CACHE_S = env.float("BUGFORGE_GATEWAY_TOKEN_CACHE_S", default=2.0)
+# Folders whose model sub-folders (with a config.json) the training launch form offers as base models.
+BUGFORGE_MODEL_DIRS = [Path(p) for p in env.list("BUGFORGE_MODEL_DIRS", default=[])]
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
