@@ -52,8 +52,8 @@ def already_imported(digest: str, *, bug, teacher: Teacher) -> Episode | None:
 @transaction.atomic
 def store_imported(imported: ImportedEpisode, *, bug, teacher: Teacher, fmt: str, source: str, actor=None,
                    digest: str = "") -> Episode:
-    """One Episode from an imported log. Not graded here: its reward stays unknown (None) and
-    its status says only whether the source run ended in an error."""
+    """One Episode from an imported log. Not graded here (see ``grade_imported``): its reward
+    stays unknown (None) and its status says only whether the source run ended in an error."""
     meta = imported.metadata
     exit_reason = meta.get("exit_reason") or ""
     if exit_reason not in Episode.ExitReason.values:
@@ -77,4 +77,29 @@ def store_imported(imported: ImportedEpisode, *, bug, teacher: Teacher, fmt: str
     provenance = {k: v for k, v in meta.items() if k not in ("submission", "final_message") and v not in (None, "")}
     AuditEvent.record(actor, "import_episode", episode,
                       after={"format": fmt, "source": source, "sha256": digest, **provenance})
+    return episode
+
+
+def grade_imported(episode: Episode) -> Episode:
+    """Grade an imported episode's submitted patch (mini-swe-agent's ``submission``) exactly as
+    a solved episode is graded (``engine.reward``: source files only, on pristine tests, in the
+    sandbox), so imported logs can earn the reward that SFT datasets select on."""
+    from .engine.reward import grade
+    from .engine.validation import BugSpec
+    from .sandboxes import default_limits, executor, repo_spec, workspaces
+
+    bug = episode.bug
+    if not episode.final_patch.strip():
+        raise ValueError(f"episode {episode.pk} has no submitted patch to grade")
+    result = grade(
+        executor(), workspaces(), repo_spec(bug.repository), BugSpec(bug.patch, bug.verifier),
+        fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass, patch=episode.final_patch,
+        limits=default_limits(bug.repository),
+    )
+    if result.reward:
+        status = Episode.Status.SOLVED
+    else:
+        status = Episode.Status.FAILED if episode.status == Episode.Status.FAILED else Episode.Status.UNSOLVED
+    Episode.objects.filter(pk=episode.pk).update(reward=1.0 if result.reward else 0.0, grading=result.to_dict(), status=status)
+    episode.refresh_from_db()
     return episode

@@ -81,3 +81,41 @@ def test_a_file_is_imported_once_unless_asked_again(bug):
     assert failure is None and f"already imported as episode {first.pk} (skipped" in out
     run(*args, "--again")
     assert Episode.objects.count() == 2
+
+
+def test_grade_runs_the_submission_through_the_reward(sample_repo, tmp_path):
+    """A mini-swe-agent submission that undoes the sample shipping bug earns reward True in
+    the real sandbox; one that leaves it in earns False."""
+    import json
+
+    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
+    from episodes.engine.reward import file_diff
+    from episodes.sandboxes import repo_spec, workspaces
+
+    sample = SAMPLE_BUGS[0]
+    spec = repo_spec(sample_repo)
+    bug = Bug.objects.create(repository=sample_repo, base_commit=sample_repo.pinned_commit, verifier=sample.verifier,
+                             patch=sample_patch(workspaces(), spec.mirror, spec.commit, sample), status="approved")
+    with workspaces().checkout(spec.mirror, spec.commit, patch=bug.patch) as ws:
+        buggy = (ws / sample.path).read_text()
+    # diffs against the buggy code, as the agent's `git diff` would show them
+    good = file_diff(sample.path, buggy, buggy.replace(sample.new, sample.old, 1))
+    wrong = file_diff(sample.path, buggy, buggy + "\n# looked at it\n")
+    files = []
+    for name, patch in (("good", good), ("wrong", wrong)):
+        data = json.loads((FIXTURES / "mini_swe_agent.traj.json").read_text())
+        data["info"]["submission"] = patch
+        files.append(tmp_path / f"{name}.traj.json")
+        files[-1].write_text(json.dumps(data))
+    out, err, failure = run("--format", "mini_swe_agent", "--teacher", "mini", "--bug", bug.pk, "--grade", *files)
+    assert failure is None, err
+    good_ep, wrong_ep = Episode.objects.order_by("id")
+    assert (good_ep.reward, good_ep.status) == (1.0, "solved"), good_ep.grading
+    assert (wrong_ep.reward, wrong_ep.status) == (0.0, "unsolved")
+    assert "the verifier" in good_ep.grading["reason"] and good_ep.grading["runs"][0]["outcome"] == "passed"
+    assert "reward True" in out and "reward False" in out
+
+
+def test_grade_needs_a_bug(db):
+    out, err, failure = run("--format", "mini_swe_agent", "--teacher", "t", "--grade", FIXTURES / "mini_swe_agent.traj.json")
+    assert failure == "--grade needs --bug: a patch is graded against its bug"

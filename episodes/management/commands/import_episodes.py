@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from episodes.engine.importers import FORMATS, ImportFormatError, import_file
 from episodes.engine.trajectory import check_canonical
-from episodes.episode_import import already_imported, store_imported, teacher_for_import
+from episodes.episode_import import already_imported, grade_imported, store_imported, teacher_for_import
 from episodes.models import Bug
 
 
@@ -23,11 +23,15 @@ class Command(BaseCommand):
         parser.add_argument("--teacher", required=True, help="teacher name (created, with unknown terms, if missing)")
         parser.add_argument("--bug", type=int, help="the bug these episodes attempted; omit to only check the files")
         parser.add_argument("--again", action="store_true", help="import files already imported for this teacher and bug")
+        parser.add_argument("--grade", action="store_true",
+                            help="grade each submitted patch (mini-swe-agent) in the sandbox, as solving does")
 
-    def handle(self, files, fmt, teacher, bug, again, **options):
+    def handle(self, files, fmt, teacher, bug, again, grade, **options):
         target = None
+        if grade and bug is None:
+            raise CommandError("--grade needs --bug: a patch is graded against its bug")
         if bug is not None:
-            target = Bug.objects.filter(pk=bug).first()
+            target = Bug.objects.select_related("repository").filter(pk=bug).first()
             if target is None:
                 raise CommandError(f"no such bug: {bug}")
         teacher_row = None
@@ -62,6 +66,12 @@ class Command(BaseCommand):
                 continue
             episode = store_imported(imported, bug=target, teacher=teacher_row, fmt=fmt, source=str(path), digest=digest)
             self.stdout.write(f"{prefix}: episode {episode.pk} ({episode.status}, {messages} messages){note}")
+            if grade:
+                if not episode.final_patch.strip():
+                    self.stdout.write(f"{prefix}: no submitted patch to grade")
+                    continue
+                episode = grade_imported(episode)
+                self.stdout.write(f"{prefix}: reward {bool(episode.reward)} — {episode.grading.get('reason', '')}")
         done = total - failures
         self.stdout.write(f"summary: {done} of {total} file(s) {'imported' if target else 'converted'}, {failures} failed")
         if failures:
