@@ -119,3 +119,18 @@ def test_grade_runs_the_submission_through_the_reward(sample_repo, tmp_path):
 def test_grade_needs_a_bug(db):
     out, err, failure = run("--format", "mini_swe_agent", "--teacher", "t", "--grade", FIXTURES / "mini_swe_agent.traj.json")
     assert failure == "--grade needs --bug: a patch is graded against its bug"
+
+
+def test_folders_are_searched_for_the_format(db, tmp_path):
+    import shutil
+
+    sessions = tmp_path / "projects" / "-work-shop"
+    sessions.mkdir(parents=True)
+    shutil.copy(FIXTURES / "claude_code_branched.jsonl", sessions / "a.jsonl")
+    shutil.copy(FIXTURES / "claude_code_session.jsonl", sessions / "b.jsonl")
+    (sessions / "notes.txt").write_text("not a log")
+    out, err, failure = run("--format", "claude_code", "--teacher", "cc", tmp_path / "projects")
+    assert failure is None, err
+    assert "[1/2]" in out and "a.jsonl" in out and "b.jsonl" in out and "summary: 2 of 2 file(s) converted" in out
+    out, err, failure = run("--format", "codex", "--teacher", "cc", tmp_path / "projects")
+    assert failure == "no rollout-*.jsonl file in the given folder(s)"

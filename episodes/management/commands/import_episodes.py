@@ -9,6 +9,18 @@ from episodes.episode_import import already_imported, grade_imported, store_impo
 from episodes.models import Bug
 
 
+# What a folder given on the command line is searched for (recursively), per format.
+PATTERNS = {"claude_code": "*.jsonl", "codex": "rollout-*.jsonl", "mini_swe_agent": "*.traj.json"}
+
+
+def expand(paths: list[Path], fmt: str) -> list[Path]:
+    """Files as given; folders replaced by the matching files under them, in name order."""
+    out: list[Path] = []
+    for path in paths:
+        out.extend(sorted(p for p in path.rglob(PATTERNS[fmt]) if p.is_file()) if path.is_dir() else [path])
+    return out
+
+
 class Command(BaseCommand):
     help = (
         "Import agent logs recorded elsewhere (Claude Code sessions, Codex rollouts, mini-swe-agent "
@@ -18,7 +30,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("files", nargs="+", type=Path)
+        parser.add_argument("files", nargs="+", type=Path, help="log files, or folders to search for them")
         parser.add_argument("--format", required=True, choices=sorted(FORMATS), dest="fmt")
         parser.add_argument("--teacher", required=True, help="teacher name (created, with unknown terms, if missing)")
         parser.add_argument("--bug", type=int, help="the bug these episodes attempted; omit to only check the files")
@@ -34,6 +46,9 @@ class Command(BaseCommand):
             target = Bug.objects.select_related("repository").filter(pk=bug).first()
             if target is None:
                 raise CommandError(f"no such bug: {bug}")
+        files = expand(files, fmt)
+        if not files:
+            raise CommandError(f"no {PATTERNS[fmt]} file in the given folder(s)")
         teacher_row = None
         failures = 0
         total = len(files)
