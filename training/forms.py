@@ -97,7 +97,7 @@ def local_model_choices() -> list[tuple[str, str]]:
     """Model folders offered on the launch form: the tiny offline model, then every folder with a
     config.json under the configured model directories (BUGFORGE_MODEL_DIRS)."""
     choices = [(TINY, "tiny offline model (built on first use, CPU demo)")]
-    for root in getattr(settings, "BUGFORGE_MODEL_DIRS", []):
+    for root in settings.BUGFORGE_MODEL_DIRS:
         root = Path(root)
         candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
         choices += [(str(p), str(p)) for p in candidates if (p / "config.json").is_file()]
@@ -148,7 +148,7 @@ class LaunchForm(forms.Form):
                                      help_text="SFT and SFT then GRPO: an SFT set; GRPO: an RL set")
     rl_dataset = forms.ModelChoiceField(Dataset.objects.filter(kind=Dataset.Kind.RL), required=False,
                                         label="RL dataset", help_text="SFT then GRPO: the RL set of the GRPO phase")
-    base_model = forms.ChoiceField(choices=[])
+    base_model = forms.ChoiceField(choices=[], initial=TINY)
     base_model_path = forms.CharField(
         max_length=500, required=False, label="path",
         help_text="a local model folder (with config.json) when 'another local path' is chosen",

@@ -414,3 +414,13 @@ def test_launch_a_run_like_a_finished_one(staff_client, sft_set, rl_set, reviewe
     # its curves mark where the GRPO phase starts on the shared step axis
     start = detail.index('<script id="curves-config" type="application/json">') + len('<script id="curves-config" type="application/json">')
     assert json.loads(detail[start:detail.index("</script>", start)])["runs"][0]["grpo_from_step"] == 4
+
+
+def test_configured_model_folders_are_offered(staff_client, sft_set, settings, tmp_path):
+    (tmp_path / "qwen-small").mkdir()
+    (tmp_path / "qwen-small" / "config.json").write_text("{}")
+    (tmp_path / "not-a-model").mkdir()
+    settings.BUGFORGE_MODEL_DIRS = [tmp_path, tmp_path / "missing"]
+    field = _field_errors(staff_client.get(reverse("training_run_new")).content.decode(), "base_model")
+    assert f'<option value="{tmp_path / "qwen-small"}">' in field and "not-a-model" not in field
+    assert '<option value="tiny" selected>' in field and '<option value="other">' in field
