@@ -208,6 +208,7 @@ def query_string(data: dict, **extra) -> str:
 
 # --- staff actions ----------------------------------------------------------------------
 
+PAST = {"approve": "approved", "reject": "rejected"}
 BULK_RUBRIC = {"underspecified": 0, "rejects_valid_fixes": 0, "other_major_issue": False}
 
 

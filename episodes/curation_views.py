@@ -145,7 +145,7 @@ def bug_bulk_apply(request):
     done = curation.bulk_review(request.user, ids, data, form.cleaned_data["verdict"],
                                 notes=form.cleaned_data["notes"], difficulty=form.cleaned_data["difficulty"])
     skipped = len(ids[:curation.BULK_CAP]) - len(done)
-    messages.info(request, f"{form.cleaned_data['verdict'].capitalize()}d {len(done)} bug(s)"
+    messages.info(request, f"{curation.PAST[form.cleaned_data['verdict']].capitalize()} {len(done)} bug(s)"
                   + (f"; {skipped} changed since you confirmed and were left alone" if skipped else "") + ".")
     return redirect(back)
 

@@ -165,8 +165,9 @@ def test_bulk_review_is_capped(repo, staff_client, monkeypatch):
     monkeypatch.setattr(curation, "BULK_CAP", 2)
     confirm = staff_client.get(reverse("bug_bulk"), {"action": "reject"}).content.decode()
     assert "<b>reject</b> <b>2</b> bugs" in confirm and "run it again for the next 2" in confirm
-    staff_client.post(reverse("bug_bulk_apply"), {"verdict": "reject", "ids": ",".join(str(b.pk) for b in bugs)})
-    assert Bug.objects.filter(status="rejected").count() == 2
+    response = staff_client.post(reverse("bug_bulk_apply"), {"verdict": "reject", "ids": ",".join(str(b.pk) for b in bugs)},
+                                 follow=True)
+    assert b"Rejected 2 bug(s)." in response.content and Bug.objects.filter(status="rejected").count() == 2
 
 
 def test_edit_verifier_revalidates_with_audit(repo, staff_client, reviewer_client, redis_conn,
