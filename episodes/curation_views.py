@@ -49,6 +49,7 @@ def bug_list(request):
     bugs = curation.filtered_bugs(data)
     page = curation.paginate(curation.list_rows(bugs), request.GET.get("page"), counted=bugs)
     return render(request, "episodes/bug_list.html", {
+        "columns": _sort_columns(data),
         "form": form,
         "filters": data,
         "qs": curation.query_string(data),
@@ -57,6 +58,25 @@ def bug_list(request):
         "operators": sorted(OPERATORS),
         "bulk_cap": curation.BULK_CAP,
     })
+
+
+COLUMNS = [("#", "id"), ("repository", "repository"), ("method", "method"), ("target", None), ("status", "status"),
+           ("reviews", None), ("difficulty", "difficulty"), ("flake bound", "bound"), ("created", "created")]
+
+
+def _sort_columns(data: dict) -> list[tuple]:
+    """Table headers as (label, link that sorts by it or flips its direction, arrow)."""
+    current = data.get("sort") or curation.DEFAULT_SORT
+    rest = {k: v for k, v in data.items() if k != "sort"}
+    columns = []
+    for label, key in COLUMNS:
+        if key is None:
+            columns.append((label, None, ""))
+            continue
+        arrow = "↓" if current == f"-{key}" else "↑" if current == key else ""
+        flipped = key if current == f"-{key}" else f"-{key}"
+        columns.append((label, "?" + curation.query_string(rest, sort=flipped), arrow))
+    return columns
 
 
 @require_GET

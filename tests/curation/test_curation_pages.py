@@ -246,3 +246,12 @@ def test_detail_pages_query_count_does_not_grow_with_runs(repo, staff_client, dj
     assert body.count('class="cell') == 30 and body.count("<td>t1</td>") == 5
     with django_assert_max_num_queries(10):
         assert staff_client.get(reverse("flaky_detail", args=[bug.pk])).status_code == 200
+
+
+def test_column_headers_sort_and_flip(repo, staff_client):
+    make(repo, 2, status="valid")
+    body = staff_client.get(reverse("bug_list"), {"status": "valid"}).content.decode()
+    assert 'href="?status=valid&amp;sort=-id" class="sort">#</a>' in body
+    assert 'href="?status=valid&amp;sort=created" class="sort">created</a> ↓' in body  # the default, flips to oldest first
+    body = staff_client.get(reverse("bug_list"), {"status": "valid", "sort": "-id"}).content.decode()
+    assert 'href="?status=valid&amp;sort=id" class="sort">#</a> ↓' in body
