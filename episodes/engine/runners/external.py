@@ -24,7 +24,7 @@ import os
 import platform
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..sandbox.base import Limits, Mount, SandboxError
@@ -37,6 +37,7 @@ SANDBOX_HOME = "/opt/bugforge/home"
 SANDBOX_SOCKET = "/run/bugforge/gateway.sock"
 CLI_NAMES = {"claude_code": "Claude Code CLI", "codex": "Codex CLI"}
 STDERR_TAIL = 4000
+EVENTS_MAX_BYTES = 64_000_000
 PROJECT_AGENTS_DIR = Path(__file__).resolve().parents[3] / "agents"
 
 
@@ -236,6 +237,9 @@ def run_external_agent(
     gateway = Path(gateway)
     if not gateway.exists():
         return ExternalRun(harness, error=f"the gateway socket {gateway} does not exist (is the gateway serving?)")
+    # The event stream repeats every tool result: a long session outgrows the sandbox's default
+    # output cap, and a cut stream loses the final result event.
+    limits = replace(limits, output_bytes=max(limits.output_bytes, EVENTS_MAX_BYTES))
     modules = agents_dir / "node_modules"
     in_sandbox = f"{SANDBOX_AGENTS}/{binary.relative_to(modules)}"
     uid = getattr(executor, "run_as_uid", 65534)
