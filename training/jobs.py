@@ -26,7 +26,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from training.engine.run import CANCEL_FILE, METRICS_FILE, STATUS_FILE
+from training.engine.run import CANCEL_FILE, METRICS_FILE, STATUS_FILE, MetricsTail
 
 from .models import MetricPoint, TrainingRun
 
@@ -85,30 +85,6 @@ def _die_with_parent():  # pragma: no cover - runs in the child between fork and
     except OSError:
         pass
     os.setpgrp()  # own process group: a cancel or kill reaches the trainer's children too
-
-
-class MetricsTail:
-    """Reads complete new lines of a metrics JSONL file from where it stopped last time."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.offset = 0
-
-    def read(self) -> list[dict]:
-        if not self.path.is_file():
-            return []
-        with self.path.open("rb") as fh:
-            fh.seek(self.offset)
-            data = fh.read()
-        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
-        self.offset += end
-        records = []
-        for line in data[:end].splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                log.warning("skipping a malformed metrics line: %r", line[:200])
-        return records
 
 
 def store_metrics(run: TrainingRun, records: list[dict]) -> None:

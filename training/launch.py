@@ -71,6 +71,18 @@ def validate(run: TrainingRun) -> None:
         raise ValueError(f"device {run.device!r}: expected cpu or cuda")
 
 
+def sweep() -> list[tuple[int, str]]:
+    """Fail runs whose worker died (see TrainingRunQuerySet.sweep_stale); never raises, so an
+    unreachable Redis does not stop a launch (the enqueue then reports it)."""
+    import logging
+
+    try:
+        return TrainingRun.objects.sweep_stale()
+    except Exception:  # noqa: BLE001
+        logging.getLogger(__name__).exception("sweeping stale training runs failed")
+        return []
+
+
 def total_steps(run: TrainingRun) -> int:
     hparams = hp.resolve(run.method, run.hyperparameters)
     if run.method == TrainingRun.Method.SFT_GRPO:
@@ -83,6 +95,7 @@ def start_run(run: TrainingRun) -> None:
     from .jobs import run_training
 
     validate(run)
+    sweep()
     if run.pk is None:
         run.save()
     with transaction.atomic():

@@ -34,6 +34,30 @@ CANCEL_FILE = "CANCEL"
 STATUS_PREFIX = "BUGFORGE_STATUS "
 
 
+class MetricsTail:
+    """Reads complete new lines of a metrics JSONL file from where it stopped last time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with self.path.open("rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        self.offset += end
+        records = []
+        for line in data[:end].splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                print(f"skipping a malformed metrics line: {line[:200]!r}", file=sys.stderr)
+        return records
+
+
 class RunError(Exception):
     """A problem with the run's inputs, reported as one clear line (no traceback needed)."""
 
