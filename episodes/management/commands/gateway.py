@@ -20,10 +20,6 @@ class Command(BaseCommand):
 
         from episodes.gateway.server import build_app, uvicorn_config
 
-        import logging
-
-        # The gateway logs one line per call itself; httpx's own line per request would repeat it.
-        logging.getLogger("httpx2").setLevel(logging.WARNING)
         kw = {"uds": uds} if uds else {"host": host, "port": port}
         server = uvicorn.Server(uvicorn_config(build_app(), log_level=log_level, **kw))
         server.run()
