@@ -15,7 +15,7 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from .engine.trajectory import TrajectoryError, canonical_from_calls, response_message, step_key
+from .engine.trajectory import TrajectoryError, canonical_from_calls, check_canonical, response_message, step_key
 from .models import Episode, LLMCall, Teacher
 
 PAGE_SIZE = 50
@@ -148,7 +148,18 @@ def episode_detail(request, pk):
         "events": [{"type": _event_type(e), "json": json.dumps(e, ensure_ascii=False)[:4000]} for e in events[:MAX_EVENTS_SHOWN]],
         "events_total": len(events),
         "provenance_warning": episode.teacher.terms_allow_training is not True,
+        "sft_problems": check_canonical(trajectory) if messages else [],
+        "agent_stats": _flat_stats(getattr(episode, "agent_stats", None)),
     })
+
+
+def _flat_stats(stats) -> list[tuple[str, str]]:
+    """The harness's own counters (calls, malformed replies, tool errors…) as label/value pairs;
+    nested summaries and long text (stderr) stay out of the facts list."""
+    if not isinstance(stats, dict):
+        return []
+    return [(k.replace("_", " "), str(v)) for k, v in stats.items()
+            if isinstance(v, (int, float, str, bool)) and len(str(v)) <= 80]
 
 
 def _event_type(event) -> str:

@@ -34,12 +34,17 @@ def test_detail_shows_the_conversation_step_by_step(world, reviewer_client):
     assert 'id="harness-events"' in page and "system/init" in page
     assert 'id="provenance-warning"' in page and "unknown" in page
     assert "REALKEY" not in page
+    assert 'id="sft-check"><span class="status-passed">valid</span>' in page
 
 
 def test_stored_trajectory_is_shown_and_trusted_teacher_has_no_warning(world, reviewer_client):
     episode = Episode.objects.create(bug=world["bugs"][1], teacher=world["trusted"], status="unsolved", reward=0.0, trajectory={
-        "messages": [{"role": "user", "content": "stored conversation"}, {"role": "assistant", "content": "stored answer"}], "tools": []})
+        "messages": [{"role": "user", "content": "stored conversation"}, {"role": "assistant", "content": "stored answer"},
+                     {"role": "tool", "tool_call_id": "nope", "content": "orphan result"}], "tools": []},
+        agent_stats={"calls": 3, "malformed": 1, "summary": {"nested": True}, "stderr_tail": "x" * 500})
     page = reviewer_client.get(reverse("episode_detail", args=[episode.pk])).content.decode()
+    assert "2 problems" in page and "answers tool call &#x27;nope&#x27;" in page  # what SFT would trip on
+    assert 'id="agent-stats">calls 3 · malformed 1</dd>' in page
     assert "stored conversation" in page and "stored answer" in page
     assert 'id="provenance-warning"' not in page and "Derived from" not in page
     assert "No LLM call recorded" in page and "Not graded" in page
