@@ -26,6 +26,7 @@ class EndpointForm(forms.ModelForm):
         labels = {"usd_per_mtok_in": "USD per M input tokens", "usd_per_mtok_out": "USD per M output tokens"}
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "endpoint_%s")  # three forms share the page: distinct element ids
         super().__init__(*args, **kwargs)
         self._old_key = self.instance.api_key if self.instance.pk else ""
         if self.instance.pk:
@@ -58,6 +59,7 @@ class TeacherForm(forms.ModelForm):
         help_texts = {"model": "recorded as provenance; blank: the endpoint's model"}
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "teacher_%s")
         super().__init__(*args, **kwargs)
         self.fields["harness"].choices = [c for c in Teacher.Harness.choices if c[0] != Teacher.Harness.IMPORTED]
         self.fields["endpoint"].required = True
@@ -96,6 +98,10 @@ class LaunchForm(forms.Form):
     repository = forms.ModelChoiceField(queryset=Repository.objects.all(), required=False)
     ids = forms.CharField(required=False, label="bug ids", help_text="e.g. 12, 13 40",
                           widget=forms.TextInput(attrs={"placeholder": "12, 13, 40"}))
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "launch_%s")
+        super().__init__(*args, **kwargs)
 
     def clean(self):
         data = super().clean()
