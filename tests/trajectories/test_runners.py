@@ -15,6 +15,7 @@ from episodes.engine.sandbox import Limits, Mount
 from episodes.engine.sandbox.local import LocalExecutor
 from episodes.engine.trajectory import canonical_from_calls, check_canonical
 from tests.llm.fake_upstream import FakeUpstream
+from tests.trajectories.relay import unix_relay
 from tests.trajectories.scenario import FIXED_LINE, TASK, ScriptedAgentModel, make_workspace, steps
 
 CLI_LIMITS = Limits(timeout_s=180, memory_mb=4096, pids=512)
@@ -68,6 +69,7 @@ def test_real_cli_fixes_the_scenario_through_the_gateway(harness, transactional_
                                      gateway=Path(sock), token=token, model=setup["model"], limits=CLI_LIMITS)
         # the CLI ran to the end, inside the sandbox, and really changed the workspace
         assert run.error == "", f"{run.error}\n{run.stderr_tail}"
+        assert run.exit_reason == "finished"
         assert model.served == 4, f"the CLI made {model.served} agent calls"
         assert FIXED_LINE in (workspace / "pricing.py").read_text()
         assert "test passes" in run.summary["final_message"]
@@ -115,10 +117,29 @@ def test_real_cli_fixes_the_scenario_through_the_gateway(harness, transactional_
         assert imported["messages"][1]["content"].split() == traj["messages"][1]["content"].split()
 
 
+def test_claude_code_turn_limit_is_a_step_limit_not_an_error(scratch):
+    """With --max-turns 1 and a model that keeps calling tools, Claude Code stops after one
+    turn: the run reports a step limit (the episode is still graded), not a failure."""
+    if cli_path("claude_code") is None:
+        pytest.skip(missing_cli_message("claude_code"))
+    from tests.llm.fake_upstream import Reply
+
+    workspace = make_workspace(scratch / "workspace")
+    with FakeUpstream() as upstream:
+        upstream.fallback = lambda recorded: Reply(tool_calls=[{"name": "Bash", "arguments": {"command": "ls", "description": "look"}}])
+        host, port = upstream.url.removeprefix("http://").rsplit(":", 1)
+        with unix_relay(scratch / "gw.sock", host, int(port)) as sock:
+            run = run_external_agent("claude_code", executor=LocalExecutor(scratch / "cache"), workspace=workspace, task=TASK,
+                                     gateway=sock, token="t", model="claude-sonnet-4-5", limits=CLI_LIMITS, max_turns=1)
+    assert (run.error, run.exit_reason) == ("", "step_limit"), run.stderr_tail
+    assert run.summary["stop"] == "error_max_turns"
+
+
 def test_missing_cli_is_a_clear_error(scratch):
     run = run_external_agent("codex", executor=LocalExecutor(scratch / "cache"), workspace=make_workspace(scratch / "w"),
                              task="x", gateway=scratch / "none.sock", token="t", model="m", agents_dir=scratch / "no-agents")
     assert run.error == "Codex CLI not installed: run `npm ci --prefix agents` (needs node and npm)"
+    assert run.exit_reason == "error"
     assert run.events == [] and run.exit_code is None
 
 

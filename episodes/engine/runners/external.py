@@ -51,6 +51,7 @@ class ExternalRun:
     duration_s: float = 0.0
     timed_out: bool = False
     summary: dict = field(default_factory=dict)
+    exit_reason: str = ""  # finished | step_limit | time_limit | error (Episode.ExitReason values)
     session_log: str = ""  # the CLI's own on-disk log (Claude Code session / Codex rollout JSONL)
 
     @property
@@ -180,7 +181,9 @@ def summarize_events(harness: str, events: list[dict]) -> dict:
                     "tokens_out": usage.get("output_tokens") or 0,
                     "stop": e.get("subtype"),
                 })
-                if e.get("is_error") or e.get("subtype") not in (None, "success"):
+                if e.get("subtype") == "error_max_turns":  # the turn limit we set: a limit, not a failure
+                    summary["limit"] = "step_limit"
+                elif e.get("is_error") or e.get("subtype") not in (None, "success"):
                     summary["error"] = f"Claude Code ended with {e.get('subtype')}: {str(e.get('result') or '')[:500]}"
     else:
         tokens_in = tokens_out = turns = 0
@@ -229,14 +232,15 @@ def run_external_agent(
     agents_dir = Path(agents_dir or default_agents_dir())
     binary = cli_path(harness, agents_dir)
     if binary is None:
-        return ExternalRun(harness, error=missing_cli_message(harness))
+        return ExternalRun(harness, error=missing_cli_message(harness), exit_reason="error")
     if "mounts" not in inspect.signature(executor.run).parameters:
-        return ExternalRun(harness, error=(
+        return ExternalRun(harness, exit_reason="error", error=(
             f"the {getattr(executor, 'name', type(executor).__name__)} sandbox backend cannot mount the "
             f"teacher CLIs; run {CLI_NAMES[harness]} teachers with BUGFORGE_SANDBOX=local"))
     gateway = Path(gateway)
     if not gateway.exists():
-        return ExternalRun(harness, error=f"the gateway socket {gateway} does not exist (is the gateway serving?)")
+        return ExternalRun(harness, exit_reason="error",
+                           error=f"the gateway socket {gateway} does not exist (is the gateway serving?)")
     # The event stream repeats every tool result: a long session outgrows the sandbox's default
     # output cap, and a cut stream loses the final result event.
     limits = replace(limits, output_bytes=max(limits.output_bytes, EVENTS_MAX_BYTES))
@@ -264,7 +268,7 @@ def run_external_agent(
         try:
             result = executor.run(argv, workspace, environment=environment, env=env, limits=limits, mounts=mounts)
         except SandboxError as e:
-            return ExternalRun(harness, error=f"the sandbox could not run {CLI_NAMES[harness]}: {e}")
+            return ExternalRun(harness, exit_reason="error", error=f"the sandbox could not run {CLI_NAMES[harness]}: {e}")
         session_log = _session_log(state, harness)
     finally:
         shutil.rmtree(state, ignore_errors=True)
@@ -279,6 +283,8 @@ def run_external_agent(
         run.error = f"{name} did not finish within {limits.timeout_s:.0f} s"
     elif result.killed_by:
         run.error = f"{name} was stopped by the sandbox ({result.killed_by} limit)"
+    elif run.summary.get("limit"):
+        pass  # it stopped at a limit we set (and exits non-zero for it): reported as the exit reason
     elif result.exit_code != 0:
         tail = (result.stderr.strip() or result.stdout.strip())[-500:]
         run.error = f"{name} exited with code {result.exit_code}: {tail}"
@@ -286,6 +292,8 @@ def run_external_agent(
         run.error = run.summary["error"]
     elif not events:
         run.error = f"{name} printed no events"
+    run.exit_reason = ("time_limit" if run.timed_out else "error" if run.error
+                       else run.summary.get("limit") or "finished")
     return run
 
 
