@@ -245,3 +245,56 @@ class LaunchForm(forms.Form):
         if lowered.startswith("device"):
             return "device"
         return None
+
+
+class EvaluationForm(forms.Form):
+    """A model as the built-in agent over a dataset's held-out bugs (see `training.evaluations`)."""
+
+    SUBJECT_HELP = {
+        "checkpoint": "the final model of a training run",
+        "base": "a base model (a run's, or a local path)",
+        "teacher": "a teacher's LLM endpoint, k fresh attempts per bug",
+        "episodes": "a teacher's existing episodes on those bugs (no new attempts)",
+    }
+
+    name = forms.CharField(max_length=200, required=False, help_text="blank: subject and dataset")
+    dataset = forms.ModelChoiceField(Dataset.objects.filter(heldout_rows__gt=0), empty_label=None,
+                                     help_text="its held-out bugs are the evaluation set")
+    subject = forms.ChoiceField(choices=[], initial="checkpoint")
+    run = forms.ModelChoiceField(TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED), required=False,
+                                 help_text="trained checkpoint: its final model; base model: the model it started from")
+    model_path = forms.CharField(max_length=500, required=False, label="model path",
+                                 help_text="base model or checkpoint folder, instead of a run")
+    teacher = forms.ModelChoiceField(Teacher.objects.all(), required=False, to_field_name="name")
+    k = forms.IntegerField(min_value=1, max_value=50, initial=1, help_text="attempts per bug (pass@k)")
+    max_steps = forms.IntegerField(min_value=1, max_value=200, required=False, help_text="agent steps per attempt")
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=32768, required=False,
+                                        help_text="tokens per model reply (local models)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .models import Evaluation
+
+        self.fields["subject"].choices = Evaluation.Subject.choices
+        self.fields["subject"].help_text = "; ".join(f"{k}: {v}" for k, v in self.SUBJECT_HELP.items())
+
+    def clean(self):
+        data = super().clean()
+        subject = data.get("subject")
+        if subject in ("checkpoint", "base") and not data.get("run") and not (data.get("model_path") or "").strip():
+            self.add_error("run", "Choose a run, or type a model path.")
+        if subject == "checkpoint" and data.get("run") and not data["run"].final_model:
+            self.add_error("run", f"{data['run'].name} saved no final model.")
+        if subject in ("teacher", "episodes") and not data.get("teacher"):
+            self.add_error("teacher", "Choose the teacher.")
+        return data
+
+    def options(self) -> dict:
+        return {k: self.cleaned_data[k] for k in ("max_steps", "max_new_tokens") if self.cleaned_data.get(k)}
+
+    def field_for_error(self, message: str) -> str | None:
+        lowered = message.lower()
+        for needle, field in (("model", "model_path"), ("teacher", "teacher"), ("dataset", "dataset"), ("k must", "k")):
+            if needle in lowered:
+                return "run" if field == "model_path" and self.cleaned_data.get("run") else field
+        return None

@@ -17,4 +17,6 @@ urlpatterns = [
     path("datasets/build/", views.dataset_build, name="training_dataset_build"),
     path("datasets/<int:pk>/", views.dataset_detail, name="training_dataset_detail"),
     path("evaluations/", views.evaluation_list, name="training_evaluation_list"),
+    path("evaluations/start/", views.evaluation_start, name="training_evaluation_start"),
+    path("evaluations/<int:pk>/row/", views.evaluation_row, name="training_evaluation_row"),
 ]

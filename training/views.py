@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 from bugforge_web.auth import staff_required
 from episodes.models import AuditEvent, Teacher
 
-from .forms import OTHER, TINY, DatasetBuildForm, LaunchForm
+from .forms import OTHER, TINY, DatasetBuildForm, EvaluationForm, LaunchForm
 from .models import Dataset, MetricPoint, TrainingRun
 
 ACTIVE = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
@@ -334,26 +334,85 @@ def _summary_row(summary: dict, ks: list[int]) -> dict:
     }
 
 
+def _evaluation_row(ev) -> dict:
+    results = ev.results or {}
+    ks = results.get("ks") or [ev.k]
+    row = _summary_row(results.get("overall") or {}, ks)
+    row["evaluation"] = ev
+    row["breakdown"] = [
+        (group, name, _summary_row(summary, ks))
+        for group in ("by_repository", "by_difficulty")
+        for name, summary in (results.get(group) or {}).items()
+    ]
+    return row
+
+
+EVALUATION_ROWS = ("dataset", "run", "teacher")
+
+
 @require_GET
 def evaluation_list(request):
     """Student vs teacher vs base model on each dataset's held-out bugs: one table per dataset."""
+    return _evaluation_page(request, EvaluationForm(initial=_evaluation_initial(request)))
+
+
+def _evaluation_initial(request) -> dict:
+    """?run=<pk> (from a run page) proposes evaluating that run's final model on its held-out bugs."""
+    value = request.GET.get("run") or ""
+    run = TrainingRun.objects.filter(pk=value).first() if value.isdigit() else None
+    if run is None:
+        return {}
+    dataset = run.rl_dataset_id or run.dataset_id
+    return {"subject": "checkpoint", "run": run.pk, "dataset": dataset, "name": f"{run.name} (student)"}
+
+
+def _evaluation_page(request, form, status=200):
     from .models import Evaluation
 
     evaluations = sorted(
-        Evaluation.objects.select_related("dataset", "run", "teacher").order_by("-created_at")[:500],
+        Evaluation.objects.select_related(*EVALUATION_ROWS).order_by("-created_at")[:500],
         key=lambda ev: (-ev.dataset_id, SUBJECT_ORDER.get(ev.subject, 9)),  # newest sets first; student, teacher, base
     )
     tables: dict[int, dict] = {}
     for ev in evaluations:
-        table = tables.setdefault(ev.dataset_id, {"dataset": ev.dataset, "rows": []})
-        results = ev.results or {}
-        ks = results.get("ks") or [ev.k]
-        row = _summary_row(results.get("overall") or {}, ks)
-        row["evaluation"] = ev
-        row["breakdown"] = [
-            (group, name, _summary_row(summary, ks))
-            for group in ("by_repository", "by_difficulty")
-            for name, summary in (results.get(group) or {}).items()
-        ]
-        table["rows"].append(row)
-    return render(request, "training/evaluation_list.html", {"tables": list(tables.values())})
+        tables.setdefault(ev.dataset_id, {"dataset": ev.dataset, "rows": []})["rows"].append(_evaluation_row(ev))
+    return render(request, "training/evaluation_list.html", {"tables": list(tables.values()), "form": form},
+                  status=status)
+
+
+@require_GET
+def evaluation_row(request, pk):
+    """One evaluation's rows, polled by htmx while it runs."""
+    from .models import Evaluation
+
+    ev = get_object_or_404(Evaluation.objects.select_related(*EVALUATION_ROWS), pk=pk)
+    return render(request, "training/partials/evaluation_row.html", {"row": _evaluation_row(ev)})
+
+
+@staff_required
+def evaluation_start(request):
+    from . import evaluations
+    from .models import Evaluation
+
+    form = EvaluationForm(request.POST)
+    if not form.is_valid():
+        return _evaluation_page(request, form, status=400)
+    data = form.cleaned_data
+    subject = Evaluation.Subject(data["subject"])
+    who = data["run"].name if data.get("run") else data["teacher"].name if data.get("teacher") else data.get("model_path")
+    ev = Evaluation(
+        name=data["name"] or f"{who} ({subject.label})"[:200], subject=subject, dataset=data["dataset"],
+        run=data.get("run"), model_path=(data.get("model_path") or "").strip(), teacher=data.get("teacher"),
+        k=data["k"], options=form.options(), created_by=request.user,
+    )
+    try:
+        evaluations.start_evaluation(ev)
+    except ValueError as exc:
+        form.add_error(form.field_for_error(str(exc)), str(exc))
+        return _evaluation_page(request, form, status=400)
+    AuditEvent.record(request.user, "start_evaluation", ev, after={
+        "subject": ev.subject, "dataset": ev.dataset.name, "k": ev.k, "model_path": ev.model_path,
+    })
+    messages.info(request, f"Evaluation {ev.name} queued: {ev.progress.get('total', '?')} attempts on the held-out bugs "
+                           f"of {ev.dataset.name}.")
+    return redirect(f"{reverse('training_evaluation_list')}#evaluation-{ev.pk}")

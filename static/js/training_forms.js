@@ -66,4 +66,21 @@ document.addEventListener("DOMContentLoaded", () => {
     build.addEventListener("change", () => { firstRender = false; sync(); });
     sync();
   }
+
+  // Evaluation form: the fields the chosen subject needs.
+  const evaluation = $("#evaluation-form");
+  if (evaluation) {
+    const sync = () => {
+      const subject = $("#id_subject").value;
+      const model = subject === "checkpoint" || subject === "base";
+      show("run", model);
+      show("model_path", model);
+      show("max_new_tokens", model);
+      show("teacher", !model);
+      show("max_steps", subject !== "episodes");
+      show("k", subject !== "episodes");
+    };
+    $("#id_subject").addEventListener("change", () => { firstRender = false; sync(); });
+    sync();
+  }
 });

@@ -424,3 +424,62 @@ def test_configured_model_folders_are_offered(staff_client, sft_set, settings, t
     field = _field_errors(staff_client.get(reverse("training_run_new")).content.decode(), "base_model")
     assert f'<option value="{tmp_path / "qwen-small"}">' in field and "not-a-model" not in field
     assert '<option value="tiny" selected>' in field and '<option value="other">' in field
+
+
+@pytest.fixture
+def heldout_set(episodes):
+    """An SFT set whose manifest holds two of the episodes' bugs out."""
+    from episodes.models import Bug
+
+    bug_ids = list(Bug.objects.order_by("id").values_list("pk", flat=True)[:2])
+    return Dataset.objects.create(name="with-heldout", kind="sft", train_rows=4, heldout_rows=2,
+                                  manifest={"bugs": {"train": [], "heldout": bug_ids}})
+
+
+def _evaluate(client, **fields):
+    return client.post(reverse("training_evaluation_start"), {"k": "1", **fields})
+
+
+def test_evaluation_form_errors_are_shown_next_to_their_field(staff_client, heldout_set, run, tmp_path):
+    body = _evaluate(staff_client, dataset=heldout_set.pk, subject="checkpoint").content.decode()
+    assert "Choose a run, or type a model path." in _field_errors(body, "run")
+    body = _evaluate(staff_client, dataset=heldout_set.pk, subject="teacher", k="0").content.decode()
+    assert "Choose the teacher." in _field_errors(body, "teacher") and "greater than or equal to 1" in _field_errors(body, "k")
+    response = _evaluate(staff_client, dataset=heldout_set.pk, subject="base", model_path=str(tmp_path / "nope"))
+    assert response.status_code == 400
+    assert "model not found" in _field_errors(response.content.decode(), "model_path")
+    body = _evaluate(staff_client, dataset=heldout_set.pk, subject="teacher", teacher="ok-teacher").content.decode()
+    assert "needs a teacher with an LLM endpoint" in _field_errors(body, "teacher")
+    from training.models import Evaluation
+    assert not Evaluation.objects.exists()
+
+
+def test_evaluate_a_teachers_existing_episodes(staff_client, staff, heldout_set, redis_conn,
+                                                django_capture_on_commit_callbacks):
+    import django_rq
+    from training.models import Evaluation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _evaluate(staff_client, dataset=heldout_set.pk, subject="episodes", teacher="ok-teacher", k="1")
+    ev = Evaluation.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"#evaluation-{ev.pk}")
+    assert (ev.subject, ev.teacher.name, ev.status, ev.progress["total"]) == ("episodes", "ok-teacher", "queued", 2)
+    assert django_rq.get_queue("solve").job_ids == [ev.job_id]
+    assert AuditEvent.objects.filter(action="start_evaluation", actor=staff, target_id=str(ev.pk)).exists()
+    row = staff_client.get(reverse("training_evaluation_row", args=[ev.pk])).content.decode()
+    assert f'<tbody id="evaluation-{ev.pk}"' in row and "hx-trigger" in row  # polled while queued
+
+    from training.evaluations import run_evaluation
+
+    assert run_evaluation(ev.pk) == "succeeded"  # the job itself, here: counts the existing episodes
+    row = staff_client.get(reverse("training_evaluation_row", args=[ev.pk])).content.decode()
+    assert "hx-trigger" not in row and "<b>100%</b>" in row  # every held-out bug was solved by ok-teacher
+
+
+def test_a_run_page_proposes_evaluating_its_final_model(staff_client, run):
+    TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", final_model="/runs/1/sft/final")
+    detail = staff_client.get(reverse("training_run_detail", args=[run.pk])).content.decode()
+    assert f'href="/training/evaluations/?run={run.pk}#evaluate"' in detail
+    body = staff_client.get(reverse("training_evaluation_list"), {"run": run.pk}).content.decode()
+    assert f'<option value="{run.pk}" selected>' in _field_errors(body, "run")
+    assert '<option value="checkpoint" selected>' in _field_errors(body, "subject")
