@@ -232,12 +232,10 @@ def _run_external(episode: Episode, workspace: Path, environment: str | None, ta
 
         shutil.rmtree(socket_dir, ignore_errors=True)
     summary = run.summary or {}
-    if run.error and not run.events:
-        exit_reason = Episode.ExitReason.TIME_LIMIT if run.timed_out else Episode.ExitReason.ERROR
-    elif run.timed_out:
-        exit_reason = Episode.ExitReason.TIME_LIMIT
-    else:
-        exit_reason = Episode.ExitReason.ERROR if run.error else Episode.ExitReason.FINISHED
+    exit_reason = getattr(run, "exit_reason", "") or (
+        Episode.ExitReason.TIME_LIMIT if run.timed_out else Episode.ExitReason.ERROR if run.error
+        else Episode.ExitReason.FINISHED
+    )
     return Attempt(
         exit_reason=exit_reason, error=run.error, steps=int(summary.get("turns") or 0),
         tokens_in=int(summary.get("tokens_in") or 0), tokens_out=int(summary.get("tokens_out") or 0),
