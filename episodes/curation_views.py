@@ -225,8 +225,9 @@ def bug_edit_verifier(request, pk):
 
 
 def _queue_context(request):
-    bugs = list(curation.flaky_queue()[:200])
-    return {"bugs": bugs, "quarantined": sum(b.quarantined for b in bugs)}
+    queue = curation.flaky_queue()
+    page = curation.paginate(queue, request.GET.get("page"), counted=queue)
+    return {"bugs": page.rows, "page": page, "quarantined": sum(b.quarantined for b in page.rows)}
 
 
 @require_GET

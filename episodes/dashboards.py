@@ -256,10 +256,13 @@ CHARTS = [
 
 
 def all_charts(scope: Scope, use_cache: bool = True) -> dict:
-    """Every chart for ``scope`` with the status totals and when they were computed. The
-    aggregates scan every bug, so the result is cached per filter for
-    BUGFORGE_DASHBOARD_CACHE_S seconds (default 60; 0 turns it off) in the queues' Redis,
-    shared by every web process; ``use_cache=False`` recomputes (the page's "refresh now")."""
+    """Every chart for ``scope`` with the status totals and when they were computed.
+
+    The aggregates scan every bug, so results are cached per filter in the queues' Redis,
+    shared by every web process, and refreshed when older than BUGFORGE_DASHBOARD_CACHE_S
+    seconds (default 60; 0 turns caching off). Only one request refreshes a stale entry (a
+    short Redis lock); the others keep serving the previous figures meanwhile, so a busy page
+    never waits on a stampede. ``use_cache=False`` recomputes (the page's "refresh now")."""
     from django.conf import settings
     from django.utils import timezone
 
@@ -269,14 +272,17 @@ def all_charts(scope: Scope, use_cache: bool = True) -> dict:
     if cache is not None and use_cache:
         try:
             cached = cache.get(key)
+            if cached is not None:
+                age = (timezone.now() - cached["as_of"]).total_seconds()
+                if age < ttl or not cache.add(key + ":refreshing", 1, timeout=120):
+                    return cached
         except Exception:  # Redis away: compute, the page still works
-            cached = None
-        if cached is not None:
-            return cached
+            pass
     result = {**_compute(scope), "as_of": timezone.now(), "ttl": ttl}
     if cache is not None:
         try:
-            cache.set(key, result, ttl)
+            cache.set(key, result, ttl * 30)  # kept well past its freshness, to serve while refreshing
+            cache.delete(key + ":refreshing")
         except Exception:
             pass
     return result

@@ -143,3 +143,22 @@ def test_figures_are_cached_per_filter_and_refreshable(world, staff_client, sett
     assert "yield: procedural 100%" in body and 'id="refresh"' in body
     body = staff_client.get(reverse("dashboards"), {"repository": "beta", "fresh": "1"}).content.decode()
     assert "yield: procedural 50%" in body
+
+
+def test_a_stale_entry_is_served_while_one_request_refreshes_it(world, settings, redis_conn):
+    settings.BUGFORGE_DASHBOARD_CACHE_S = 60
+    redis_conn.flushdb()
+    scope = dashboards.Scope(repository="beta")
+    first = dashboards.all_charts(scope)
+    cache = dashboards._cache(settings.RQ_QUEUES["verify"]["URL"])
+    key = "dashboards:repository=beta"
+    stale = {**first, "as_of": first["as_of"] - datetime.timedelta(minutes=5)}
+    cache.set(key, stale, 600)
+    Bug.objects.create(repository=Repository.objects.get(name="beta"), base_commit="a" * 40, patch="new",
+                       verifier="v", status="invalid", method="procedural")
+    assert cache.add(key + ":refreshing", 1, timeout=60)  # another request is refreshing it
+    assert dashboards.all_charts(scope)["as_of"] == stale["as_of"]  # so this one serves the stale figures
+    cache.delete(key + ":refreshing")
+    fresh = dashboards.all_charts(scope)
+    assert fresh["as_of"] > stale["as_of"] and fresh["total_bugs"] == first["total_bugs"] + 1
+    redis_conn.flushdb()
