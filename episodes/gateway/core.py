@@ -320,13 +320,24 @@ class GatewayApp:
             "cost_usd": 0.0, "latency_ms": None, "ttfb_ms": None, "step": False,
         }
 
+        # The client may hang up at any time, also while the upstream is still thinking: then the
+        # upstream request is dropped at once rather than when (if ever) it answers.
+        async def watch_disconnect():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        watching = asyncio.ensure_future(watch_disconnect())
         try:
-            response = await self.client().request("POST", url, data=outgoing, headers=out_headers,
-                                                   allow_redirects=False)
+            response = await self._request(url, outgoing, out_headers, watching)
+        except _ClientGone:
+            call.update(error="client disconnected", latency_ms=(time.perf_counter() - started) * 1000)
+            return await self._record(call)
         except asyncio.TimeoutError as exc:
+            watching.cancel()
             return await self._failed(send, call, started, protocol, 504,
                                       f"upstream timed out ({type(exc).__name__})", scrub)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
+            watching.cancel()
             return await self._failed(send, call, started, protocol, 502,
                                       f"could not reach the upstream ({type(exc).__name__}: {exc})", scrub)
 
@@ -360,16 +371,15 @@ class GatewayApp:
                             raw.extend(chunk[: self.raw_stream_max_bytes - len(raw)])
                     else:
                         raw.extend(chunk)
+                    if watching.done():  # servers such as uvicorn drop sends to a closed client silently
+                        raise _ClientGone()
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise _UpstreamBroke(f"{type(exc).__name__}: {exc}") from exc
+            if watching.done():
+                raise _ClientGone()
             await to_client({"type": "http.response.body", "body": b"", "more_body": False})
 
-        async def watch_disconnect():
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
         pumping = asyncio.ensure_future(pump())
-        watching = asyncio.ensure_future(watch_disconnect())
         try:
             await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
             if not pumping.done() or isinstance(pumping.exception(), _ClientGone):
@@ -395,6 +405,17 @@ class GatewayApp:
         await self._record(call)
         # After a broken upstream stream the response is left incomplete: the ASGI server then
         # drops the client's connection, as the upstream dropped the gateway's.
+
+    async def _request(self, url: str, data: bytes, headers: list, watching: asyncio.Future):
+        """The upstream's response (headers read), unless the client hangs up first."""
+        requesting = asyncio.ensure_future(
+            self.client().request("POST", url, data=data, headers=headers, allow_redirects=False))
+        await asyncio.wait({requesting, watching}, return_when=asyncio.FIRST_COMPLETED)
+        if not requesting.done():
+            requesting.cancel()
+            await asyncio.gather(requesting, return_exceptions=True)
+            raise _ClientGone()
+        return requesting.result()
 
     def _describe_answer(self, call: dict, protocol: str, route: str, response, raw: bytes, total: int,
                          reassembler: Reassembler | None, scrub: _Scrubber, upstream: Upstream) -> None:

@@ -311,3 +311,32 @@ def test_ending_an_episode_revokes_its_token(make_episode, upstream, settings):
         Episode.objects.filter(pk=episode.pk).update(status="solved")
         assert post(gateway, "/v1/messages", request_body("anthropic"), token, "x-api-key").status_code == 401
     assert len(upstream.requests) == 1
+
+
+def test_client_giving_up_before_the_upstream_answers_is_recorded(gateway, make_episode, upstream):
+    episode, token = make_episode("anthropic")
+    upstream.script(Reply("too late for the client", delay_s=1.5))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(gateway + "/v1/messages", json=request_body("anthropic"), headers={"x-api-key": token},
+                   timeout=httpx.Timeout(5, read=0.3))
+    [row] = wait_for_calls(episode, 1)
+    assert row.error == "client disconnected" and row.status_code is None
+    assert upstream.requests[0].done.wait(15)
+    assert upstream.requests[0].client_gone  # the gateway dropped its upstream request too
+
+
+def test_long_raw_streams_are_capped_but_the_answer_is_whole(make_episode, upstream, settings):
+    from episodes.gateway.server import serve_in_background
+
+    settings.BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES = 300
+    episode, token = make_episode("anthropic")
+    words = " ".join(f"w{i}" for i in range(100))
+    upstream.script(Reply(words))
+    with serve_in_background() as gateway:
+        answer = post(gateway, "/v1/messages", request_body("anthropic", stream=True), token, "x-api-key")
+    [row] = wait_for_calls(episode, 1)
+    sent = upstream.requests[0].sent
+    assert answer.content == sent and len(sent) > 300
+    assert row.raw_stream.startswith(sent[:300].decode())
+    assert f"kept the first 300 of {len(sent)} bytes" in row.raw_stream
+    assert row.response["content"][0]["text"] == words and row.error == ""
