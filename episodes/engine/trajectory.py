@@ -10,9 +10,9 @@ when the model showed its thinking, ``reasoning_content``. A tool result is its 
 
 ``canonical_from_calls`` derives it from the calls the recording gateway stored for an episode
 (each ``{"protocol", "path", "request", "response"}``, in sequence order): the episode's
-conversation is the longest complete one among them (side calls such as Claude Code's title
-or summary requests, token counting, failed attempts are not it), i.e. that call's request
-messages followed by its response as the final assistant turn. The three wire protocols are
+conversation is the main agent's longest complete one among them (side calls such as Claude
+Code's title or summary requests, token counting, failed attempts and sub-agents are not it),
+i.e. that call's request messages followed by its response as the final assistant turn. The three wire protocols are
 converted by ``messages_from_anthropic`` / ``messages_from_chat`` / ``items_to_messages``,
 which the importers reuse for logs recorded elsewhere.
 
