@@ -16,13 +16,17 @@ ensure_redis "$REDIS_URL"
 "$PY" manage.py create_staff --username admin
 "$PY" manage.py load_sample_repo --baseline --with-bugs
 "$PY" manage.py inject cartcalc --method procedural --count 20
+"$PY" manage.py make_tiny_model   # an offline base model the Training page offers (CPU)
 "$PY" manage.py sandbox_check || echo "!! the configured sandbox is not usable: validation jobs will fail" >&2
 
 mkdir -p var
 "$PY" manage.py rqworker inject verify solve >var/worker.log 2>&1 &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true' EXIT INT TERM
-echo "==> worker $WORKER running (log: var/worker.log)"
+# training gets its own worker so a long run never holds up validation
+"$PY" manage.py rqworker train >var/train-worker.log 2>&1 &
+TRAIN_WORKER=$!
+trap 'kill $WORKER $TRAIN_WORKER 2>/dev/null || true' EXIT INT TERM
+echo "==> workers $WORKER (inject verify solve) and $TRAIN_WORKER (train) running (logs: var/worker.log, var/train-worker.log)"
 echo
 echo "    BugForge is at http://127.0.0.1:$PORT/  — log in as admin with the password above."
 echo
