@@ -120,7 +120,7 @@ def episode_detail(request, pk):
     problem = ""
     if not trajectory.get("messages") and calls:
         try:
-            full = list(episode.llm_calls.order_by("sequence", "id"))
+            full = list(episode.llm_calls.defer("raw_stream").order_by("sequence", "id"))
             trajectory = canonical_from_calls([_as_call(c, with_request=True) for c in full])
             derived = True
         except TrajectoryError as exc:
