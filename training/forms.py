@@ -263,10 +263,10 @@ class EvaluationForm(forms.Form):
     subject = forms.ChoiceField(choices=[], initial="checkpoint")
     run = forms.ModelChoiceField(TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED), required=False,
                                  help_text="trained checkpoint: its final model; base model: the model it started from")
-    model_path = forms.CharField(max_length=500, required=False, label="model path",
+    model_path = forms.CharField(max_length=500, required=False, label="Model path",
                                  help_text="base model or checkpoint folder, instead of a run")
     teacher = forms.ModelChoiceField(Teacher.objects.all(), required=False, to_field_name="name")
-    k = forms.IntegerField(min_value=1, max_value=50, initial=1, help_text="attempts per bug (pass@k)")
+    k = forms.IntegerField(min_value=1, max_value=50, initial=1, label="k", help_text="attempts per bug (pass@k)")
     max_steps = forms.IntegerField(min_value=1, max_value=200, required=False, help_text="agent steps per attempt")
     max_new_tokens = forms.IntegerField(min_value=1, max_value=32768, required=False,
                                         help_text="tokens per model reply (local models)")

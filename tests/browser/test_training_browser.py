@@ -83,7 +83,7 @@ def test_launch_a_tiny_run_and_watch_the_loss_chart_grow(page, live_server, staf
     page.locator("#id_hp_max_steps").fill("8")
     page.locator("#more-hyperparameters summary").click()
     page.locator("#id_hp_save_steps").fill("4")
-    with page.expect_navigation():
+    with page.expect_navigation(timeout=60_000):  # the run page loads plotly.js (~4.8 MB) from the live server
         page.locator("#launch-button").click()
     run = TrainingRun.objects.get()
     assert page.url == f"{live_server.url}/training/runs/{run.pk}/"
@@ -141,4 +141,49 @@ def test_launch_a_tiny_run_and_watch_the_loss_chart_grow(page, live_server, staf
         expect(page.locator("#smoothing-value")).to_have_text(f"{weight:.2f}")
         assert trace("raw") == pytest.approx(losses)
         assert trace("smooth") == pytest.approx(debiased_ema(losses, weight), rel=1e-9)
+    assert page_errors == []
+
+
+def test_overlay_two_runs_from_the_list_and_watch_the_running_one_extend(page, live_server, staff, page_errors):
+    """Tick two runs, overlay them: one trace per run on each chart (reward with its std band),
+    the learning-rate schedule unsmoothed, other metrics behind "More metrics"; a point logged
+    for the running run extends its trace without a reload."""
+    from training.models import MetricPoint, TrainingRun
+
+    runs = [TrainingRun.objects.create(name=name, method="grpo", base_model="/m", status=status, step=3, max_steps=10)
+            for name, status in (("run-a", "running"), ("run-b", "succeeded"))]
+    for i, run in enumerate(runs):
+        MetricPoint.objects.bulk_create([
+            MetricPoint(run=run, step=s, name=name, value=value)
+            for s in (1, 2, 3)
+            for name, value in (("reward", 0.1 * s + i), ("reward_std", 0.05), ("rewards/verifier_reward/mean", 0.1 * s),
+                                ("learning_rate", 1e-6), ("grad_norm", s + i))
+        ])
+    log_in(page, "staffer", "pw-staff-123", "/training/")
+    for run in runs:
+        page.locator(f"#compare-{run.pk}").check()
+    with page.expect_navigation(timeout=60_000):
+        page.get_by_role("button", name="Overlay the ticked runs' curves").click()
+    expect(page.get_by_role("heading", name="Compare 2 runs")).to_be_visible()
+    page.wait_for_function("() => window.bugforgeCurves && document.getElementById('chart-reward')?.data")
+
+    def traces(chart, kind):
+        return page.evaluate(f"""() => document.getElementById("chart-{chart}").data
+            .filter((t) => t.meta.kind === "{kind}").map((t) => [t.meta.run, t.name, t.x.length])""")
+
+    assert traces("reward", "smooth") == [[runs[0].pk, "run-a", 3], [runs[1].pk, "run-b", 3]]
+    assert len(traces("reward", "band")) == 4  # upper and lower edge per run
+    assert [t[0] for t in traces("rewards-per-function", "smooth")] == [runs[0].pk, runs[1].pk]
+    assert traces("learning-rate", "smooth") == [] and len(traces("learning-rate", "raw")) == 2
+    expect(page.locator("#chart-loss")).to_have_count(0)  # no run logged a loss: no empty chart
+    page.locator("#more-metrics summary").click()
+    expect(page.locator("#other-metric")).to_have_value("grad_norm")
+    expect(page.locator("#chart-other .plot-container")).to_be_visible()
+
+    page.evaluate("() => { window.__noReload = true; }")
+    MetricPoint.objects.create(run=runs[0], step=4, name="reward", value=0.9)
+    page.wait_for_function(f"""() => document.getElementById("chart-reward").data
+        .some((t) => t.meta.kind === "smooth" && t.meta.run === {runs[0].pk} && t.x.length === 4)""")
+    assert traces("reward", "smooth")[1][2] == 3  # the finished run is not polled and keeps its points
+    assert page.evaluate("() => window.__noReload") is True
     assert page_errors == []
