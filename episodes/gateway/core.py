@@ -246,6 +246,7 @@ class GatewayApp:
     # -- one request --------------------------------------------------------------------------
 
     async def _http(self, scope, receive, send):
+        started = time.perf_counter()  # latency and time to first byte include the gateway's own work
         path, method = scope["path"], scope["method"]
         if path == "/healthz":
             return await self._json(send, 200, {"status": "ok"})
@@ -285,7 +286,7 @@ class GatewayApp:
             return await self._json(send, 413, error_body(
                 protocol, 413, f"request body over {self.max_request_bytes} bytes"))
         query = scope.get("query_string", b"").decode("latin-1")
-        await self._forward(scope, receive, send, upstream, token, protocol, route, query, headers, body)
+        await self._forward(receive, send, started, upstream, token, protocol, route, query, headers, body)
 
     def _prepare(self, upstream: Upstream, body: bytes) -> tuple[dict, bytes]:
         """(request to store, bytes to send): the endpoint's model replaces the agent's, since
@@ -301,9 +302,8 @@ class GatewayApp:
             body = _dumps(parsed)
         return parsed, body
 
-    async def _forward(self, scope, receive, send, upstream: Upstream, token: str, protocol: str, route: str,
-                       query: str, headers: dict, body: bytes):
-        started = time.perf_counter()
+    async def _forward(self, receive, send, started: float, upstream: Upstream, token: str, protocol: str,
+                       route: str, query: str, headers: dict, body: bytes):
         scrub = _Scrubber(upstream.api_key, token)
         request_doc, outgoing = self._prepare(upstream, body)
         out_headers = [(k, headers[k]) for k in FORWARDED_REQUEST_HEADERS if k in headers]
