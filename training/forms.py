@@ -9,7 +9,8 @@ from django.conf import settings
 
 from episodes.models import Repository, Teacher
 
-from .models import Dataset, TrainingRun
+from .launch import NEEDS, allow_hub
+from .models import Dataset, Evaluation, TrainingRun
 
 TINY = "tiny"  # the base-model choice that builds (once) and uses the tiny offline model
 OTHER = "other"  # the base-model choice that reads the path typed beside it
@@ -188,8 +189,6 @@ class LaunchForm(forms.Form):
         return [self[n] for n in self.fields if n.startswith(self.HP_PREFIX) and n not in key]
 
     def clean(self):
-        from .launch import NEEDS, allow_hub
-
         data = super().clean()
         method, dataset, rl_dataset = data.get("method"), data.get("dataset"), data.get("rl_dataset")
         if method in NEEDS:
@@ -273,8 +272,6 @@ class EvaluationForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .models import Evaluation
-
         self.fields["subject"].choices = Evaluation.Subject.choices
         self.fields["subject"].help_text = "; ".join(f"{k}: {v}" for k, v in self.SUBJECT_HELP.items())
 

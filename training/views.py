@@ -13,8 +13,11 @@ from django.views.decorators.http import require_GET
 from bugforge_web.auth import staff_required
 from episodes.models import AuditEvent, Teacher
 
-from .forms import OTHER, TINY, DatasetBuildForm, EvaluationForm, LaunchForm
-from .models import Dataset, MetricPoint, TrainingRun
+from . import datasets, evaluations, launch
+from .engine import hyperparameters as hp
+from .forms import LORA_RANK_KEY, OTHER, TINY, DatasetBuildForm, EvaluationForm, LaunchForm, local_model_choices
+from .models import Dataset, Evaluation, MetricPoint, TrainingRun
+from .tiny import ensure_tiny_model, tiny_model_path
 
 ACTIVE = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
 POINTS_PER_RESPONSE = 20_000  # a long run's first fetch comes in pages rather than one huge body
@@ -92,8 +95,6 @@ def _grpo_from_step(run) -> int | None:
     """SFT then GRPO logs both phases on one step axis: the first GRPO step, marked on the charts."""
     if run.method != TrainingRun.Method.SFT_GRPO:
         return None
-    from .engine import hyperparameters as hp
-
     try:
         return int(hp.phase(run.resolved_hyperparameters(), "sft")["max_steps"]) + 1
     except (KeyError, TypeError, ValueError):  # hyperparameters edited by hand: no marker rather than no page
@@ -153,8 +154,6 @@ def run_log(request, pk):
 
 @staff_required
 def run_cancel(request, pk):
-    from . import launch
-
     run = get_object_or_404(TrainingRun, pk=pk)
     if run.status not in ACTIVE:
         messages.error(request, f"{run.name} is {run.status}: there is nothing to cancel.")
@@ -190,9 +189,6 @@ def _launch_initial(request) -> dict:
 
 
 def _initial_from_run(run) -> dict:
-    from .forms import LORA_RANK_KEY, local_model_choices
-    from .tiny import tiny_model_path
-
     offered = {value for value, _ in local_model_choices()}
     if run.base_model == str(tiny_model_path()):
         model = {"base_model": TINY}
@@ -220,8 +216,6 @@ def _launch_page(request, form, status=200):
 
 @staff_required
 def run_launch(request):
-    from . import launch
-
     form = LaunchForm(request.POST)
     if not form.is_valid():
         return _launch_page(request, form, status=400)
@@ -248,8 +242,6 @@ def run_launch(request):
 
 def _resolve_base_model(choice: str, typed_path: str) -> str:
     if choice == TINY:
-        from .tiny import ensure_tiny_model
-
         return str(ensure_tiny_model())
     if choice == OTHER:
         return typed_path.strip()
@@ -287,8 +279,6 @@ def _filter_items(filters: dict) -> list[str]:
 
 @staff_required
 def dataset_build(request):
-    from . import datasets
-
     form = DatasetBuildForm(request.POST)
     if not form.is_valid():
         return _dataset_page(request, form, status=400)
@@ -367,8 +357,6 @@ def _evaluation_initial(request) -> dict:
 
 
 def _evaluation_page(request, form, status=200):
-    from .models import Evaluation
-
     evaluations = sorted(
         Evaluation.objects.select_related(*EVALUATION_ROWS).order_by("-created_at")[:500],
         key=lambda ev: (-ev.dataset_id, SUBJECT_ORDER.get(ev.subject, 9)),  # newest sets first; student, teacher, base
@@ -383,17 +371,12 @@ def _evaluation_page(request, form, status=200):
 @require_GET
 def evaluation_row(request, pk):
     """One evaluation's rows, polled by htmx while it runs."""
-    from .models import Evaluation
-
     ev = get_object_or_404(Evaluation.objects.select_related(*EVALUATION_ROWS), pk=pk)
     return render(request, "training/partials/evaluation_row.html", {"row": _evaluation_row(ev)})
 
 
 @staff_required
 def evaluation_start(request):
-    from . import evaluations
-    from .models import Evaluation
-
     form = EvaluationForm(request.POST)
     if not form.is_valid():
         return _evaluation_page(request, form, status=400)
