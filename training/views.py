@@ -1,6 +1,7 @@
 """Training pages: datasets, the launch form, runs with live curves. Thin: rows are read here,
 datasets are built by `training.datasets`, runs are started and cancelled by `training.launch`."""
 import json
+import math
 
 from django.contrib import messages
 from django.db.models import OuterRef, Subquery
@@ -103,7 +104,10 @@ def _grpo_from_step(run) -> int | None:
 
 def _metrics_payload(run, after: int) -> dict:
     """Metric points with an id above ``after`` (a cursor, so a poll sends only new points),
-    grouped per metric as {"x": steps, "y": values}, plus the run's state."""
+    grouped per metric as {"x": steps, "y": values}, plus the run's state. ``run`` was read before
+    the points: the job stores a run's last points before it marks the run finished, so a payload
+    that says "not active" carries every point. Non-finite values (a NaN grad norm) become null:
+    JSON has no NaN, and the charts leave a gap."""
     rows = list(
         MetricPoint.objects.filter(run=run, pk__gt=after).order_by("pk")
         .values_list("pk", "name", "step", "value")[:POINTS_PER_RESPONSE]
@@ -112,7 +116,7 @@ def _metrics_payload(run, after: int) -> dict:
     for _, name, step, value in rows:
         s = series.setdefault(name, {"x": [], "y": []})
         s["x"].append(step)
-        s["y"].append(value)
+        s["y"].append(value if math.isfinite(value) else None)
     return {
         "run": run.pk,
         "status": run.status,

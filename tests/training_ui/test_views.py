@@ -483,3 +483,13 @@ def test_a_run_page_proposes_evaluating_its_final_model(staff_client, run):
     body = staff_client.get(reverse("training_evaluation_list"), {"run": run.pk}).content.decode()
     assert f'<option value="{run.pk}" selected>' in _field_errors(body, "run")
     assert '<option value="checkpoint" selected>' in _field_errors(body, "subject")
+
+
+def test_non_finite_values_become_gaps_not_broken_json(reviewer_client, run):
+    MetricPoint.objects.create(run=run, step=4, name="grad_norm", value=float("nan"))
+    MetricPoint.objects.create(run=run, step=5, name="grad_norm", value=float("inf"))
+    MetricPoint.objects.create(run=run, step=6, name="grad_norm", value=0.5)
+    response = reviewer_client.get(reverse("training_run_metrics", args=[run.pk]))
+    assert json.loads(response.content)["series"]["grad_norm"] == {"x": [4, 5, 6], "y": [None, None, 0.5]}
+    body = reviewer_client.get(reverse("training_run_detail", args=[run.pk])).content.decode()
+    assert "NaN" not in body and "Infinity" not in body
