@@ -4,7 +4,7 @@ import json
 import math
 
 from django.contrib import messages
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -233,8 +233,8 @@ def run_launch(request):
             created_by=request.user,
         )
         launch.start_run(run)
-    except ValueError as exc:
-        form.add_error(form.field_for_error(str(exc)), str(exc))
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: the tiny model could not be built
+        form.add_error(form.field_for_error(str(exc)) if isinstance(exc, ValueError) else "base_model", str(exc))
         return _launch_page(request, form, status=400)
     AuditEvent.record(request.user, "launch_training_run", run, after={
         "method": run.method, "dataset": run.dataset.name, "base_model": run.base_model, "device": run.device,
@@ -261,11 +261,11 @@ def dataset_list(request):
 
 def _dataset_page(request, form, status=200):
     teachers = list(Teacher.objects.only("name", "provider", "model", "terms_allow_training"))
-    datasets = list(Dataset.objects.select_related("created_by")[:200])
-    for dataset in datasets:
+    built = list(Dataset.objects.select_related("created_by")[:200])
+    for dataset in built:
         dataset.filter_items = _filter_items(dataset.filters)
     return render(request, "training/dataset_list.html", {
-        "datasets": datasets,
+        "datasets": built,
         "form": form,
         "unvetted": [t for t in teachers if t.terms_allow_training is not True],
     }, status=status)
@@ -306,10 +306,10 @@ def dataset_build(request):
 def dataset_detail(request, pk):
     dataset = get_object_or_404(Dataset.objects.select_related("created_by"), pk=pk)
     return render(request, "training/dataset_detail.html", {
-        "dataset": dataset, "runs": dataset.runs.all()[:50],
+        "dataset": dataset,
+        "runs": TrainingRun.objects.filter(Q(dataset=dataset) | Q(rl_dataset=dataset)).order_by("-created_at")[:50],
         "manifest_json": json.dumps(dataset.manifest, indent=2, sort_keys=True),
     })
-
 
 
 # Evaluations ------------------------------------------------------------------------------------
