@@ -15,6 +15,9 @@ def tiny_model():
     return str(make_tiny_model(Path(settings.VAR_DIR) / "models" / "tiny-test"))
 
 
+_VERDICTS: dict = {}
+
+
 def add_sample_bug(repo, index: int = 0, validate: bool = True, status: str = "approved"):
     """Sample bug ``index`` of examples/cartcalc, validated (one rerun a side) and approved."""
     from episodes import jobs
@@ -30,8 +33,15 @@ def add_sample_bug(repo, index: int = 0, validate: bool = True, status: str = "a
         problem_statement=sample.problem_statement, difficulty="<15m",
     )
     if validate:
-        assert jobs.validate_bug(bug.pk, reruns=1) == "valid", Bug.objects.get(pk=bug.pk).invalid_reason
-        Bug.objects.filter(pk=bug.pk).update(status=status)
+        # The same patch on the same commit gets the same verdict: validate it once per session
+        # in the real sandbox and give later copies (after a transactional test's flush) that verdict.
+        key = (repo.pinned_commit, bug.patch_hash)
+        if key not in _VERDICTS:
+            assert jobs.validate_bug(bug.pk, reruns=1) == "valid", Bug.objects.get(pk=bug.pk).invalid_reason
+            bug.refresh_from_db()
+            _VERDICTS[key] = {"fail_to_pass": bug.fail_to_pass, "pass_to_pass": bug.pass_to_pass,
+                              "flip_rate": bug.flip_rate}
+        Bug.objects.filter(pk=bug.pk).update(status=status, **_VERDICTS[key])
     bug.refresh_from_db()
     return bug
 

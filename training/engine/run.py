@@ -163,14 +163,18 @@ def _save_final(trainer, output_dir: Path, tok) -> str:
 
 
 def run(config: dict) -> dict:
-    from .callbacks import MetricsFileCallback
-
     method = config.get("method")
     if method not in hp.DEFAULTS:
         raise RunError(f"unknown method {method!r}; expected one of {sorted(hp.DEFAULTS)}")
     output_dir = Path(config["output_dir"])
+    # Inputs are checked before torch/TRL are imported: a bad run fails in a fraction of a second.
     model_path = check_model(config.get("model", ""), bool(config.get("allow_hub")))
-    hparams = hp.resolve(method, config.get("hyperparameters"))
+    try:
+        hparams = hp.resolve(method, config.get("hyperparameters"))
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+
+    from .callbacks import MetricsFileCallback
     device = config.get("device", "cpu")
     use_lora = bool(config.get("use_lora"))
     metrics = output_dir / METRICS_FILE
