@@ -160,6 +160,14 @@ class _Scrubber:
         return value
 
 
+def _buffered(stream) -> bytes:
+    """What an aiohttp stream has received but not handed over (private API; aiohttp is pinned)."""
+    try:
+        return stream._read_nowait(-1)
+    except Exception:  # nothing there, or the internals changed
+        return b""
+
+
 class _ClientGone(Exception):
     pass
 
@@ -355,25 +363,33 @@ class GatewayApp:
             except OSError as exc:  # servers that raise, rather than ignore, a send to a closed client
                 raise _ClientGone() from exc
 
-        async def pump():
+        async def forward(chunk: bytes) -> None:
             nonlocal total
+            await to_client({"type": "http.response.body", "body": chunk, "more_body": True})
+            if state["ttfb"] is None:
+                state["ttfb"] = time.perf_counter()
+            total += len(chunk)
+            if reassembler is not None:
+                reassembler.feed(chunk)
+                if len(raw) < self.raw_stream_max_bytes:
+                    raw.extend(chunk[: self.raw_stream_max_bytes - len(raw)])
+            else:
+                raw.extend(chunk)
+            if watching.done():  # servers such as uvicorn drop sends to a closed client silently
+                raise _ClientGone()
+
+        async def pump():
             await to_client({"type": "http.response.start", "status": response.status, "headers": [
                 (k, v) for k, v in response.raw_headers if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS]})
             try:
                 async for chunk in response.content.iter_any():
-                    await to_client({"type": "http.response.body", "body": chunk, "more_body": True})
-                    if state["ttfb"] is None:
-                        state["ttfb"] = time.perf_counter()
-                    total += len(chunk)
-                    if reassembler is not None:
-                        reassembler.feed(chunk)
-                        if len(raw) < self.raw_stream_max_bytes:
-                            raw.extend(chunk[: self.raw_stream_max_bytes - len(raw)])
-                    else:
-                        raw.extend(chunk)
-                    if watching.done():  # servers such as uvicorn drop sends to a closed client silently
-                        raise _ClientGone()
+                    await forward(chunk)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                # aiohttp raises before handing over bytes that arrived just before the break:
+                # those are passed on first, so the agent gets everything the upstream sent.
+                leftover = _buffered(response.content)
+                if leftover:
+                    await forward(leftover)
                 raise _UpstreamBroke(f"{type(exc).__name__}: {exc}") from exc
             if watching.done():
                 raise _ClientGone()
