@@ -191,12 +191,14 @@
       }));
     }
 
-    chartDiv(id) {
+    chartDiv(id, title) {
       let div = document.getElementById(`chart-${id}`);
       if (!div) {
         div = document.createElement("div");
         div.id = `chart-${id}`;
         div.className = "chart";
+        div.setAttribute("role", "img");
+        div.setAttribute("aria-label", `${title} by optimizer step`);
         this.container.appendChild(div);
       }
       return div;
@@ -213,7 +215,7 @@
         if (panel.band) claimed.add(panel.band);
         if (!metrics.length) continue;
         // Panels keep their reading order: create missing divs in PANELS order.
-        const div = this.chartDiv(panel.id);
+        const div = this.chartDiv(panel.id, panel.title);
         this.container.appendChild(div);
         const traces = this.traces(metrics, panel.band, panel.raw);
         Plotly.react(div, traces, this.layout(panel.title, traces), { displaylogo: false, responsive: true });
