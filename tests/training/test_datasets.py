@@ -78,6 +78,7 @@ def test_split_never_leaks_bugs_or_repositories(world):
     assert explicit.manifest["bugs"]["heldout"] == [world["bugs"][0].pk]
 
 
+@pytest.mark.sqlite
 def test_split_leak_check_and_engine_split_by_repository():
     rows = [{"bug_id": b, "repository": r} for b, r in [(1, "a"), (1, "a"), (2, "a"), (3, "b"), (4, "c")]]
     for seed in range(5):
@@ -99,6 +100,7 @@ def test_hashes_are_deterministic(world):
     assert engine.rows_hash([{"x": 1}, {"x": 2}]) == engine.rows_hash([{"x": 2}, {"x": 1}])
 
 
+@pytest.mark.sqlite
 def test_datasets_are_immutable_and_names_unique(world):
     ds = build_sft_dataset("frozen", {"heldout_fraction": 0})
     ds.train_rows = 99

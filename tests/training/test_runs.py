@@ -18,10 +18,17 @@ def make_run(method, model, dataset, rl_dataset=None, **hparams):
 
 
 def test_sft_two_steps(tiny_model, sft_dataset, settings):
-    run = make_run("sft", tiny_model, sft_dataset, max_steps=2, save_steps=1)
-    launch.validate(run)
-    assert jobs.run_training(run.pk) == "succeeded", TrainingRun.objects.get(pk=run.pk).error
-    run.refresh_from_db()
+    """`manage.py train --sync`: validated, run here through the job and the runner process."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    call_command("train", "--method", "sft", "--model", tiny_model, "--dataset", sft_dataset.name,
+                 "--set", "max_steps=2", "--set", "save_steps=1", "--sync", stdout=out, stderr=err)
+    run = TrainingRun.objects.get()
+    assert f"run {run.pk}: succeeded at step 2/2" in out.getvalue(), (out.getvalue(), run.error)
+    assert "2/2" in err.getvalue()  # the progress bar reached the end
     assert (run.step, run.max_steps, run.progress) == (2, 2, 1.0)
     curves = run.curves()
     assert [s for s, _ in curves["loss"]] == [1, 2]
