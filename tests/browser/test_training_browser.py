@@ -187,3 +187,28 @@ def test_overlay_two_runs_from_the_list_and_watch_the_running_one_extend(page, l
     assert traces("reward", "smooth")[1][2] == 3  # the finished run is not polled and keeps its points
     assert page.evaluate("() => window.__noReload") is True
     assert page_errors == []
+
+
+def test_cancel_asks_for_confirmation_then_requests_the_stop(page, live_server, staff, page_errors):
+    from training.models import TrainingRun
+
+    run = TrainingRun.objects.create(name="long-run", method="sft", base_model="/m", status="running", step=2, max_steps=100)
+    log_in(page, "staffer", "pw-staff-123", "/training/")
+    with page.expect_navigation(timeout=60_000):
+        page.get_by_role("link", name="long-run").click()
+    messages = []
+    page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Cancel run").click()
+    assert messages and "stops at its next optimizer step" in messages[0]
+    run.refresh_from_db()
+    assert not run.cancel_requested  # dismissed: nothing sent
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation(timeout=60_000):
+        page.get_by_role("button", name="Cancel run").click()
+    expect(page.locator(".flash")).to_contain_text("Cancel requested")
+    expect(page.locator("#run-status")).to_contain_text("cancel requested")
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    run.refresh_from_db()
+    assert run.cancel_requested
+    assert page_errors == []
