@@ -74,6 +74,7 @@ def test_changes_are_staff_only_and_post_only(reviewer_client, staff_client, run
     assert not run.cancel_requested and TrainingRun.objects.count() == 1 and Dataset.objects.count() == 1
 
 
+@pytest.mark.sqlite
 def test_cancel_sets_cancel_requested_and_records_who(staff_client, staff, run):
     response = staff_client.post(reverse("training_run_cancel", args=[run.pk]))
     assert response.status_code == 302 and response["Location"] == run.get_absolute_url()
@@ -103,6 +104,7 @@ def test_failed_run_shows_its_traceback_in_a_pre(staff_client, run):
 
 # The metrics endpoint ----------------------------------------------------------------------------
 
+@pytest.mark.sqlite
 def test_metrics_endpoint_groups_points_and_sends_only_new_ones(reviewer_client, run):
     url = reverse("training_run_metrics", args=[run.pk])
     first = reviewer_client.get(url).json()
@@ -171,6 +173,7 @@ def _make_runs(dataset, n, start):
                                          for s in (1, 2) for name in ("reward", "loss")])
 
 
+@pytest.mark.sqlite
 def test_run_list_shows_latest_reward_and_loss_without_n_plus_one(reviewer_client, rl_set, django_assert_max_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
