@@ -128,3 +128,37 @@ def test_rl_set_takes_approved_non_flaky_bugs(world):
     assert build_rl_dataset("rl-valid", {"statuses": ["approved", "valid"], "heldout_fraction": 0}).train_rows == 5
     with pytest.raises(ValueError, match="valid or approved bugs only"):
         build_rl_dataset("rl-bad", {"statuses": ["candidate"]})
+
+
+def test_build_dataset_command(world):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command("build_dataset", "--kind", "sft", "--name", "cli-sft", "--split-by", "repository",
+                 "--heldout-fraction", "0.5", stdout=out)
+    ds = Dataset.objects.get(name="cli-sft")
+    assert f"{ds.train_rows} train / {ds.heldout_rows} held-out rows" in out.getvalue()
+    assert ds.filters["split_by"] == "repository"
+    with pytest.raises(CommandError, match="applies to SFT sets only"):
+        call_command("build_dataset", "--kind", "rl", "--name", "cli-rl", "--teacher", "open")
+    with pytest.raises(CommandError, match="no successful episodes"):
+        call_command("build_dataset", "--kind", "sft", "--name", "cli-none", "--repo", "lib-a", "--min-reward", "2")
+
+
+def test_grpo_environment_exposes_exactly_the_agent_tools():
+    """The student is trained with the tools it is evaluated with: the environment's public
+    methods are the built-in agent's TOOL_SCHEMAS, argument for argument."""
+    import inspect
+
+    from episodes.engine.agent.tools import TOOL_SCHEMAS
+    from training.engine.grpo_env import BugEnvironment
+
+    methods = {name: fn for name, fn in inspect.getmembers(BugEnvironment, inspect.isfunction)
+               if not name.startswith("_") and name != "reset"}
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOL_SCHEMAS}
+    assert set(methods) == set(schemas)
+    for name, fn in methods.items():
+        params = [p for p in inspect.signature(fn).parameters if p != "self"]
+        assert set(params) == set(schemas[name].get("properties", {})), name

@@ -136,3 +136,26 @@ def test_checkpoint_runs_as_the_built_in_agent_on_heldout_bugs(tiny_model, appro
     assert [a["attempt"] for a in ev.attempts] == [1, 2]
     assert all(a["reward"] == 0.0 and a["exit_reason"] in ("finished", "step_limit") for a in ev.attempts)
     assert ev.results["overall"]["pass@1"] == 0.0 and ev.results["overall"]["attempts"] == 2
+
+    # A teacher endpoint (a real local HTTP server speaking Chat Completions) that makes the
+    # right edit and submits: graded like an episode, pass@1 = 1; the table puts it beside the base.
+    from episodes.engine.samples import SAMPLE_BUGS
+    from episodes.models import LLMEndpoint
+    from tests.llm.fake_upstream import FakeUpstream, Reply
+
+    sample = SAMPLE_BUGS[0]
+    with FakeUpstream() as up:
+        up.script(Reply(tool_calls=[{"name": "edit", "arguments": {"path": sample.path, "old": sample.new,
+                                                                    "new": sample.old}}]),
+                  Reply(tool_calls=[{"name": "submit", "arguments": {}}]))
+        endpoint = LLMEndpoint.objects.create(name="fake", protocol="openai_chat", base_url=up.url, model="m",
+                                              api_key="sk-test")
+        teacher = Teacher.objects.create(name="scripted", endpoint=endpoint, terms_allow_training=True)
+        tev = Evaluation.objects.create(name="teacher", subject="teacher", teacher=teacher, dataset=ds, k=1)
+        evaluations.validate(tev)
+        assert evaluations.run_evaluation(tev.pk) == "succeeded"
+    tev.refresh_from_db()
+    assert tev.attempts[0]["exit_reason"] == "submitted" and tev.attempts[0]["reward"] == 1.0, tev.attempts
+    assert tev.results["by_repository"]["cartcalc"]["pass@1"] == 1.0
+    table = evaluations.comparison(ds)
+    assert [(r["role"], r["pass@1"]) for r in table] == [("teacher", 1.0), ("base", 0.0)]
