@@ -212,3 +212,39 @@ def test_cancel_asks_for_confirmation_then_requests_the_stop(page, live_server, 
     run.refresh_from_db()
     assert run.cancel_requested
     assert page_errors == []
+
+
+def test_build_an_sft_set_from_the_form_with_the_provenance_warning(page, live_server, staff, page_errors, settings,
+                                                                    tmp_path):
+    from episodes.models import Bug, Episode, Repository, Teacher
+    from training.models import Dataset
+
+    settings.VAR_DIR = tmp_path  # the live server builds into this test's own folder
+    repo = Repository.objects.create(name="lib-b", source="/nonexistent/lib-b", pinned_commit="0" * 40)
+    teachers = [Teacher.objects.create(name="vetted", terms_allow_training=True),
+                Teacher.objects.create(name="unknown-terms", terms_allow_training=None)]
+    for n in range(3):
+        bug = Bug.objects.create(repository=repo, base_commit="0" * 40, patch=f"p{n}", verifier="v", status="approved")
+        for teacher in teachers:
+            Episode.objects.create(bug=bug, teacher=teacher, reward=1.0, status="solved", trajectory={
+                "messages": [{"role": "user", "content": f"Fix {n}"}, {"role": "assistant", "content": f"{teacher.name} {n}"}],
+                "tools": []})
+
+    log_in(page, "staffer", "pw-staff-123", "/training/datasets/")
+    expect(page.locator("#terms-warning")).to_contain_text("unknown-terms")
+    expect(page.locator("#terms-included")).to_be_hidden()  # the default keeps vetted teachers only
+    page.locator("#id_kind").select_option("rl")
+    expect(page.locator("#field-teachers")).to_be_hidden()  # teachers filter SFT sets only
+    page.locator("#id_kind").select_option("sft")
+    page.locator("#id_name").fill("sft-from-form")
+    page.get_by_label("also teachers whose terms are not recorded (flag unset)").check()
+    expect(page.locator("#terms-included")).to_contain_text("INCLUDES episodes of teachers whose terms do not allow training: unknown-terms")
+    page.locator("#id_heldout_fraction").fill("0.34")
+    with page.expect_navigation():
+        page.locator("#build-button").click()
+    dataset = Dataset.objects.get(name="sft-from-form")
+    assert page.url == f"{live_server.url}/training/datasets/{dataset.pk}/"
+    assert dataset.train_rows + dataset.heldout_rows == 6 and dataset.filters["allow_unknown_terms"] is True
+    expect(page.locator(".flash.warning").first).to_contain_text("unknown-terms")
+    expect(page.locator("#manifest")).to_contain_text(dataset.content_hash)
+    assert page_errors == []
