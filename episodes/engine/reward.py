@@ -24,7 +24,8 @@ skipped, counts as not passed)::
     result.to_dict()      # JSON-ready, for Episode.grading
 
 What is dropped from the agent's change (and why, in ``dropped``): test files and folders
-(``test_*.py``, ``*_test.py``, anything under ``tests/``, ``test/`` or ``testing/``),
+(``test_*.py``, ``*_test.py``, ``tests.py``, anything under ``tests/``, ``test/`` or ``testing/``,
+any file holding one of the bug's FAIL_TO_PASS/PASS_TO_PASS tests),
 ``conftest.py``, ``sitecustomize.py``, ``usercustomize.py``, ``*.pth``, test-runner and
 packaging configuration (``pytest.ini``, ``tox.ini``, ``setup.cfg``, ``pyproject.toml``,
 ``noxfile.py``, ``.coveragerc``), the verifier's folder ``.bugforge/``, new files outside an
@@ -106,7 +107,7 @@ def excluded_reason(path: str) -> str:
         return "test or packaging configuration"
     if name.endswith(".pth"):
         return "*.pth file (runs code at interpreter start-up)"
-    if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")):
+    if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py") or name in ("tests.py", "test.py")):
         return "test file"
     if name.endswith(IGNORED_SUFFIXES):
         return "compiled Python file"
@@ -330,6 +331,9 @@ def grade(
             diffs, dropped = workspace_changes(pristine, Path(workspace))
         else:
             diffs, dropped = patch_changes(pristine, patch)
+        for path in {t.split("::")[0] for t in tests} & set(diffs):  # wherever the bug's tests live
+            del diffs[path]
+            dropped[path] = "a file of the bug's FAIL_TO_PASS/PASS_TO_PASS tests"
         source_patch = "".join(diffs[k] for k in sorted(diffs))
         result = Grade(reward=False, reason="", patch=source_patch, dropped=dropped)
         if not source_patch:

@@ -204,7 +204,7 @@ def test_a_patch_that_does_not_apply_earns_false(engine_bug):
 @pytest.mark.parametrize(
     "path,dropped",
     [
-        ("cartcalc/shipping.py", False), ("src/pkg/tests.py", False), ("README.md", False),
+        ("cartcalc/shipping.py", False), ("src/pkg/tests.py", True), ("src/pkg/testutil.py", False), ("README.md", False),
         ("tests/test_x.py", True), ("pkg/test_x.py", True), ("pkg/x_test.py", True), ("test/data.json", True),
         ("pkg/testing/util.py", True), ("conftest.py", True), ("a/b/conftest.py", True), ("setup.cfg", True),
         ("pyproject.toml", True), ("tox.ini", True), ("pytest.ini", True), ("x/usercustomize.py", True),
@@ -225,3 +225,18 @@ def test_split_patch_is_not_fooled_by_removed_lines_that_look_like_headers():
     assert [paths for paths, _ in sections] == [{"q.sql"}, {"doc.txt"}]
     plain = "--- a/one.py\n+++ b/one.py\n@@ -1 +1 @@\n-x\n+y\n--- a/two.py\n+++ b/two.py\n@@ -1 +1 @@\n-x\n+y\n"
     assert [paths for paths, _ in split_patch(plain)] == [{"one.py"}, {"two.py"}]
+
+
+def test_a_file_holding_the_bugs_tests_is_never_graded_as_source(engine_bug):
+    from episodes.engine.reward import grade
+    from episodes.engine.sandbox.base import Limits
+
+    with engine_bug.checkout() as ws:
+        fix(ws)
+        (ws / "cartcalc/money.py").write_text((ws / "cartcalc/money.py").read_text() + "\n# edited\n")
+        result = grade(engine_bug.executor, engine_bug.workspaces, engine_bug.repo, engine_bug.bug,
+                       fail_to_pass=engine_bug.fail_to_pass, pass_to_pass=["cartcalc/money.py::test_inline"],
+                       workspace=ws, limits=Limits(timeout_s=60), run_suite_after_failed_verifier=False)
+    assert result.dropped == {"cartcalc/money.py": "a file of the bug's FAIL_TO_PASS/PASS_TO_PASS tests"}
+    assert "cartcalc/shipping.py" in result.patch and "money.py" not in result.patch
+    assert result.reward is False and result.tests["cartcalc/money.py::test_inline"] == "missing"
