@@ -127,6 +127,14 @@ def launch(teacher: Teacher, bugs, k: int = 1, *, user=None, selection: dict | N
     return batch
 
 
+def cancel(batch: SolveBatch) -> int:
+    """Cancel the batch's episodes that have not started (their jobs then do nothing); running
+    ones finish. Returns how many were cancelled."""
+    return batch.episodes.filter(status=Episode.Status.QUEUED).update(
+        status=Episode.Status.CANCELLED, finished_at=timezone.now(), error="cancelled before it started"
+    )
+
+
 # --- one episode ----------------------------------------------------------------------------
 
 

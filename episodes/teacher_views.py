@@ -144,6 +144,15 @@ def solve_launch(request):
     return redirect("solve_batch_detail", batch.pk)
 
 
+@staff_required
+def solve_batch_cancel(request, pk):
+    batch = get_object_or_404(SolveBatch, pk=pk)
+    n = solving.cancel(batch)
+    AuditEvent.record(request.user, "cancel_solving", batch, after={"cancelled": n})
+    messages.info(request, f"{n} queued episode(s) cancelled; running ones finish.")
+    return redirect("solve_batch_detail", batch.pk)
+
+
 @require_GET
 def solve_batch_detail(request, pk):
     batch = get_object_or_404(SolveBatch.objects.select_related("teacher", "created_by"), pk=pk)

@@ -37,4 +37,5 @@ urlpatterns = [
     path("teachers/solve/", teacher_views.solve_launch, name="solve_launch"),
     path("teachers/batches/<int:pk>/", teacher_views.solve_batch_detail, name="solve_batch_detail"),
     path("teachers/batches/<int:pk>/progress/", teacher_views.solve_batch_progress, name="solve_batch_progress"),
+    path("teachers/batches/<int:pk>/cancel/", teacher_views.solve_batch_cancel, name="solve_batch_cancel"),
 ]

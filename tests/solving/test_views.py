@@ -152,3 +152,25 @@ def test_launch_by_ids_refuses_unapproved_bugs(staff_client, teacher, approved, 
     response = staff_client.post(reverse("solve_launch"), {"teacher": teacher.pk, "k": "1", "scope": "ids",
                                                            "ids": str(approved[0].pk)})
     assert response.status_code == 302 and SolveBatch.objects.get().selection["ids"] == [approved[0].pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_a_batch_from_the_page_and_the_command(staff_client, reviewer_client, teacher, approved, redis_conn):
+    from django.core.management import call_command
+
+    from episodes import solving
+
+    batch = solving.launch(teacher, approved[:2], k=1)
+    first, second = batch.episodes.order_by("id")
+    Episode.objects.filter(pk=first.pk).update(status="running")
+    page = staff_client.get(reverse("solve_batch_detail", args=[batch.pk])).content.decode()
+    assert "Cancel the 1 queued episode" in page
+    assert reviewer_client.post(reverse("solve_batch_cancel", args=[batch.pk])).status_code == 403
+    staff_client.post(reverse("solve_batch_cancel", args=[batch.pk]))
+    assert dict(batch.episodes.values_list("pk", "status")) == {first.pk: "running", second.pk: "cancelled"}
+    assert solving.run_episode(second.pk) == "cancelled"  # its job, when a worker gets to it, does nothing
+    assert AuditEvent.objects.get(action="cancel_solving").after == {"cancelled": 1}
+    out = __import__("io").StringIO()
+    Episode.objects.filter(pk=first.pk).update(status="queued")
+    call_command("solve", "--cancel", str(batch.pk), stdout=out)
+    assert "1 queued episode(s) cancelled" in out.getvalue()

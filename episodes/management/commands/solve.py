@@ -17,14 +17,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("bug_ids", nargs="*", type=int)
-        parser.add_argument("--teacher", required=True, help="teacher name (see `manage.py teacher list`)")
+        parser.add_argument("--teacher", help="teacher name (see `manage.py teacher list`)")
+        parser.add_argument("--cancel", type=int, metavar="BATCH", help="cancel a solve batch's queued episodes")
         parser.add_argument("--approved", action="store_true", help="every approved bug")
         parser.add_argument("--repo", help="the approved bugs of this repository")
         parser.add_argument("-k", "--attempts", type=int, default=1, help="attempts per bug (pass@k)")
         parser.add_argument("--any-status", action="store_true", help="allow named bugs that are not approved")
         parser.add_argument("--sync", action="store_true", help="run the episodes here instead of queueing them")
 
-    def handle(self, bug_ids, teacher, approved, repo, attempts, any_status, sync, **options):
+    def handle(self, bug_ids, teacher, approved, repo, attempts, any_status, sync, cancel, **options):
+        if cancel is not None:
+            from episodes.models import SolveBatch
+
+            batch = SolveBatch.objects.filter(pk=cancel).first()
+            if batch is None:
+                raise CommandError(f"no solve batch {cancel}")
+            self.stdout.write(f"solve batch {cancel}: {solving.cancel(batch)} queued episode(s) cancelled")
+            return
+        if not teacher:
+            raise CommandError("--teacher is required")
         try:
             teacher_row = Teacher.objects.select_related("endpoint").get(name=teacher)
         except Teacher.DoesNotExist:
