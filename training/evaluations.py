@@ -20,7 +20,7 @@ from training.engine import evaluation as maths
 from .datasets import rl_task
 from .models import Evaluation, TrainingRun
 
-DEFAULT_OPTIONS = {"max_steps": 10, "max_new_tokens": 256, "max_wall_s": 600}
+DEFAULT_OPTIONS = {"max_steps": 10, "max_new_tokens": 256, "max_wall_s": 600, "temperature": 1.0}
 
 
 def heldout_bugs(dataset):
@@ -125,7 +125,8 @@ def new_attempts(ev: Evaluation, bugs) -> list[dict]:
         log_dir = Path(settings.VAR_DIR) / "training" / "evaluations"
         log_dir.mkdir(parents=True, exist_ok=True)
         with LocalModelServer(ev.model_path, int(options["max_new_tokens"]), cwd=settings.BASE_DIR,
-                              log_path=log_dir / f"{ev.pk}-server.log") as endpoint:
+                              log_path=log_dir / f"{ev.pk}-server.log",
+                              temperature=float(options["temperature"])) as endpoint:
             evaluate(endpoint, tasks, ev.k, _sandbox_config(), limits, on_attempt)
     return done
 

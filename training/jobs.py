@@ -33,6 +33,7 @@ from .models import MetricPoint, TrainingRun
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+HEARTBEAT_S = 10.0  # how often a quiet run still says it is alive (the sweeper's evidence)
 CANCEL_GRACE_S = 600  # after a cancel request, how long the trainer may take to reach a step end
 
 
@@ -154,8 +155,12 @@ def _supervise(run: TrainingRun, argv: list[str], output_dir: Path, log_path: Pa
         proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         try:
+            last_beat = 0.0
             while proc.poll() is None:
-                store_metrics(run, tail.read())
+                records = tail.read()
+                if records or time.monotonic() - last_beat > HEARTBEAT_S:  # no write when nothing changed
+                    store_metrics(run, records)
+                    last_beat = time.monotonic()
                 if cancel_sent_at is None and TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                     (output_dir / CANCEL_FILE).touch()
                     cancel_sent_at = time.monotonic()

@@ -73,11 +73,12 @@ class LocalModelServer:
     """``training.engine.serve`` in a child process, as a context manager yielding its endpoint."""
 
     def __init__(self, model_dir: str, max_new_tokens: int = 256, cwd: str | Path | None = None,
-                 log_path: str | Path | None = None, startup_timeout_s: float = 300):
+                 log_path: str | Path | None = None, startup_timeout_s: float = 300, temperature: float = 1.0):
         if not (Path(model_dir) / "config.json").is_file():
             raise ValueError(f"model not found: {model_dir} holds no saved model")
         self.model_dir, self.max_new_tokens = str(model_dir), max_new_tokens
         self.cwd, self.log_path, self.timeout = cwd, log_path, startup_timeout_s
+        self.temperature = temperature
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> EndpointConfig:
@@ -85,7 +86,7 @@ class LocalModelServer:
         stderr = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "training.engine.serve", "--model", self.model_dir,
-             "--max-new-tokens", str(self.max_new_tokens)],
+             "--max-new-tokens", str(self.max_new_tokens), "--temperature", str(self.temperature)],
             cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True,
         )
         line = self.proc.stdout.readline()  # blocks until the model is loaded (or the child died)

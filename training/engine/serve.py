@@ -60,7 +60,8 @@ def _template_messages(messages: list[dict]) -> list[dict]:
 
 
 class Generator:
-    def __init__(self, model_dir: str, max_new_tokens: int = 256, max_context: int = 4096, seed: int = 0):
+    def __init__(self, model_dir: str, max_new_tokens: int = 256, max_context: int = 4096, seed: int = 0,
+                 temperature: float = 1.0):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -71,6 +72,7 @@ class Generator:
         self.model.eval()
         self.max_new_tokens = max_new_tokens
         self.max_context = max_context
+        self.temperature = temperature  # when a request names none (the agent loop does not)
         self.lock = threading.Lock()
 
     def complete(self, body: dict) -> dict:
@@ -81,7 +83,7 @@ class Generator:
         ids = ids[:, -self.max_context:]  # keep the most recent context a small model can hold
         max_new = min(int(body.get("max_tokens") or body.get("max_completion_tokens") or self.max_new_tokens),
                       self.max_new_tokens)
-        temperature = float(body.get("temperature", 1.0) or 0.0)
+        temperature = float(body["temperature"] if body.get("temperature") is not None else self.temperature)
         with self.lock, self.torch.no_grad():
             out = self.model.generate(
                 ids, attention_mask=self.torch.ones_like(ids), max_new_tokens=max_new,
@@ -149,8 +151,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--max-context", type=int, default=4096)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0, help="0 = greedy; used when a request sets none")
     args = parser.parse_args(argv)
-    generator = Generator(args.model, args.max_new_tokens, args.max_context, args.seed)
+    generator = Generator(args.model, args.max_new_tokens, args.max_context, args.seed, args.temperature)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(generator))
     print(f"LISTENING {server.server_address[1]}", flush=True)
     try:
