@@ -123,7 +123,7 @@ def run_agent(
     limit. ``on_call`` sees every HTTP call (to record it); ``on_step`` each assistant turn."""
     started = clock()
     deadline = started + limits.max_wall_s
-    bench.deadline = deadline
+    bench.deadline = time.monotonic() + limits.max_wall_s  # the workbench keeps real time
     client = LLMClient(endpoint, on_call=on_call)
     messages: list[dict] = [{"role": "system", "content": system_prompt}, {"role": "user", "content": task}]
     result = AgentResult(exit_reason="", messages=messages, tools=tools)
