@@ -55,9 +55,7 @@
       this.empty = document.getElementById("curves-empty");
       this.more = document.getElementById("more-metrics");
       this.otherSelect = document.getElementById("other-metric");
-      this.drawn = new Set();
-      this.polls = 0;
-      for (const run of this.runs) this.merge(run, run.initial);
+      for (const run of this.runs) { this.merge(run, run.initial); delete run.initial; }
       this.bindControls();
       this.draw();
       this.schedule();
@@ -118,7 +116,6 @@
           if (response.ok) this.merge(run, await response.json());
         } catch (e) { /* the server restarted or the network blinked: the next poll retries */ }
       }));
-      this.polls += 1;
       this.draw();
       this.schedule();
     }
@@ -219,7 +216,6 @@
         this.container.appendChild(div);
         const traces = this.traces(metrics, panel.band, panel.raw);
         Plotly.react(div, traces, this.layout(panel.title, traces), { displaylogo: false, responsive: true });
-        this.drawn.add(panel.id);
       }
       this.updateOther(names.filter((n) => !claimed.has(n) && !n.startsWith("rewards/")));
     }
