@@ -269,6 +269,8 @@ class EvaluationForm(forms.Form):
     max_steps = forms.IntegerField(min_value=1, max_value=200, required=False, help_text="agent steps per attempt")
     max_new_tokens = forms.IntegerField(min_value=1, max_value=32768, required=False,
                                         help_text="tokens per model reply (local models)")
+    temperature = forms.FloatField(min_value=0.0, max_value=2.0, required=False,
+                                   help_text="sampling temperature (local models); 0 = greedy")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -287,7 +289,8 @@ class EvaluationForm(forms.Form):
         return data
 
     def options(self) -> dict:
-        return {k: self.cleaned_data[k] for k in ("max_steps", "max_new_tokens") if self.cleaned_data.get(k)}
+        return {k: self.cleaned_data[k] for k in ("max_steps", "max_new_tokens", "temperature")
+                if self.cleaned_data.get(k) is not None}
 
     def field_for_error(self, message: str) -> str | None:
         lowered = message.lower()

@@ -76,6 +76,7 @@ document.addEventListener("DOMContentLoaded", () => {
       show("run", model);
       show("model_path", model);
       show("max_new_tokens", model);
+      show("temperature", model);
       show("teacher", !model);
       show("max_steps", subject !== "episodes");
       show("k", subject !== "episodes");

@@ -479,6 +479,20 @@ def test_evaluate_a_teachers_existing_episodes(staff_client, staff, heldout_set,
     assert "hx-trigger" not in row and "<b>100%</b>" in row  # every held-out bug was solved by ok-teacher
 
 
+def test_evaluation_options_reach_the_row(staff_client, run, heldout_set, tmp_path, redis_conn):
+    from training.models import Evaluation
+
+    model = tmp_path / "base"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    response = _evaluate(staff_client, dataset=heldout_set.pk, subject="base", model_path=str(model), k="2",
+                         temperature="0", max_new_tokens="64")
+    assert response.status_code == 302
+    ev = Evaluation.objects.get()
+    assert (ev.subject, ev.model_path, ev.k) == ("base", str(model), 2)
+    assert ev.options == {"temperature": 0.0, "max_new_tokens": 64}  # 0 is a value (greedy), not "unset"
+
+
 def test_a_run_page_proposes_evaluating_its_final_model(staff_client, run):
     TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", final_model="/runs/1/sft/final")
     detail = staff_client.get(reverse("training_run_detail", args=[run.pk])).content.decode()
