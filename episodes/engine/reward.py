@@ -289,11 +289,13 @@ def patch_changes(pristine: Path, patch: str) -> tuple[dict[str, str], dict[str,
 
 
 def tampering(patch: str) -> list[str]:
-    """Added lines of a source patch that reach into the test runner (see the module doc)."""
+    """Added lines of a source patch that reach into the test runner (see the module doc);
+    comment lines do not count (a fix may well say "pytest" in a comment)."""
     return [
         line[1:].strip()
         for line in patch.splitlines()
-        if line.startswith("+") and not line.startswith("+++") and TAMPERING.search(line)
+        if line.startswith("+") and not line.startswith("+++") and not line[1:].lstrip().startswith("#")
+        and TAMPERING.search(line)
     ]
 
 

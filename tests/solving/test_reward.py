@@ -240,3 +240,10 @@ def test_a_file_holding_the_bugs_tests_is_never_graded_as_source(engine_bug):
     assert result.dropped == {"cartcalc/money.py": "a file of the bug's FAIL_TO_PASS/PASS_TO_PASS tests"}
     assert "cartcalc/shipping.py" in result.patch and "money.py" not in result.patch
     assert result.reward is False and result.tests["cartcalc/money.py::test_inline"] == "missing"
+
+
+def test_tampering_looks_at_code_not_comments():
+    from episodes.engine.reward import tampering
+
+    patch = "+++ b/x.py\n+    # checked with pytest -k band\n+import _pytest.runner\n+x = os._exit\n context\n"
+    assert tampering(patch) == ["import _pytest.runner", "x = os._exit"]
