@@ -50,15 +50,20 @@ def _listen(host: str, port: int, uds: str | None) -> socket.socket:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(uds)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.bind(uds)
-        # The sandboxed agent runs under another uid: it must be able to connect.
-        os.chmod(uds, 0o666)
     else:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    try:
+        if uds:
+            sock.bind(uds)
+            # The sandboxed agent runs under another uid: it must be able to connect.
+            os.chmod(uds, 0o666)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
