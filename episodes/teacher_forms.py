@@ -61,9 +61,14 @@ class TeacherForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "teacher_%s")
         super().__init__(*args, **kwargs)
-        self.fields["harness"].choices = [c for c in Teacher.Harness.choices if c[0] != Teacher.Harness.IMPORTED]
-        self.fields["endpoint"].required = True
+        imported = self.instance.pk and self.instance.harness == Teacher.Harness.IMPORTED
+        if not imported:  # an imported-logs teacher keeps its harness and needs no endpoint
+            self.fields["harness"].choices = [c for c in Teacher.Harness.choices if c[0] != Teacher.Harness.IMPORTED]
+            self.fields["endpoint"].required = True
         self.fields["endpoint"].queryset = LLMEndpoint.objects.all()
+        for name in LIMIT_FIELDS:  # an existing teacher's limits, from its config
+            if self.instance.pk and name in self.instance.config:
+                self.initial[name] = self.instance.config[name]
 
     def clean(self):
         data = super().clean()
@@ -71,6 +76,8 @@ class TeacherForm(forms.ModelForm):
             return data
         from .solving import teacher_problem
 
+        if data.get("harness") == Teacher.Harness.IMPORTED:
+            return data
         probe = Teacher(name=data.get("name") or "", harness=data.get("harness"), endpoint=data.get("endpoint"))
         problem = teacher_problem(probe)
         if problem:
@@ -82,7 +89,8 @@ class TeacherForm(forms.ModelForm):
         if not teacher.model and teacher.endpoint:
             teacher.model = teacher.endpoint.model
         limits = {k: self.cleaned_data[k] for k in LIMIT_FIELDS if self.cleaned_data.get(k) is not None}
-        teacher.config = {**teacher.config, **{k: float(v) if k == "max_cost_usd" else int(v) for k, v in limits.items()}}
+        others = {k: v for k, v in teacher.config.items() if k not in LIMIT_FIELDS}  # harness options stay
+        teacher.config = {**others, **{k: float(v) if k == "max_cost_usd" else int(v) for k, v in limits.items()}}
         if commit:
             teacher.save()
         return teacher

@@ -44,6 +44,10 @@ def teacher_list(request):
 @require_GET
 def teacher_detail(request, pk):
     teacher = get_object_or_404(Teacher.objects.select_related("endpoint"), pk=pk)
+    return _teacher_page(request, teacher, TeacherForm(instance=teacher))
+
+
+def _teacher_page(request, teacher, form, status=200):
     per_bug = list(
         teacher.episodes.filter(status__in=solving.FINISHED)
         .values("bug_id", "bug__repository__name")
@@ -55,8 +59,8 @@ def teacher_detail(request, pk):
     return render(request, "teachers/teacher_detail.html", {
         "teacher": teacher, "figures": solving.teacher_figures(teacher), "per_bug": per_bug,
         "batches": [(b, solving.batch_figures(b)) for b in teacher.solve_batches.all()[:20]],
-        "problem": solving.teacher_problem(teacher),
-    })
+        "problem": solving.teacher_problem(teacher), "form": form,
+    }, status=status)
 
 
 @staff_required
@@ -119,6 +123,24 @@ def teacher_add(request):
     })
     messages.info(request, f"Teacher {teacher.name} added.")
     return redirect(reverse("teacher_list") + "#teachers")
+
+
+@staff_required
+def teacher_save(request, pk):
+    """Change a teacher: provenance (e.g. set the terms flag of an imported teacher), endpoint, limits."""
+    teacher = get_object_or_404(Teacher, pk=pk)
+    fields = ("name", "harness", "endpoint_id", "provider", "model", "terms_allow_training", "config")
+    before = {f: getattr(teacher, f) for f in fields}
+    form = TeacherForm(request.POST, instance=teacher)
+    if not form.is_valid():
+        return _teacher_page(request, teacher, form, status=400)
+    teacher = form.save()
+    after = {f: getattr(teacher, f) for f in fields}
+    changed = [f for f in fields if before[f] != after[f]]
+    AuditEvent.record(request.user, "change_teacher", teacher, before={f: before[f] for f in changed},
+                      after={f: after[f] for f in changed})
+    messages.info(request, f"Teacher {teacher.name} saved.")
+    return redirect("teacher_detail", teacher.pk)
 
 
 @staff_required

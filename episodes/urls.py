@@ -30,6 +30,7 @@ urlpatterns = [
     path("teachers/", teacher_views.teacher_list, name="teacher_list"),
     path("teachers/add/", teacher_views.teacher_add, name="teacher_add"),
     path("teachers/<int:pk>/", teacher_views.teacher_detail, name="teacher_detail"),
+    path("teachers/<int:pk>/save/", teacher_views.teacher_save, name="teacher_save"),
     path("teachers/endpoints/add/", teacher_views.endpoint_add, name="endpoint_add"),
     path("teachers/endpoints/<int:pk>/", teacher_views.endpoint_edit, name="endpoint_edit"),
     path("teachers/endpoints/<int:pk>/save/", teacher_views.endpoint_save, name="endpoint_save"),

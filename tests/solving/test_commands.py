@@ -77,3 +77,12 @@ def test_teacher_add_and_list():
         run("teacher", "add", "cx", "--endpoint", "claude", "--harness", "codex")
     with pytest.raises(CommandError, match="no endpoint named 'nope'"):
         run("teacher", "add", "t2", "--endpoint", "nope")
+
+
+def test_teacher_set_changes_provenance_and_limits():
+    Teacher.objects.create(name="imp", harness="imported")
+    out = run("teacher", "set", "imp", "--terms-allow-training", "yes", "--provider", "anthropic", "--max-steps", "5")
+    teacher = Teacher.objects.get(name="imp")
+    assert teacher.terms_allow_training is True and teacher.provider == "anthropic" and teacher.config == {"max_steps": 5}
+    assert "allows training" in out
+    assert AuditEvent.objects.get(action="change_teacher").before["terms_allow_training"] is None

@@ -174,3 +174,29 @@ def test_cancel_a_batch_from_the_page_and_the_command(staff_client, reviewer_cli
     Episode.objects.filter(pk=first.pk).update(status="queued")
     call_command("solve", "--cancel", str(batch.pk), stdout=out)
     assert "1 queued episode(s) cancelled" in out.getvalue()
+
+
+def test_staff_change_a_teacher_for_example_the_terms_of_an_imported_one(staff_client, reviewer_client, endpoint):
+    imported = Teacher.objects.create(name="imported-cc", harness="imported", terms_allow_training=None,
+                                      config={"source": "claude_code"})
+    page = staff_client.get(reverse("teacher_detail", args=[imported.pk])).content.decode()
+    assert "Change this teacher" in page and "terms" in page
+    assert "Change this teacher" not in reviewer_client.get(reverse("teacher_detail", args=[imported.pk])).content.decode()
+    form = {"name": "imported-cc", "harness": "imported", "endpoint": "", "provider": "anthropic", "model": "claude-x",
+            "terms_allow_training": "true", "max_steps": "30", "max_tokens": "500000", "max_wall_s": "1800"}
+    assert reviewer_client.post(reverse("teacher_save", args=[imported.pk]), form).status_code == 403
+    response = staff_client.post(reverse("teacher_save", args=[imported.pk]), form)
+    assert response.status_code == 302, response.content.decode()[-1500:]
+    imported.refresh_from_db()
+    assert imported.terms_allow_training is True and imported.provider == "anthropic"
+    assert imported.config["source"] == "claude_code"  # harness options are kept
+    event = AuditEvent.objects.get(action="change_teacher")
+    assert event.before["terms_allow_training"] is None and event.after["terms_allow_training"] is True
+    # a built-in teacher cannot lose its endpoint
+    builtin = Teacher.objects.create(name="b", harness="builtin", endpoint=endpoint, config={"max_cost_usd": 2.0})
+    bad = staff_client.post(reverse("teacher_save", args=[builtin.pk]), {**form, "name": "b", "harness": "builtin"})
+    assert bad.status_code == 400
+    ok = staff_client.post(reverse("teacher_save", args=[builtin.pk]),
+                           {**form, "name": "b", "harness": "builtin", "endpoint": endpoint.pk})
+    builtin.refresh_from_db()
+    assert ok.status_code == 302 and "max_cost_usd" not in builtin.config  # a blank cost limit removes it

@@ -28,6 +28,14 @@ class Command(BaseCommand):
             if name != "retries":
                 add.add_argument(f"--{name.replace('_', '-')}", type=float if "usd" in name or "wall" in name else int,
                                  default=None, help=f"default {default}")
+        change = sub.add_parser("set", help="change a teacher's provenance or limits")
+        change.add_argument("name")
+        change.add_argument("--provider")
+        change.add_argument("--model")
+        change.add_argument("--terms-allow-training", choices=TERMS)
+        for name in vars(AgentLimits()):
+            if name != "retries":
+                change.add_argument(f"--{name.replace('_', '-')}", type=float if "usd" in name or "wall" in name else int)
         sub.add_parser("list", help="list teachers with episodes, solve rate, tokens and cost per solved bug")
 
     def handle(self, action, **options):
@@ -52,6 +60,26 @@ class Command(BaseCommand):
                                                               "terms_allow_training": teacher.terms_allow_training})
         self.stdout.write(f"added teacher {name}: {teacher.get_harness_display()} on {endpoint_row.name} "
                           f"({teacher.model}), {terms_text(teacher.terms_allow_training)}, limits {config or 'default'}")
+
+    def _set(self, name, provider, model, terms_allow_training, **options):
+        teacher = Teacher.objects.filter(name=name).first()
+        if teacher is None:
+            raise CommandError(f"no teacher named {name!r}")
+        before = {"provider": teacher.provider, "model": teacher.model,
+                  "terms_allow_training": teacher.terms_allow_training, "config": dict(teacher.config)}
+        if provider is not None:
+            teacher.provider = provider
+        if model is not None:
+            teacher.model = model
+        if terms_allow_training is not None:
+            teacher.terms_allow_training = TERMS[terms_allow_training]
+        teacher.config = {**teacher.config, **{k: options[k] for k in vars(AgentLimits()) if options.get(k) is not None}}
+        teacher.save()
+        after = {"provider": teacher.provider, "model": teacher.model,
+                 "terms_allow_training": teacher.terms_allow_training, "config": teacher.config}
+        AuditEvent.record(None, "change_teacher", teacher, before=before, after=after)
+        self.stdout.write(f"teacher {name}: {terms_text(teacher.terms_allow_training)}, model {teacher.model}, "
+                          f"limits {teacher.config or 'default'}")
 
     def _list(self, **_):
         teachers = list(Teacher.objects.select_related("endpoint"))
