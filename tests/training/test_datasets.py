@@ -59,6 +59,8 @@ def test_sft_rows_are_canonical_and_saved_three_ways(world):
     assert len(hf["train"]) == ds.train_rows and len(hf["heldout"]) == ds.heldout_rows
     row = hf["train"][0]
     assert isinstance(row["tools"], str) and json.loads(row["tools"])[0]["function"]["name"] == "shell"
+    # the schemas keep the recorded key order: they are rendered into the prompt the student sees
+    assert list(json.loads(row["tools"])[0]) == ["type", "function"]
     call = row["messages"][2]["tool_calls"][0]["function"]
     assert call["arguments"] == {"command": "pytest -q"}  # decoded from the JSON string the teacher sent
     assert len(engine.load_jsonl(path / "train.jsonl")) == ds.train_rows

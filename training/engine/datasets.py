@@ -48,7 +48,9 @@ def sft_row(trajectory: dict, bug_id: int, repository: str, **extra) -> dict:
     tools = trajectory.get("tools") or []
     return {
         "messages": [_normalize_message(m) for m in messages],
-        "tools": tools if isinstance(tools, str) else canonical_json(tools),
+        # Key order kept as recorded: the chat template renders the schemas into the prompt,
+        # and the student must see exactly what the agent loop will send it.
+        "tools": tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False),
         "bug_id": int(bug_id),
         "repository": repository,
         **extra,
