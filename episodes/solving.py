@@ -19,14 +19,17 @@ sweep_stale()`` (``manage.py sweep``, and before each CLI launch) fails it with 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import threading
 import traceback
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
@@ -45,6 +48,7 @@ PATHS = {"openai_chat": "/v1/chat/completions", "anthropic": "/v1/messages", "op
 BUILTIN_PROTOCOLS = ("openai_chat", "anthropic")
 EXTERNAL_PROTOCOL = {Teacher.Harness.CLAUDE_CODE: "anthropic", Teacher.Harness.CODEX: "openai_responses"}
 FINISHED = (Episode.Status.SOLVED, Episode.Status.UNSOLVED, Episode.Status.FAILED)
+HEARTBEAT_S = 30.0
 
 
 class SolveError(RuntimeError):
@@ -157,19 +161,44 @@ def run_episode(episode_id: int) -> str:
     """Run one episode to the end; returns its status. Failures are stored on the row (status
     failed, the error) and re-raised, so RQ records them too."""
     episode = Episode.objects.select_related("bug__repository", "teacher__endpoint").get(pk=episode_id)
-    if episode.is_over:
-        return episode.status  # cancelled or swept meanwhile: nothing to do
     now = timezone.now()
-    Episode.objects.filter(pk=episode.pk).update(status=Episode.Status.RUNNING, started_at=now, heartbeat_at=now, error="")
+    started = Episode.objects.filter(pk=episode.pk, status__in=[Episode.Status.QUEUED, Episode.Status.RUNNING]).update(
+        status=Episode.Status.RUNNING, started_at=now, heartbeat_at=now, error=""
+    )
+    if not started:  # cancelled or swept meanwhile: nothing to do
+        return Episode.objects.values_list("status", flat=True).get(pk=episode.pk)
     episode.status = Episode.Status.RUNNING
     try:
-        return _run(episode)
+        with _heartbeat(episode):
+            return _run(episode)
     except Exception as exc:
         Episode.objects.filter(pk=episode.pk).update(
             status=Episode.Status.FAILED, exit_reason=Episode.ExitReason.ERROR,
             error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000], finished_at=timezone.now(),
         )
         raise
+
+
+@contextlib.contextmanager
+def _heartbeat(episode: Episode, every_s: float = HEARTBEAT_S):
+    """Beat every ``every_s`` while the block runs: a CLI teacher or a long grading run gives
+    no other sign of life, and the sweeper fails episodes that are silent too long."""
+    stop = threading.Event()
+
+    def beat():
+        try:
+            while not stop.wait(every_s):
+                episode.beat()
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=beat, name=f"episode-{episode.pk}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _run(episode: Episode) -> str:
@@ -236,8 +265,6 @@ def _run_external(episode: Episode, workspace: Path, environment: str | None, ta
                 max_turns=limits.max_steps,
             )
     finally:
-        import shutil
-
         shutil.rmtree(socket_dir, ignore_errors=True)
     summary = run.summary or {}
     exit_reason = getattr(run, "exit_reason", "") or (

@@ -185,3 +185,16 @@ def test_a_cli_teacher_fixes_the_bug_through_the_gateway(harness, approved_bug, 
     commands = [c["function"]["arguments"][arg] for m in episode.trajectory["messages"]
                 for c in m.get("tool_calls") or () if c["function"]["name"] == tool]
     assert len(commands) == 2 and commands[1].startswith("sed -i")
+
+
+def test_a_running_episode_beats_while_its_teacher_gives_no_sign_of_life(approved_bug, upstream):
+    import time
+
+    teacher = make_teacher(upstream)
+    episode = Episode.objects.create(bug=approved_bug, teacher=teacher, status="running",
+                                     heartbeat_at="2020-01-01T00:00:00Z")
+    with solving._heartbeat(episode, every_s=0.05):
+        deadline = time.monotonic() + 10
+        while Episode.objects.get(pk=episode.pk).heartbeat_at.year == 2020 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert Episode.objects.get(pk=episode.pk).heartbeat_at.year > 2020
