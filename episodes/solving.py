@@ -274,7 +274,7 @@ def _run_external(episode: Episode, workspace: Path, environment: str | None, ta
     return Attempt(
         exit_reason=exit_reason, error=run.error, steps=int(summary.get("turns") or 0),
         tokens_in=int(summary.get("tokens_in") or 0), tokens_out=int(summary.get("tokens_out") or 0),
-        cost_usd=float(summary.get("total_cost_usd") or 0), events=run.events,
+        cost_usd=float(summary.get("cost_usd") or 0), events=run.events,
         stats={"exit_code": run.exit_code, "duration_s": run.duration_s, "summary": summary,
                "stderr_tail": run.stderr_tail, "gateway": True},
     )

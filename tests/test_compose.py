@@ -19,7 +19,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 SETTINGS = ROOT / "bugforge_web" / "settings.py"
 
-APP_SERVICES = ("migrate", "web", "worker", "trainer")
+APP_SERVICES = ("migrate", "web", "gateway", "worker", "trainer")
 # Variables a service may set that settings.py does not read, with who reads them.
 PROCESS_ENV = {"WEB_CONCURRENCY": "gunicorn's worker count"}
 
