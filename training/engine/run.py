@@ -182,7 +182,7 @@ def run(config: dict) -> dict:
 
     phases = ["sft", "grpo"] if method == "sft_grpo" else [method]
     per_phase = {p: (hp.phase(hparams, p) if method == "sft_grpo" else hparams) for p in phases}
-    datasets = {p: load_split(config.get("sft_dataset" if p == "sft" else "rl_dataset"), "sft" if p == "sft" else "rl")
+    data = {p: load_split(config.get("sft_dataset" if p == "sft" else "rl_dataset"), "sft" if p == "sft" else "rl")
                 for p in phases}  # load both up front: a missing RL set fails before hours of SFT
     total = sum(int(per_phase[p]["max_steps"]) for p in phases)
 
@@ -191,9 +191,9 @@ def run(config: dict) -> dict:
         callback = MetricsFileCallback(metrics, cancel, phase=name, step_offset=offset, total_steps=total)
         phase_dir = output_dir / name
         if name == "sft":
-            current = train_sft(current, datasets[name], per_phase[name], phase_dir, callback, device, use_lora)
+            current = train_sft(current, data[name], per_phase[name], phase_dir, callback, device, use_lora)
         else:
-            current = train_grpo(current, datasets[name], per_phase[name], phase_dir, callback, device, use_lora,
+            current = train_grpo(current, data[name], per_phase[name], phase_dir, callback, device, use_lora,
                                  config.get("sandbox") or {})
         offset += int(per_phase[name]["max_steps"])
         if callback.cancelled or cancel.exists():
