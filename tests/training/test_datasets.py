@@ -164,3 +164,22 @@ def test_grpo_environment_exposes_exactly_the_agent_tools():
     for name, fn in methods.items():
         params = [p for p in inspect.signature(fn).parameters if p != "self"]
         assert set(params) == set(schemas[name].get("properties", {})), name
+
+
+def test_sft_rows_render_the_prompt_the_agent_sends(tiny_model):
+    """What SFT trains on must be what the student sees when it runs as the built-in agent: the
+    row's system/task prompt with its tools renders to the same text as the agent loop's
+    request rendered by the local model server."""
+    from transformers import AutoTokenizer
+
+    from episodes.engine.agent.loop import SYSTEM_PROMPT, request_body, task_prompt
+    from episodes.engine.agent.tools import TOOL_SCHEMAS
+
+    head = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task_prompt("x fails")}]
+    row = engine.sft_row({"messages": head + [{"role": "assistant", "content": "ok"}], "tools": TOOL_SCHEMAS}, 1, "r")
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    trained = tok.apply_chat_template(row["messages"][:2], tools=json.loads(row["tools"]), tokenize=False,
+                                      add_generation_prompt=True)
+    body = request_body("openai_chat", head, TOOL_SCHEMAS)
+    served = tok.apply_chat_template(body["messages"], tools=body["tools"], tokenize=False, add_generation_prompt=True)
+    assert trained == served
