@@ -9,7 +9,8 @@ ensure_venv requirements-dev.txt
 apt_install bubblewrap git
 bash scripts/install-browser.sh
 ensure_postgres
-ensure_redis "redis://127.0.0.1:6379/15"
+export BUGFORGE_TEST_REDIS_URL=${BUGFORGE_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+ensure_redis "$BUGFORGE_TEST_REDIS_URL"
 # The Docker backend is tested against Podman's Docker-compatible API.
 if docker_env=$(bash scripts/podman-service.sh | tail -n 1); then
     eval "$docker_env"
@@ -20,7 +21,6 @@ fi
 # The teacher CLIs (Claude Code, Codex; pinned in agents/) for the runner tests: optional.
 bash scripts/install-agents.sh || echo "!! teacher CLIs not installed: their runner tests will be skipped (and say so)" >&2
 
-export BUGFORGE_TEST_REDIS_URL=redis://127.0.0.1:6379/15
 export BUGFORGE_VAR_DIR=${BUGFORGE_VAR_DIR:-$PWD/var/test}
 
 "$PY" manage.py makemigrations --check --dry-run
