@@ -407,7 +407,8 @@ def main() -> int:
 
     print(f"\n{N_BUGS:,} bugs, {N_BUGS * RUNS_PER_BUG:,} verification runs; gunicorn -w {args.workers}; "
           f"{args.clients} clients × {args.requests} requests per page; {os.cpu_count()} CPUs")
-    print(f"dashboard aggregates uncached (one process, no load): {uncached_ms:.0f} ms")
+    print(f"dashboard aggregates uncached (one process, no load): {uncached_ms:.0f} ms; "
+          f"host load average now {os.getloadavg()[0]:.1f} (other processes share these CPUs)")
     print(f"search indexes (pg_trgm): {'yes' if args.trigram else 'no'}")
     print(f"{'page':26} {'n':>5} {'p50 1 client':>13} {'p50':>8} {'p95':>8} {'p95/p50(1)':>11}  p95 ≤ {TARGET_MS} ms")
     ok_all = True
