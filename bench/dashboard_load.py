@@ -4,7 +4,6 @@ the site under gunicorn, 16 concurrent logged-in clients on loopback.
     python bench/dashboard_load.py                  # load (once), serve, measure
     python bench/dashboard_load.py --reload         # drop and load the data again
     python bench/dashboard_load.py --requests 20    # requests per client per page (default 8)
-    python bench/dashboard_load.py --trigram        # with pg_trgm indexes for the search (not in the schema)
 
 It prints p50/p95 per page under 16 clients, the same pages' latency with one client
 (the baseline, measured in the same run) and the ratio, and whether p95 ≤ 200 ms.
@@ -271,26 +270,6 @@ def pages(rng) -> dict[str, list[str]]:
     }
 
 
-TRIGRAM = [  # what a migration would add for the list's search (Django's icontains is UPPER(col) LIKE)
-    ("bug_problem_statement_trgm", "UPPER(problem_statement)"),
-    ("bug_patch_trgm", "UPPER(patch)"),
-    ("bug_target_trgm", "UPPER(target::text)"),
-]
-
-
-def set_trigram(db_url: str, on: bool) -> None:
-    import psycopg
-
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        if on:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        for name, expr in TRIGRAM:
-            if on:
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON episodes_bug USING gin ({expr} gin_trgm_ops)")
-            else:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
-
-
 def fetch(port: int, path: str, cookie: str) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     t0 = time.perf_counter()
@@ -350,8 +329,6 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--load-only", action="store_true", help="load the data and stop")
-    parser.add_argument("--trigram", action="store_true",
-                        help="add pg_trgm GIN indexes for the search (not in the schema yet; dropped otherwise)")
     args = parser.parse_args()
 
     db_url = f"{args.server}/{args.database}"
@@ -370,7 +347,6 @@ def main() -> int:
         print(f"reusing the data in {args.database} (--reload to load it again)")
     if args.load_only:
         return 0
-    set_trigram(db_url, args.trigram)
     call_command("collectstatic", interactive=False, verbosity=0)
     cookie = session_cookie()
     urls = pages(random.Random(1))
@@ -409,7 +385,6 @@ def main() -> int:
           f"{args.clients} clients × {args.requests} requests per page; {os.cpu_count()} CPUs")
     print(f"dashboard aggregates uncached (one process, no load): {uncached_ms:.0f} ms; "
           f"host load average now {os.getloadavg()[0]:.1f} (other processes share these CPUs)")
-    print(f"search indexes (pg_trgm): {'yes' if args.trigram else 'no'}")
     print(f"{'page':26} {'n':>5} {'p50 1 client':>13} {'p50':>8} {'p95':>8} {'p95/p50(1)':>11}  p95 ≤ {TARGET_MS} ms")
     ok_all = True
     for name in urls:

@@ -162,6 +162,8 @@ class Bug(models.Model):
             models.Index(fields=["repository", "status"]),
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["method", "operator"]),
+            models.Index(fields=["difficulty", "-created_at"]),
+            models.Index(fields=["flake_upper_bound"]),
         ]
         constraints = [
             models.UniqueConstraint(fields=["repository", "base_commit", "patch_hash"], name="unique_bug_patch"),
@@ -263,8 +265,13 @@ class Bug(models.Model):
         from .audit import AuditEvent
 
         before = {k: getattr(self, k) for k in after}
+        fields = [f.attname for f in self._meta.concrete_fields if not f.primary_key]
+        old = {name: getattr(self, name) for name in fields}
         change()
-        self.save()
+        # save only what this action changed, so a stale copy of the bug never overwrites
+        # newer figures (a rerun finishing while a reviewer had the page open)
+        changed = [name for name in fields if getattr(self, name) != old[name]]
+        self.save(update_fields=[*changed, "updated_at"])
         AuditEvent.record(actor, action, self, before=before, after={k: getattr(self, k) for k in after})
 
     def review(self, reviewer, **rubric):
