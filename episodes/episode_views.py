@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, render
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET
 
 from .engine.trajectory import TrajectoryError, canonical_from_calls, check_canonical, response_message, step_key
@@ -41,8 +42,20 @@ def episode_list(request):
         "bug": request.GET.get("bug", ""),
         "reward": request.GET.get("reward", ""),
         "status": request.GET.get("status", ""),
+        # the dashboards' solve-rate bars link here with their repository and date range
+        "repository": request.GET.get("repository", ""),
+        "since": request.GET.get("since", ""),
+        "until": request.GET.get("until", ""),
     }
     episodes = Episode.objects.select_related("teacher", "bug__repository").annotate(calls=Count("llm_calls"))
+    if filters["repository"]:
+        episodes = episodes.filter(bug__repository__name=filters["repository"])
+    for key, lookup in (("since", "created_at__date__gte"), ("until", "created_at__date__lte")):
+        day = parse_date(filters[key]) if filters[key] else None
+        if day:
+            episodes = episodes.filter(**{lookup: day})
+        else:
+            filters[key] = ""  # unreadable dates are dropped, not passed on to the pager
     if filters["teacher"]:
         episodes = episodes.filter(teacher__name=filters["teacher"])
     if _int(filters["bug"]) is not None:

@@ -1,10 +1,14 @@
 """The episode viewer: list filters and pagination without N+1, the step-by-step page, raw calls."""
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from episodes.models import Episode
+from django.utils import timezone
+
+from episodes.models import Bug, Episode, Repository
 
 from .factories import make_world, recorded_episode
 
@@ -79,6 +83,18 @@ def test_list_filters(world, reviewer_client):
     assert shown(status="running") == {pending.pk}
     assert shown(teacher="cc", reward="1", bug=world["bugs"][0].pk) == {solved.pk}
     assert shown(bug="not-a-number") == {solved.pk, failed.pk, pending.pk}
+    # the dashboards' links: repository and date range
+    other_repo = Repository.objects.create(name="elsewhere", source="/nowhere", pinned_commit="b" * 40)
+    elsewhere = Episode.objects.create(bug=Bug.objects.create(repository=other_repo, base_commit="b" * 40, patch="p", verifier="v"),
+                                       teacher=world["trusted"], status="solved", reward=1.0)
+    Episode.objects.filter(pk=failed.pk).update(created_at=timezone.now() - timedelta(days=10))
+    assert shown(repository="elsewhere") == {elsewhere.pk}
+    assert shown(repository="shop", status="solved") == {solved.pk}
+    week_ago = (timezone.now() - timedelta(days=7)).date().isoformat()
+    assert shown(since=week_ago) == {solved.pk, pending.pk, elsewhere.pk}
+    assert shown(until=week_ago) == {failed.pk}
+    assert shown(since="last tuesday") == {solved.pk, failed.pk, pending.pk, elsewhere.pk}  # unreadable: ignored
+    elsewhere.delete()
     page = reviewer_client.get(reverse("episode_list"), {"teacher": "cc"}).content.decode()
     assert f'href="{reverse("episode_detail", args=[solved.pk])}"' in page
     # the chosen teacher's provenance and totals, linked to its page
