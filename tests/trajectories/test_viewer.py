@@ -5,7 +5,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-
 from django.utils import timezone
 
 from episodes.models import Bug, Episode, Repository
