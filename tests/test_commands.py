@@ -95,3 +95,12 @@ def test_sweep_command_resets_stuck_bugs(sample_repo, redis_conn):
     bug.refresh_from_db()
     assert bug.status == "candidate" and "no longer exists" in bug.error
     assert "1 bug(s) reset" in out
+
+
+def test_sweep_command_fails_training_runs_whose_job_is_gone(db, redis_conn):
+    from training.models import TrainingRun
+
+    run_ = TrainingRun.objects.create(name="orphan", method="sft", base_model="/nowhere", status="running", job_id="gone-job")
+    out = run("sweep")
+    run_.refresh_from_db()
+    assert run_.status == "failed" and f"training run {run_.pk}: failed" in out

@@ -130,7 +130,9 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
         episodes = episodes.filter(teacher__name__in=filters["teacher"])
     if filters.get("repository"):
         episodes = episodes.filter(bug__repository__name__in=filters["repository"])
-    dropped = {"unknown_terms": 0, "disallowed_terms": 0, "too_long": 0, "empty": 0}
+    from episodes.engine.trajectory import check_canonical
+
+    dropped = {"unknown_terms": 0, "disallowed_terms": 0, "too_long": 0, "empty": 0, "malformed": 0}
     warnings, rows = [], []
     for ep in episodes.order_by("id"):
         terms = ep.teacher.terms_allow_training
@@ -147,10 +149,16 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
         if filters.get("max_length") and len(json.dumps(trajectory["messages"])) > filters["max_length"]:
             dropped["too_long"] += 1
             continue
-        rows.append(engine.sft_row(
+        row = engine.sft_row(
             trajectory, ep.bug_id, ep.bug.repository.name, episode_id=ep.pk, teacher=ep.teacher.name,
             terms_allow_training=terms, difficulty=ep.bug.difficulty or "",
-        ))
+        )
+        # checked as normalized (arguments decoded): a tool result answering no call, a bad
+        # role or schema would have SFT train on noise
+        if check_canonical({"messages": row["messages"], "tools": json.loads(row["tools"])}):
+            dropped["malformed"] += 1
+            continue
+        rows.append(row)
     if filters.get("allow_unknown_terms") and any(r["terms_allow_training"] is None for r in rows):
         warnings.append("includes episodes whose teacher's terms of use are not recorded")
     if filters.get("allow_disallowed_terms") and any(r["terms_allow_training"] is False for r in rows):

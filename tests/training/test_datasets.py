@@ -52,6 +52,18 @@ def test_sft_filters_reward_provenance_and_duplicates(world):
         build_sft_dataset("sft-y", {"colour": "blue"})
 
 
+def test_sft_drops_trajectories_that_are_not_canonical(world):
+    from episodes.models import Episode
+
+    broken = Episode.objects.create(bug=world["bugs"][2], teacher=Teacher.objects.get(name="open"), reward=1.0, status="solved",
+                                    trajectory={"messages": [{"role": "user", "content": "fix it"},
+                                                             {"role": "tool", "tool_call_id": "nope", "content": "orphan"}],
+                                                "tools": []})
+    ds = build_sft_dataset("sft-checked", {"heldout_fraction": 0})
+    assert ds.train_rows == 6 and ds.manifest["dropped"]["malformed"] == 1
+    assert broken.pk not in [row["episode_id"] for row in engine.load_jsonl(Path(ds.path) / "train.jsonl")]
+
+
 def test_sft_rows_are_canonical_and_saved_three_ways(world):
     ds = build_sft_dataset("sft-files", {"heldout_fraction": 0.34, "seed": 3})
     path = Path(ds.path)

@@ -5,8 +5,8 @@ from episodes.models import Bug, Episode
 
 class Command(BaseCommand):
     help = (
-        "Reset bugs stuck in 'validating' and fail episodes stuck in 'running' whose job died "
-        "(worker killed, job lost or silent)."
+        "Reset bugs stuck in 'validating', and fail episodes and training runs stuck in 'running' "
+        "whose job died (worker killed, job lost or silent)."
     )
 
     def add_arguments(self, parser):
@@ -21,3 +21,9 @@ class Command(BaseCommand):
         for pk, why in failed:
             self.stdout.write(f"episode {pk}: failed ({why})")
         self.stdout.write(f"{len(failed)} episode(s) failed")
+        from training.models import TrainingRun
+
+        runs = TrainingRun.objects.sweep_stale()
+        for pk, why in runs:
+            self.stdout.write(f"training run {pk}: failed ({why})")
+        self.stdout.write(f"{len(runs)} training run(s) failed")
