@@ -33,3 +33,19 @@ def worker_count() -> int | None:
         return len(Worker.all(connection=django_rq.get_connection("verify")))
     except Exception:
         return None
+
+
+def dead_job_reason(queue_name: str, job_id: str) -> str:
+    """Why the job behind a row in progress can no longer finish it ("" while it still can):
+    it ended (failed, stopped, cancelled, or finished without saving) or Redis forgot it.
+    The sweepers of bugs, episodes and training runs share this."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        state = Job.fetch(job_id, connection=django_rq.get_connection(queue_name)).get_status()
+    except NoSuchJobError:
+        return f"its job {job_id or '(none)'} no longer exists"
+    if state in ("failed", "stopped", "canceled", "finished"):
+        return f"its job {job_id} is {state}"
+    return ""

@@ -60,20 +60,11 @@ class TrainingRunQuerySet(models.QuerySet):
     def sweep_stale(self) -> list[tuple[int, str]]:
         """Runs left `queued`/`running` by a worker that died (its RQ job failed, stopped or
         vanished) end `failed` with the reason. Returns (run id, why)."""
-        import django_rq
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job
+        from bugforge_web.queues import dead_job_reason
 
         swept = []
-        connection = django_rq.get_connection("train")
         for run in self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exclude(job_id=""):
-            why = ""
-            try:
-                state = Job.fetch(run.job_id, connection=connection).get_status()
-                if state in ("failed", "stopped", "canceled", "finished"):
-                    why = f"its job {run.job_id} is {state}"
-            except NoSuchJobError:
-                why = f"its job {run.job_id} no longer exists"
+            why = dead_job_reason("train", run.job_id)
             if not why and run.status == TrainingRun.Status.RUNNING and run.heartbeat_at and \
                     run.heartbeat_at < timezone.now() - datetime.timedelta(seconds=settings.BUGFORGE_STALE_AFTER_S):
                 why = f"no sign of life from its job for over {settings.BUGFORGE_STALE_AFTER_S}s"

@@ -60,22 +60,13 @@ class BugQuerySet(models.QuerySet):
     def sweep_stale(self, stale_after_s: int | None = None) -> list[tuple[int, str]]:
         """Reset bugs stuck in `validating` whose job is gone, failed, or silent for too
         long (a worker killed outright runs no failure handler). Returns (bug id, why)."""
-        import django_rq
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job
+        from bugforge_web.queues import dead_job_reason
 
         stale_after_s = stale_after_s if stale_after_s is not None else settings.BUGFORGE_STALE_AFTER_S
         cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)
-        connection = django_rq.get_connection("verify")
         swept = []
         for bug in self.filter(status=Bug.Status.VALIDATING):
-            why = ""
-            try:
-                job_status = Job.fetch(bug.validation_job_id, connection=connection).get_status()
-                if job_status in ("failed", "stopped", "canceled", "finished"):
-                    why = f"its job {bug.validation_job_id} is {job_status}"
-            except NoSuchJobError:
-                why = f"its job {bug.validation_job_id or '(none)'} no longer exists"
+            why = dead_job_reason("verify", bug.validation_job_id)
             if not why and (bug.heartbeat_at is None or bug.heartbeat_at < cutoff):
                 why = f"no sign of life from its job for over {stale_after_s}s"
             if why:

@@ -105,24 +105,16 @@ class EpisodeQuerySet(models.QuerySet):
         for too long — a worker killed outright runs no failure handler. Returns (id, why)."""
         import datetime
 
-        import django_rq
         from django.conf import settings
         from django.utils import timezone
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job
+
+        from bugforge_web.queues import dead_job_reason
 
         stale_after_s = stale_after_s if stale_after_s is not None else settings.BUGFORGE_STALE_AFTER_S
         cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)
-        connection = django_rq.get_connection("solve")
         swept = []
         for episode in self.filter(status__in=[Episode.Status.QUEUED, Episode.Status.RUNNING]).exclude(job_id=""):
-            why = ""
-            try:
-                job_status = Job.fetch(episode.job_id, connection=connection).get_status()
-                if job_status in ("failed", "stopped", "canceled", "finished"):
-                    why = f"its job {episode.job_id} is {job_status}"
-            except NoSuchJobError:
-                why = f"its job {episode.job_id} no longer exists"
+            why = dead_job_reason("solve", episode.job_id)
             beat = episode.heartbeat_at or (episode.started_at if episode.status == Episode.Status.RUNNING else None)
             if not why and episode.status == Episode.Status.RUNNING and (beat is None or beat < cutoff):
                 why = f"no sign of life from its job for over {stale_after_s}s"
