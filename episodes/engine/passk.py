@@ -5,23 +5,27 @@ least one of k attempts drawn from the n made (c of them correct) is correct.
 """
 from __future__ import annotations
 
-from math import comb
+import math
 
 
-def pass_at_k(n: int, c: int, k: int) -> float | None:
-    """None when fewer than k attempts were made (the figure is not defined)."""
-    if k < 1 or n < k:
-        return None
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem with n attempts, c of them correct (training's
+    evaluation uses this one too)."""
+    if n < 1 or not 0 <= c <= n:
+        raise ValueError(f"need n ≥ 1 and 0 ≤ c ≤ n (got n={n}, c={c})")
+    if k < 1 or k > n:
+        raise ValueError(f"k must be between 1 and n={n} (got {k})")
     if n - c < k:
         return 1.0
-    return 1.0 - comb(n - c, k) / comb(n, k)
+    # 1 - prod_{i=n-c+1}^{n} (1 - k/i): numerically stable form of 1 - C(n-c,k)/C(n,k)
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
 def summarize(per_bug: dict, k: int) -> dict:
     """Figures over bugs from ``{bug_id: (attempts, successes)}``: bugs, bugs solved at least
     once, mean pass@1 and mean pass@k over the bugs with at least k attempts."""
     p1 = [pass_at_k(n, c, 1) for n, c in per_bug.values() if n >= 1]
-    pk = [pass_at_k(n, c, k) for n, c in per_bug.values() if n >= k]
+    pk = [pass_at_k(n, c, k) for n, c in per_bug.values() if n >= k >= 1]
     return {
         "bugs": len(per_bug),
         "bugs_solved": sum(1 for n, c in per_bug.values() if c > 0),

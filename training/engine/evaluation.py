@@ -18,18 +18,7 @@ from collections import defaultdict
 from statistics import NormalDist
 
 from episodes.engine.flakiness import binom_cdf
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one problem with n samples, c of them correct."""
-    if n < 1 or not 0 <= c <= n:
-        raise ValueError(f"need n ≥ 1 and 0 ≤ c ≤ n (got n={n}, c={c})")
-    if k < 1 or k > n:
-        raise ValueError(f"k must be between 1 and n={n} (got {k})")
-    if n - c < k:
-        return 1.0
-    # 1 - prod_{i=n-c+1}^{n} (1 - k/i): numerically stable form of 1 - C(n-c,k)/C(n,k)
-    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
+from episodes.engine.passk import pass_at_k  # noqa: F401  (re-exported: the evaluation maths in one place)
 
 
 def _z(confidence: float) -> float:
