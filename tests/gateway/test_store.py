@@ -1,6 +1,7 @@
 """The gateway's database side on its own: batched records, sequence numbers, totals, and a
 call that cannot be stored not costing the others theirs."""
 import asyncio
+import threading
 from decimal import Decimal
 
 import pytest
@@ -8,6 +9,25 @@ from django.db import IntegrityError
 
 from episodes.gateway.store import DjangoStore, _Writer, record_calls
 from episodes.models import Episode, LLMCall
+
+
+def in_own_thread(fn):
+    """Run ``fn`` on a fresh thread: a session-wide Playwright browser keeps an event loop
+    running on the main thread, where asyncio.run() would refuse to start another."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed back to the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 def call(episode, tokens_in, step=True, **kw):
@@ -48,13 +68,17 @@ def test_an_unstorable_call_does_not_cost_the_batch(make_episode):
         record_calls([call(a, 1), bad])
     assert not LLMCall.objects.filter(episode=a).exists()  # one transaction
 
-    loop = asyncio.new_event_loop()
-    try:
-        futures = [loop.create_future() for _ in range(3)]
-        _Writer()._write(list(zip([call(a, 1), bad, call(a, 3)], [loop] * 3, futures)))
-        loop.run_until_complete(asyncio.wait(futures))
-    finally:
-        loop.close()
+    def write_three():
+        loop = asyncio.new_event_loop()
+        try:
+            futures = [loop.create_future() for _ in range(3)]
+            _Writer()._write(list(zip([call(a, 1), bad, call(a, 3)], [loop] * 3, futures)))
+            loop.run_until_complete(asyncio.wait(futures))
+            return futures
+        finally:
+            loop.close()
+
+    futures = in_own_thread(write_three)
     assert futures[0].result() and futures[2].result()
     assert isinstance(futures[1].exception(), IntegrityError)
     assert [c.request["n"] for c in LLMCall.objects.filter(episode=a).order_by("sequence")] == [1, 3]
@@ -67,11 +91,11 @@ def test_store_records_concurrent_calls_and_closes_cleanly(make_episode):
     async def many():
         await asyncio.gather(*(store.record(call(a, n)) for n in range(1, 21)))
 
-    asyncio.run(many())
+    in_own_thread(lambda: asyncio.run(many()))
     store.close()
     rows = list(LLMCall.objects.filter(episode=a).order_by("sequence"))
     assert [r.sequence for r in rows] == list(range(1, 21))
     assert sorted(r.request["n"] for r in rows) == list(range(1, 21))
-    asyncio.run(many())  # a closed store serves again
+    in_own_thread(lambda: asyncio.run(many()))  # a closed store serves again
     store.close()
     assert LLMCall.objects.filter(episode=a).count() == 40

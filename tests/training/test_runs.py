@@ -39,7 +39,12 @@ def test_sft_two_steps(tiny_model, sft_dataset, settings):
     assert "BUGFORGE_STATUS" in run.log_tail(5)
 
 
+def workspaces_in(settings) -> set:
+    return set((Path(settings.BUGFORGE_WORK_DIR) / "workspaces").glob("ws-*"))
+
+
 def test_grpo_two_steps_with_the_sandbox_reward(tiny_model, rl_dataset, settings):
+    before = workspaces_in(settings)  # the session's work dir may hold other tests' leftovers
     run = make_run("grpo", tiny_model, rl_dataset, max_steps=2, num_generations=2, per_device_train_batch_size=2,
                    max_completion_length=24, max_tool_calling_iterations=2, save_steps=10)
     launch.validate(run)
@@ -50,7 +55,7 @@ def test_grpo_two_steps_with_the_sandbox_reward(tiny_model, rl_dataset, settings
     assert all(0.0 <= v <= 1.0 for _, v in curves["rewards/verifier_reward/mean"])
     assert "frac_reward_zero_std" in curves and "completions/mean_length" in curves
     # every rollout's workspace is gone once the run ends
-    assert not list((Path(settings.BUGFORGE_WORK_DIR) / "workspaces").glob("ws-*"))
+    assert workspaces_in(settings) <= before
 
 
 def test_reward_is_one_for_a_correct_fix_and_zero_otherwise(approved_bug, settings):
@@ -59,6 +64,7 @@ def test_reward_is_one_for_a_correct_fix_and_zero_otherwise(approved_bug, settin
     from training.datasets import rl_task
     from training.engine import grpo_env
 
+    before = workspaces_in(settings)
     sample = SAMPLE_BUGS[0]
     task = json.dumps(rl_task(approved_bug))
     factory = grpo_env.environment_factory(jobs.sandbox_config())
@@ -75,7 +81,7 @@ def test_reward_is_one_for_a_correct_fix_and_zero_otherwise(approved_bug, settin
     cheat.edit("tests/test_shipping.py", "def test", "def _skipped_test")
     assert grpo_env.verifier_reward(completions=[[]], environments=[cheat]) == [0.0]
     grpo_env.close_all({None: [fixed, untouched, cheat]})
-    assert not list((Path(settings.BUGFORGE_WORK_DIR) / "workspaces").glob("ws-*"))
+    assert workspaces_in(settings) <= before
 
 
 def test_metrics_arrive_while_running_and_cancel_stops_it(tiny_model, sft_dataset, settings, redis_conn):
