@@ -298,7 +298,9 @@ def episodes(db):
     for i in range(6):
         bug = Bug.objects.create(repository=repo, base_commit="a" * 40, patch=f"p{i}", verifier="v", status="approved")
         for teacher in teachers:
-            traj = {**trajectory, "messages": trajectory["messages"] + [{"role": "user", "content": f"{teacher.name} {i}"}]}
+            # distinct conversations (the builder deduplicates), each ending on the assistant's turn
+            traj = {**trajectory, "messages": [{"role": "user", "content": f"fix it ({teacher.name} {i})"},
+                                               *trajectory["messages"][1:]]}
             Episode.objects.create(bug=bug, teacher=teacher, status="solved", reward=1.0, trajectory=traj)
     return teachers
 
