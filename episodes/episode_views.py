@@ -127,17 +127,19 @@ def _pretty(value) -> str:
 @require_GET
 def episode_detail(request, pk):
     episode = get_object_or_404(Episode.objects.select_related("teacher", "bug__repository", "solve_batch"), pk=pk)
-    calls = _call_rows(episode)
     trajectory = episode.trajectory or {}
     derived = False
     problem = ""
-    if not trajectory.get("messages") and calls:
-        try:
-            full = list(episode.llm_calls.defer("raw_stream").order_by("sequence", "id"))
-            trajectory = canonical_from_calls([_as_call(c, with_request=True) for c in full])
-            derived = True
-        except TrajectoryError as exc:
-            problem = str(exc)
+    if trajectory.get("messages"):
+        calls = _call_rows(episode)
+    else:  # derive it from the recorded calls, which then need their requests too (one query)
+        calls = list(episode.llm_calls.defer("raw_stream").order_by("sequence", "id"))
+        if calls:
+            try:
+                trajectory = canonical_from_calls([_as_call(c, with_request=True) for c in calls])
+                derived = True
+            except TrajectoryError as exc:
+                problem = str(exc)
     calls_by_key = {}
     for row in calls:
         message = response_message(_as_call(row))

@@ -37,14 +37,15 @@ from .engine import passk
 from .engine.agent.loop import AgentLimits, run_agent, task_prompt
 from .engine.agent.tools import TOOL_SCHEMAS, Workbench
 from .engine.reward import grade
+from .engine.runners import run_external_agent
 from .engine.sandbox.base import Limits
 from .engine.validation import BugSpec
-from .models import Bug, Episode, LLMCall, SolveBatch, Teacher
+from .gateway.server import gateway_url, serve_in_background
+from .models import Bug, Episode, SolveBatch, Teacher
 from .sandboxes import default_limits, executor, repo_spec, workspaces
 
 log = logging.getLogger(__name__)
 
-PATHS = {"openai_chat": "/v1/chat/completions", "anthropic": "/v1/messages", "openai_responses": "/v1/responses"}
 BUILTIN_PROTOCOLS = ("openai_chat", "anthropic")
 EXTERNAL_PROTOCOL = {Teacher.Harness.CLAUDE_CODE: "anthropic", Teacher.Harness.CODEX: "openai_responses"}
 FINISHED = (Episode.Status.SOLVED, Episode.Status.UNSOLVED, Episode.Status.FAILED)
@@ -215,7 +216,6 @@ def _run(episode: Episode) -> str:
             attempt = _run_builtin(episode, workspace, spec.environment, task, token)
         else:
             attempt = _run_external(episode, workspace, spec.environment, task, token)
-        episode.beat()
         result = grade(
             executor(), workspaces(), spec, BugSpec(bug.patch, bug.verifier),
             fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass, workspace=workspace,
@@ -228,31 +228,20 @@ def _run_builtin(episode: Episode, workspace: Path, environment: str | None, tas
     endpoint = episode.teacher.endpoint
     limits = agent_limits(episode.teacher)
     bench = Workbench(executor(), workspace, _command_limits(), environment=environment)
-    beat = lambda *args: episode.beat()  # noqa: E731
-    gateway = _gateway()
-    if gateway is not None:
-        with gateway.gateway_url() as base:
-            config = endpoint.engine_config()
-            config.base_url, config.api_key = base, token  # the agent only ever holds the token
-            run = run_agent(config, bench, task, limits=limits, on_step=beat)
-    else:  # no gateway module: call the endpoint directly and record each call here
-        run = run_agent(endpoint.engine_config(), bench, task, limits=limits, on_step=beat,
-                        on_call=_recorder(episode))
+    with gateway_url() as base:
+        config = endpoint.engine_config()
+        config.base_url, config.api_key = base, token  # the agent only ever holds the token
+        run = run_agent(config, bench, task, limits=limits)
     return Attempt(
         exit_reason=run.exit_reason, error=run.error, steps=run.steps, tokens_in=run.tokens_in,
         tokens_out=run.tokens_out, cost_usd=run.cost_usd, messages=run.messages,
         stats={"calls": run.calls, "malformed": run.malformed, "tool_errors": run.tool_errors,
-               "elapsed_s": run.elapsed_s, "gateway": gateway is not None},
+               "elapsed_s": run.elapsed_s, "gateway": True},
     )
 
 
 def _run_external(episode: Episode, workspace: Path, environment: str | None, task: str, token: str) -> Attempt:
     teacher = episode.teacher
-    try:
-        from .engine.runners import run_external_agent
-        from .gateway.server import serve_in_background
-    except ImportError as exc:
-        raise SolveError(f"runner not available for {teacher.get_harness_display()}: {exc}") from None
     limits = agent_limits(teacher)
     sandbox = Limits(timeout_s=limits.max_wall_s, memory_mb=4096, pids=512)
     socket_dir = Path(workspace).parent / f".gw-{episode.pk}-{Path(workspace).name}"
@@ -267,12 +256,8 @@ def _run_external(episode: Episode, workspace: Path, environment: str | None, ta
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)
     summary = run.summary or {}
-    exit_reason = getattr(run, "exit_reason", "") or (
-        Episode.ExitReason.TIME_LIMIT if run.timed_out else Episode.ExitReason.ERROR if run.error
-        else Episode.ExitReason.FINISHED
-    )
     return Attempt(
-        exit_reason=exit_reason, error=run.error, steps=int(summary.get("turns") or 0),
+        exit_reason=run.exit_reason, error=run.error, steps=int(summary.get("turns") or 0),
         tokens_in=int(summary.get("tokens_in") or 0), tokens_out=int(summary.get("tokens_out") or 0),
         cost_usd=float(summary.get("cost_usd") or 0), events=run.events,
         stats={"exit_code": run.exit_code, "duration_s": run.duration_s, "summary": summary,
@@ -283,32 +268,6 @@ def _run_external(episode: Episode, workspace: Path, environment: str | None, ta
 def _command_limits() -> Limits:
     """Each shell command of the built-in agent: the run cap, the sandbox's other caps."""
     return Limits(timeout_s=settings.BUGFORGE_RUN_TIMEOUT)
-
-
-def _gateway():
-    try:
-        from .gateway import server
-    except ImportError:
-        return None
-    return server
-
-
-def _recorder(episode: Episode):
-    """on_call hook storing each call as the episode's next LLMCall (no-gateway mode)."""
-    endpoint = episode.teacher.endpoint
-
-    def record(call) -> None:
-        with transaction.atomic():
-            last = episode.llm_calls.order_by("-sequence").values_list("sequence", flat=True).first() or 0
-            LLMCall.objects.create(
-                episode=episode, endpoint=endpoint, protocol=call.protocol, path=PATHS.get(call.protocol, ""),
-                sequence=last + 1, request=call.request, response=call.response, status_code=call.status_code,
-                error=call.error, tokens_in=call.tokens_in, tokens_out=call.tokens_out,
-                cost_usd=Decimal(str(call.cost_usd)).quantize(Decimal("0.000001")), latency_ms=call.latency_ms,
-            )
-        episode.beat()
-
-    return record
 
 
 def _store(episode: Episode, attempt: Attempt, result) -> str:
