@@ -51,10 +51,6 @@ class Dataset(models.Model):
     def heldout_bug_ids(self) -> list[int]:
         return list(self.manifest.get("bugs", {}).get("heldout", []))
 
-    @property
-    def train_bug_ids(self) -> list[int]:
-        return list(self.manifest.get("bugs", {}).get("train", []))
-
 
 class TrainingRunQuerySet(models.QuerySet):
     def sweep_stale(self) -> list[tuple[int, str]]:
@@ -194,11 +190,6 @@ class TrainingRun(models.Model):
                 found.append({"phase": phase_dir.name, "step": None, "path": str(phase_dir / "final"), "final": True})
         order = {"sft": 0, "grpo": 1}
         return sorted(found, key=lambda c: (order.get(c["phase"], 2), c["final"], c["step"] or 0))
-
-    def request_cancel(self) -> None:
-        from training.launch import request_cancel
-
-        request_cancel(self)
 
 
 class MetricPoint(models.Model):

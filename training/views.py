@@ -162,9 +162,10 @@ def run_cancel(request, pk):
     if run.status not in ACTIVE:
         messages.error(request, f"{run.name} is {run.status}: there is nothing to cancel.")
         return redirect(run)
+    before = run.status  # request_cancel reloads the row (a queued run is cancelled at once)
     launch.request_cancel(run)
-    AuditEvent.record(request.user, "cancel_training_run", run, before={"status": run.status},
-                      after={"cancel_requested": True})
+    AuditEvent.record(request.user, "cancel_training_run", run, before={"status": before},
+                      after={"status": run.status, "cancel_requested": True})
     messages.info(request, f"Cancel requested: {run.name} stops at its next optimizer step.")
     return redirect(run)
 

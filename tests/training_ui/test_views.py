@@ -82,8 +82,14 @@ def test_cancel_sets_cancel_requested_and_records_who(staff_client, staff, run):
     assert run.cancel_requested
     event = AuditEvent.objects.get(action="cancel_training_run")
     assert event.actor == staff and event.target_id == str(run.pk)
+    assert event.before == {"status": "running"} and event.after == {"status": "running", "cancel_requested": True}
     body = staff_client.get(reverse("training_run_status", args=[run.pk])).content.decode()
     assert "cancel requested" in body and 'id="cancel-form"' not in body
+    # a queued run is cancelled at once: the trail shows it went from queued to cancelled
+    TrainingRun.objects.filter(pk=run.pk).update(status="queued", cancel_requested=False)
+    staff_client.post(reverse("training_run_cancel", args=[run.pk]))
+    event = AuditEvent.objects.filter(action="cancel_training_run").latest("id")
+    assert event.before == {"status": "queued"} and event.after["status"] == "cancelled"
 
 
 def test_cancelling_a_finished_run_changes_nothing(staff_client, run):
