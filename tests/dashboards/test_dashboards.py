@@ -126,7 +126,7 @@ def test_page_draws_every_chart_and_bounds_queries(world, staff_client, django_a
 
 def test_empty_states_and_bad_filter(staff_client, reviewer_client):
     body = reviewer_client.get(reverse("dashboards")).content.decode()
-    assert "plant a batch" in body and "give approved bugs to a teacher" in body and "dash-chart" not in body
+    assert "plant a batch" in body and "launch solving for approved bugs from Teachers" in body and "dash-chart" not in body
     body = staff_client.get(reverse("dashboards"), {"since": "2026-05-01", "until": "2026-01-01"}).content.decode()
     assert "start date is after the end date" in body
 
