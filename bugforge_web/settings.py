@@ -143,6 +143,8 @@ BUGFORGE_RUN_TIMEOUT = env.float("BUGFORGE_RUN_TIMEOUT", default=120.0)  # cap p
 # Once a repository has a baseline, a run may take 10× its suite's time, but at least this.
 BUGFORGE_MIN_RUN_TIMEOUT = env.float("BUGFORGE_MIN_RUN_TIMEOUT", default=15.0)
 BUGFORGE_FLAKY_RERUNS = env.int("BUGFORGE_FLAKY_RERUNS", default=5)
+# A graded change the static screen flags: "refuse" (reward False) or "review" (graded, held for staff)
+BUGFORGE_SUSPICIOUS_EPISODES = env("BUGFORGE_SUSPICIOUS_EPISODES", default="refuse")
 # A validating bug whose job has not been heard from for this long is reset by the sweeper.
 BUGFORGE_STALE_AFTER_S = env.int("BUGFORGE_STALE_AFTER_S", default=900)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.db import transaction
 
 from .engine.importers import ImportedEpisode
@@ -94,7 +95,7 @@ def grade_imported(episode: Episode) -> Episode:
     result = grade(
         executor(), workspaces(), repo_spec(bug.repository), BugSpec(bug.patch, bug.verifier),
         fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass, patch=episode.final_patch,
-        limits=default_limits(bug.repository),
+        limits=default_limits(bug.repository), suspicious=settings.BUGFORGE_SUSPICIOUS_EPISODES,
     )
     if result.reward:
         status = Episode.Status.SOLVED

@@ -211,7 +211,7 @@ def _run(episode: Episode) -> str:
     spec = repo_spec(repo)
     token = episode.issue_gateway_token()
     task = task_prompt(bug.problem_statement)
-    with workspaces().checkout(spec.mirror, spec.commit, patch=bug.patch) as workspace:
+    with workspaces().task_checkout(spec.mirror, spec.commit, patch=bug.patch) as workspace:
         if teacher.harness == Teacher.Harness.BUILTIN:
             attempt = _run_builtin(episode, workspace, spec.environment, task, token)
         else:
@@ -219,7 +219,7 @@ def _run(episode: Episode) -> str:
         result = grade(
             executor(), workspaces(), spec, BugSpec(bug.patch, bug.verifier),
             fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass, workspace=workspace,
-            limits=default_limits(repo),
+            limits=default_limits(repo), suspicious=settings.BUGFORGE_SUSPICIOUS_EPISODES,
         )
     return _store(episode, attempt, result)
 

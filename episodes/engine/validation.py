@@ -114,16 +114,22 @@ class Validator:
         return record
 
     def run_verifier(self, repo: RepoSpec, verifier: str, path: Path, code: str, purpose: str, seed=None) -> RunRecord:
+        return self.verifier_result(repo, verifier, path, code, purpose, seed=seed)[0]
+
+    def verifier_result(self, repo: RepoSpec, verifier: str, path: Path, code: str, purpose: str, seed=None,
+                        env: dict[str, str] | None = None, clean=lambda result: result) -> tuple[RunRecord, ExecResult]:
+        """The verifier run as a record and as the sandbox's raw result (``env`` adds to the
+        run's variables; ``clean(result)`` is what the record's log excerpt is made from)."""
         script = path / VERIFIER_PATH
         script.parent.mkdir(exist_ok=True)
         script.write_text(verifier)
         # The script lives in .bugforge/, so put the checkout root on the path the way
         # `python -m pytest` would; the seed reaches the verifier as PYTHONHASHSEED.
-        env = {"PYTHONPATH": "."} | ({"PYTHONHASHSEED": str(seed)} if seed is not None else {})
+        env = {"PYTHONPATH": "."} | ({"PYTHONHASHSEED": str(seed)} if seed is not None else {}) | (env or {})
         result = self.executor.run(
             ["python", VERIFIER_PATH], path, environment=repo.environment, env=env, limits=self.limits
         )
-        return self._record(result, code, "verifier", purpose, verifier_outcome(result), seed=seed)
+        return self._record(clean(result), code, "verifier", purpose, verifier_outcome(result), seed=seed), result
 
     def run_suite(
         self, repo: RepoSpec, path: Path, code: str, purpose: str, tests: list[str] | None = None,

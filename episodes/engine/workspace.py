@@ -18,6 +18,14 @@ from pathlib import Path
 
 from .locks import file_lock
 
+# The one commit of an agent's workspace: a fixed, neutral identity and date (2020-01-01).
+TASK_TIME = 1577836800
+TASK_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "BugForge", "GIT_AUTHOR_EMAIL": "task@bugforge.invalid", "GIT_AUTHOR_DATE": f"{TASK_TIME} +0000",
+    "GIT_COMMITTER_NAME": "BugForge", "GIT_COMMITTER_EMAIL": "task@bugforge.invalid",
+    "GIT_COMMITTER_DATE": f"{TASK_TIME} +0000",
+}
+
 
 class GitError(RuntimeError):
     """A git operation failed; the message carries git's own words."""
@@ -95,6 +103,44 @@ class WorkspaceFactory:
             yield path
         finally:
             self.remove(mirror, path)
+
+    @contextlib.contextmanager
+    def task_checkout(self, mirror: Path, commit: str, patch: str = ""):
+        """The workspace an agent gets: the buggy code (``patch`` on ``commit``) as a standalone
+        git repository with exactly one commit — no history, remotes, tags, reflog or hooks, so
+        nothing in it leads to the clean code — and one file time for every file, so the
+        patched file is not the newest. ``git status``/``git diff`` show only the agent's own
+        changes. Removed on exit."""
+        path = Path(tempfile.mkdtemp(dir=self.workspaces, prefix="task-"))
+        try:
+            archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=mirror, capture_output=True,
+                                     timeout=300)
+            if archive.returncode != 0:
+                raise GitError(f"git archive {commit} failed: {archive.stderr.decode(errors='replace')[:2000]}")
+            subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True, capture_output=True)
+            env = {**os.environ, **TASK_GIT_ENV, "GIT_CONFIG_GLOBAL": "/dev/null"}
+
+            def run_git(*args: str) -> None:
+                proc = subprocess.run(["git", *args], cwd=path, env=env, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise GitError(f"git {args[0]} failed: {(proc.stderr or proc.stdout).strip()[:2000]}")
+
+            run_git("init", "-q", "-b", "main", "--template=")  # first: `git apply` then works here
+            if patch:
+                apply_patch(path, patch)
+            for root, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if not (root == str(path) and d == ".git")]
+                for name in files + dirs:
+                    os.utime(Path(root) / name, (TASK_TIME, TASK_TIME), follow_symlinks=False)
+            run_git("add", "-A")
+            run_git("commit", "-q", "--no-verify", "-m", "the code to fix")
+            shutil.rmtree(path / ".git" / "logs", ignore_errors=True)  # the reflog
+            (path / ".git" / "COMMIT_EDITMSG").unlink(missing_ok=True)
+            run_git("config", "core.logAllRefUpdates", "false")
+            os.utime(path, (TASK_TIME, TASK_TIME))
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
 
     def remove(self, mirror: Path, path: Path) -> None:
         with file_lock(mirror.with_suffix(".lock")):

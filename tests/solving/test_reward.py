@@ -95,7 +95,7 @@ def test_skipping_from_the_source_code_earns_false(engine_bug):
                 "        import unittest\n        raise unittest.SkipTest('later')\n",
             )
         )
-        result = engine_bug.grade(workspace=ws)
+        result = engine_bug.grade(workspace=ws, suspicious="review")  # past the static screen
     assert result.reward is False
     assert "skipped" in result.tests.values(), result.tests
 
@@ -124,15 +124,18 @@ def test_a_sitecustomize_calling_os_exit_earns_false(engine_bug):
 
 
 def test_source_code_that_exits_zero_at_import_earns_false(engine_bug):
-    """Without the tampering check the verifier would pass (pytest never reports); the test
-    run's JUnit report is then missing every test, and a missing test is a failure."""
+    """The screen flags the computed exit; past it, the verifier's exit 0 is not believed:
+    its pytest session never reached its final record."""
     with engine_bug.checkout() as ws:
         init = ws / "cartcalc/__init__.py"
         init.write_text(init.read_text() + "\nimport os as _o\ngetattr(_o, '_ex' + 'it')(0)\n")
-        result = engine_bug.grade(workspace=ws)
+        refused = engine_bug.grade(workspace=ws)
+        result = engine_bug.grade(workspace=ws, suspicious="review")
+    assert refused.reward is False and refused.runs == []
+    assert {f["rule"] for f in refused.suspicious} >= {"getattr() with a computed attribute name"}
     assert result.reward is False, result.reason
-    assert result.runs[0].outcome == "passed"  # the verifier alone was fooled ...
-    assert set(result.tests.values()) == {"missing"}  # ... the per-test report was not
+    assert result.runs[0].outcome == "passed"  # the exit status alone was fooled ...
+    assert result.tampered.startswith("the verifier exited 0 although its pytest session did not pass")
 
 
 def test_direct_runner_tampering_is_refused(engine_bug):
@@ -140,7 +143,9 @@ def test_direct_runner_tampering_is_refused(engine_bug):
         init = ws / "cartcalc/__init__.py"
         init.write_text(init.read_text() + "\nimport _pytest.reports\n")
         result = engine_bug.grade(workspace=ws)
-    assert result.reward is False and "reaches into the test runner" in result.reason and result.runs == []
+    assert result.reward is False and result.runs == []
+    assert result.reason.startswith("suspicious change (1 finding(s)): cartcalc/__init__.py:")
+    assert result.suspicious[0]["rule"] == "imports _pytest.reports"
 
 
 def test_printing_fake_passed_lines_earns_false(engine_bug):
@@ -240,10 +245,3 @@ def test_a_file_holding_the_bugs_tests_is_never_graded_as_source(engine_bug):
     assert result.dropped == {"cartcalc/money.py": "a file of the bug's FAIL_TO_PASS/PASS_TO_PASS tests"}
     assert "cartcalc/shipping.py" in result.patch and "money.py" not in result.patch
     assert result.reward is False and result.tests["cartcalc/money.py::test_inline"] == "missing"
-
-
-def test_tampering_looks_at_code_not_comments():
-    from episodes.engine.reward import tampering
-
-    patch = "+++ b/x.py\n+    # checked with pytest -k band\n+import _pytest.runner\n+x = os._exit\n context\n"
-    assert tampering(patch) == ["import _pytest.runner", "x = os._exit"]

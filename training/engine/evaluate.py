@@ -44,7 +44,7 @@ def attempt_task(endpoint: EndpointConfig, sandbox: Sandbox, task: dict, number:
                  limits: AgentLimits) -> Attempt:
     """One attempt: a fresh buggy checkout, the agent loop, then the grader on its workspace."""
     spec = sandbox.repo_spec(task)
-    with sandbox.workspaces.checkout(spec.mirror, spec.commit, patch=task["patch"]) as workspace:
+    with sandbox.workspaces.task_checkout(spec.mirror, spec.commit, patch=task["patch"]) as workspace:
         bench = Workbench(sandbox.executor, workspace, sandbox.limits, environment=spec.environment)
         result = run_agent(endpoint, bench, task_prompt(task.get("problem_statement") or ""), limits=limits)
         verdict = grade(sandbox.executor, sandbox.workspaces, spec, BugSpec(task["patch"], task["verifier"]),

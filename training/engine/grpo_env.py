@@ -92,7 +92,7 @@ class BugEnvironment:
         spec = self._sandbox.repo_spec(self._task)
         self._stack = contextlib.ExitStack()
         workspace = self._stack.enter_context(
-            self._sandbox.workspaces.checkout(spec.mirror, spec.commit, patch=self._task["patch"])
+            self._sandbox.workspaces.task_checkout(spec.mirror, spec.commit, patch=self._task["patch"])
         )
         self._bench = Workbench(self._sandbox.executor, workspace, self._sandbox.limits,
                                 environment=spec.environment, max_output_chars=self._sandbox.max_output_chars)

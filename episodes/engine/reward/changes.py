@@ -1,55 +1,15 @@
-"""The reward: does the agent's change to the source code fix the bug? (plain Python, no Django)
+"""Which of the agent's changes count, as a patch against the buggy code (plain Python, no Django).
 
-Nothing the agent touched decides it. Only the agent's changes to non-test source files
-count; they are applied to a pristine checkout of the buggy code (the bug record's patch on
-the pinned commit), where the verifier, the repository's tests and every test configuration
-are the bug record's own; then the verifier and the bug's FAIL_TO_PASS and PASS_TO_PASS tests
-run in the sandbox, each in a fresh checkout. Reward is True only when the verifier exits 0
-and every one of those tests is reported as passed (a test missing from the JUnit report, or
-skipped, counts as not passed)::
-
-    from episodes.engine.reward import grade
-
-    result = grade(
-        executor, workspaces, repo_spec, BugSpec(patch=bug.patch, verifier=bug.verifier),
-        fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass,
-        workspace=agent_workspace,      # the agent's final checkout; or patch="diff --git ..."
-        limits=Limits(timeout_s=120),
-    )
-    result.reward         # True / False
-    result.reason         # one line saying why
-    result.patch          # the filtered source patch that was graded
-    result.dropped        # {path: why it was not graded} (tests, conftest.py, *.pth, ...)
-    result.runs           # [RunRecord] of the verifier and test runs
-    result.to_dict()      # JSON-ready, for Episode.grading
-
-What is dropped from the agent's change (and why, in ``dropped``): test files and folders
-(``test_*.py``, ``*_test.py``, ``tests.py``, anything under ``tests/``, ``test/`` or ``testing/``,
-any file holding one of the bug's FAIL_TO_PASS/PASS_TO_PASS tests),
-``conftest.py``, ``sitecustomize.py``, ``usercustomize.py``, ``*.pth``, test-runner and
-packaging configuration (``pytest.ini``, ``tox.ini``, ``setup.cfg``, ``pyproject.toml``,
-``noxfile.py``, ``.coveragerc``), the verifier's folder ``.bugforge/``, new files outside an
-existing package folder (a new ``pytest.py`` at the root would shadow the real one), binary
-files and symlinks. A source change that reaches into the test runner itself (``pytest``,
-``_pytest``, ``os._exit``) is refused outright with reward False: a bug fix has no business
-there, and code run by the tests could otherwise fake their results.
-
-The agent's workspace is never trusted as a git repository (it may have rewritten ``.git``):
-its change is found by comparing its files with the pristine checkout, byte for byte.
-"""
+See the package docstring for what is dropped and why; the agent's workspace is never trusted
+as a git repository: its change is found by comparing its files with the pristine checkout,
+byte for byte."""
 from __future__ import annotations
 
 import difflib
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
-
-from .sandbox.base import Executor, Limits
-from .validation import BugSpec, RepoSpec, RunRecord, Validator
-from .workspace import PatchError, WorkspaceFactory, apply_patch
 
 TEST_DIRS = {"test", "tests", "testing"}
 CONFIG_FILES = {
@@ -61,32 +21,6 @@ IGNORED_DIRS = {".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_ca
 IGNORED_SUFFIXES = (".pyc", ".pyo")
 VERIFIER_DIR = ".bugforge"
 MAX_FILE_BYTES = 2_000_000
-TAMPERING = re.compile(r"\b_?pytest\b|\bos\._exit\b")
-
-
-@dataclass
-class Grade:
-    reward: bool
-    reason: str
-    patch: str = ""  # the filtered patch that was graded (buggy → agent, source files only)
-    dropped: dict[str, str] = field(default_factory=dict)  # path → why it was left out
-    runs: list[RunRecord] = field(default_factory=list)
-    tests: dict[str, str] = field(default_factory=dict)  # F2P/P2P test id → status
-
-    @property
-    def dropped_paths(self) -> list[str]:
-        return sorted(self.dropped)
-
-    def to_dict(self) -> dict:
-        return {
-            "reward": self.reward,
-            "reason": self.reason,
-            "patch": self.patch,
-            "dropped": self.dropped,
-            "runs": [asdict(r) for r in self.runs],
-            "tests": self.tests,
-        }
-
 
 # --- which paths count ---------------------------------------------------------------------
 
@@ -286,99 +220,3 @@ def patch_changes(pristine: Path, patch: str) -> tuple[dict[str, str], dict[str,
         else:
             diffs[key] = diffs.get(key, "") + text
     return diffs, dropped
-
-
-def tampering(patch: str) -> list[str]:
-    """Added lines of a source patch that reach into the test runner (see the module doc);
-    comment lines do not count (a fix may well say "pytest" in a comment)."""
-    return [
-        line[1:].strip()
-        for line in patch.splitlines()
-        if line.startswith("+") and not line.startswith("+++") and not line[1:].lstrip().startswith("#")
-        and TAMPERING.search(line)
-    ]
-
-
-# --- grading --------------------------------------------------------------------------------
-
-
-def grade(
-    executor: Executor,
-    workspaces: WorkspaceFactory,
-    repo: RepoSpec,
-    bug: BugSpec,
-    *,
-    fail_to_pass: list[str] | tuple = (),
-    pass_to_pass: list[str] | tuple = (),
-    workspace: Path | None = None,
-    patch: str | None = None,
-    limits: Limits = Limits(),
-    run_suite_after_failed_verifier: bool = True,
-    on_run: Callable[[RunRecord], None] = lambda run: None,
-) -> Grade:
-    """Grade the agent's final ``workspace`` (a checkout of the buggy code it worked in) or its
-    ``patch`` (a diff against the buggy code). See the module docstring.
-
-    ``run_suite_after_failed_verifier=False`` skips the test run once the verifier has failed
-    (the reward is False either way; GRPO wants the answer fast, the episode viewer the detail).
-    Raises only for infrastructure problems (git, the sandbox); everything the agent did wrong
-    is a ``Grade`` with reward False and its reason."""
-    if (workspace is None) == (patch is None):
-        raise ValueError("grade() needs exactly one of workspace= or patch=")
-    validator = Validator(executor, workspaces, limits, reruns=1, on_run=on_run)
-    tests = list(dict.fromkeys([*fail_to_pass, *pass_to_pass]))
-
-    with workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch) as pristine:
-        if workspace is not None:
-            diffs, dropped = workspace_changes(pristine, Path(workspace))
-        else:
-            diffs, dropped = patch_changes(pristine, patch)
-        for path in {t.split("::")[0] for t in tests} & set(diffs):  # wherever the bug's tests live
-            del diffs[path]
-            dropped[path] = "a file of the bug's FAIL_TO_PASS/PASS_TO_PASS tests"
-        source_patch = "".join(diffs[k] for k in sorted(diffs))
-        result = Grade(reward=False, reason="", patch=source_patch, dropped=dropped)
-        if not source_patch:
-            result.reason = "no change to a source file" + (f" ({len(dropped)} other path(s) ignored)" if dropped else "")
-            return result
-        suspicious = tampering(source_patch)
-        if suspicious:
-            result.reason = f"the source change reaches into the test runner: {suspicious[0][:200]}"
-            return result
-        try:
-            apply_patch(pristine, source_patch)
-        except PatchError as exc:
-            result.reason = f"the source patch does not apply to the buggy code: {exc}"
-            return result
-        verifier = validator.run_verifier(repo, bug.verifier, pristine, "candidate", "grading")
-    result.runs.append(verifier)
-
-    suite = None
-    if tests and (verifier.outcome == "passed" or run_suite_after_failed_verifier):
-        # a fresh checkout: whatever the verifier run left behind must not reach the tests
-        with workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch) as fresh:
-            apply_patch(fresh, source_patch)
-            suite = validator.run_suite(repo, fresh, "candidate", "grading", tests=tests)
-        result.runs.append(suite)
-        result.tests = {t: suite.tests.get(t, "missing") for t in tests}
-
-    not_passed = {t: s for t, s in result.tests.items() if s != "passed"}
-    f2p = [t for t in fail_to_pass if t in not_passed]
-    if verifier.outcome != "passed":
-        exit_text = f"exit {verifier.exit_code}" if verifier.outcome == "failed" else verifier.outcome
-        result.reason = f"the verifier did not pass ({exit_text})"
-        if not_passed:
-            result.reason += f"; {len(not_passed)} of {len(tests)} tests did not pass"
-    elif suite is not None and (not_passed or suite.outcome != "passed"):
-        listed = ", ".join(f"{t} ({s})" for t, s in list(not_passed.items())[:5])
-        result.reason = (
-            f"{len(not_passed)} of {len(tests)} tests did not pass ({len(f2p)} FAIL_TO_PASS): {listed}"
-            if not_passed else f"the test run ended as {suite.outcome} (exit {suite.exit_code})"
-        )
-    else:
-        result.reward = True
-        result.reason = (
-            f"the verifier and all {len(tests)} FAIL_TO_PASS/PASS_TO_PASS tests pass" if tests
-            else "the verifier passes (the bug has no FAIL_TO_PASS/PASS_TO_PASS tests recorded)"
-        )
-    return result
