@@ -83,6 +83,7 @@ def screen(path: str, source: str, added: set[int]) -> list[Finding]:
         return []  # it will fail its tests; nothing to screen
     text = source.splitlines()
     aliases = _aliases(tree)
+    prose = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
     found: dict[tuple[int, str], Finding] = {}
 
     def flag(node: ast.AST, rule: str) -> None:
@@ -130,7 +131,8 @@ def screen(path: str, source: str, added: set[int]) -> list[Finding]:
                     allowed = ATTRIBUTES.get((module or "").split(".")[-1], ())
                     if "*" in allowed or attr.value in allowed or attr.value in DUNDERS:
                         flag(node, f"{name}() of {module or '?'}.{attr.value}")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and WORDS.search(node.value):
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose
+              and WORDS.search(node.value)):  # docstrings are prose, not code
             flag(node, f"names {WORDS.search(node.value).group(0)!r} in a string")
     return sorted(found.values(), key=lambda f: (f.path, f.line, f.rule))
 
