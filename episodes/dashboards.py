@@ -78,6 +78,8 @@ class Groups:
                 errors=Count("id", filter=Q(status=Episode.Status.FAILED)),
                 # a bug is in one repository, so distinct solved bugs add up across repositories
                 solved_bugs=Count("bug", filter=Q(status=Episode.Status.SOLVED), distinct=True),
+                suspicious=Count("id", filter=Q(integrity=Episode.Integrity.SUSPICIOUS)),
+                tampered=Count("id", filter=Q(integrity=Episode.Integrity.TAMPERED)),
                 cost=Sum("cost_usd"),
             ).order_by()
         )
@@ -102,8 +104,8 @@ class Groups:
         rows: dict[str, dict] = {}
         for g in self.episodes:
             row = rows.setdefault(g[key], {key: g[key], "solved": 0, "unsolved": 0, "errors": 0, "solved_bugs": 0,
-                                           "cost": Decimal(0)})
-            for k in ("solved", "unsolved", "errors", "solved_bugs"):
+                                           "suspicious": 0, "tampered": 0, "cost": Decimal(0)})
+            for k in ("solved", "unsolved", "errors", "solved_bugs", "suspicious", "tampered"):
                 row[k] += g[k]
             row["cost"] += g["cost"] or Decimal(0)
         return [rows[k] for k in sorted(rows)]
@@ -162,6 +164,21 @@ def solve_rate_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
             "text": [f"{r['solved']}/{r['solved'] + r['unsolved']}" for r in rows], "textposition": "auto",
             "customdata": [_url("episode_list", scope, teacher=n, status="solved") for n in names],
         }],
+        "rows": rows,
+    }
+
+
+def flagged_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
+    """Episodes whose graded change the reward's screen flagged, or whose run was tampered."""
+    rows = [r for r in (groups or Groups(scope)).solve_rows("teacher__name")]
+    names = [r["teacher__name"] for r in rows]
+    return {
+        "traces": [
+            {"type": "bar", "name": kind, "x": names, "y": [r[kind] for r in rows],
+             "customdata": [_url("episode_list", scope, teacher=n, integrity=kind) for n in names]}
+            for kind in ("suspicious", "tampered")
+        ],
+        "layout": {"barmode": "stack"},
         "rows": rows,
     }
 
@@ -243,6 +260,8 @@ CHARTS = [
     ("verdicts-time", "Verdicts over time (by creation day)", verdicts_over_time, "bugs",
      "No bug in this range: widen the dates or plant a batch."),
     ("solve-teacher", "Solve rate per teacher", solve_rate_by_teacher, "episodes",
+     "No episode yet: launch solving for approved bugs from Teachers."),
+    ("flagged-teacher", "Suspicious and tampered episodes per teacher", flagged_by_teacher, "episodes",
      "No episode yet: launch solving for approved bugs from Teachers."),
     ("solve-repository", "Solve rate per repository", solve_rate_by_repository, "episodes",
      "No episode yet: launch solving for approved bugs from Teachers."),

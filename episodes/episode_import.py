@@ -101,6 +101,7 @@ def grade_imported(episode: Episode) -> Episode:
         status = Episode.Status.SOLVED
     else:
         status = Episode.Status.FAILED if episode.status == Episode.Status.FAILED else Episode.Status.UNSOLVED
-    Episode.objects.filter(pk=episode.pk).update(reward=1.0 if result.reward else 0.0, grading=result.to_dict(), status=status)
+    Episode.objects.filter(pk=episode.pk).update(reward=1.0 if result.reward else 0.0, grading=result.to_dict(), status=status,
+        integrity=Episode.integrity_of(result.to_dict()))
     episode.refresh_from_db()
     return episode

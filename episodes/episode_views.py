@@ -42,6 +42,7 @@ def episode_list(request):
         "bug": request.GET.get("bug", ""),
         "reward": request.GET.get("reward", ""),
         "status": request.GET.get("status", ""),
+        "integrity": request.GET.get("integrity", ""),  # suspicious | tampered (the dashboards link here)
         # the dashboards' solve-rate bars link here with their repository and date range
         "repository": request.GET.get("repository", ""),
         "since": request.GET.get("since", ""),
@@ -68,6 +69,10 @@ def episode_list(request):
         episodes = episodes.filter(reward__isnull=True)
     if filters["status"] in Episode.Status.values:
         episodes = episodes.filter(status=filters["status"])
+    if filters["integrity"] in (Episode.Integrity.SUSPICIOUS, Episode.Integrity.TAMPERED):
+        episodes = episodes.filter(integrity=filters["integrity"])
+    else:
+        filters["integrity"] = ""
     page = Paginator(episodes.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})
     teachers = Teacher.objects.only("pk", "name").order_by("name")

@@ -286,6 +286,7 @@ def _store(episode: Episode, attempt: Attempt, result) -> str:
         "final_patch": result.patch,
         "reward": 1.0 if result.reward else 0.0,
         "grading": result.to_dict(),
+        "integrity": Episode.integrity_of(result.to_dict()),
         "trajectory": _trajectory(calls, attempt),
         "agent_events": attempt.events,
         "agent_stats": attempt.stats,

@@ -8,6 +8,8 @@ Filters (all optional, as a plain dict — what the UI form and `manage.py build
     allow_unknown_terms     keep episodes whose teacher's terms are not recorded (default: refuse)
     allow_disallowed_terms  keep episodes whose teacher's terms forbid training (default: refuse)
     max_length         longest trajectory kept, in characters of its messages (SFT)
+    include_suspicious keep episodes whose graded change the reward's static screen flagged or
+                       whose run was found tampered (SFT; default: refuse, counted as dropped)
     statuses           bug statuses kept (RL; default ["approved"])
     split_by           "bug" (default) or "repository": no bug / repository on both sides
     heldout_fraction   share of bugs / repositories held out (default 0.2)
@@ -32,6 +34,7 @@ from .models import Dataset
 
 KNOWN_FILTERS = {
     "sft": {"teacher", "repository", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length",
+            "include_suspicious",
             "split_by", "heldout_fraction", "heldout_bugs", "seed"},
     "rl": {"repository", "statuses", "split_by", "heldout_fraction", "heldout_bugs", "seed", "include_flaky"},
 }
@@ -65,7 +68,7 @@ def clean_filters(kind: str, filters: dict | None) -> dict:
     for key in ("teacher", "repository", "statuses"):
         if key in filters:
             out[key] = _names(filters[key])
-    for key in ("allow_unknown_terms", "allow_disallowed_terms", "include_flaky"):
+    for key in ("allow_unknown_terms", "allow_disallowed_terms", "include_flaky", "include_suspicious"):
         if key in filters:
             out[key] = _bool(filters[key])
     try:
@@ -132,9 +135,12 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
         episodes = episodes.filter(bug__repository__name__in=filters["repository"])
     from episodes.engine.trajectory import check_canonical
 
-    dropped = {"unknown_terms": 0, "disallowed_terms": 0, "too_long": 0, "empty": 0, "malformed": 0}
+    dropped = {"unknown_terms": 0, "disallowed_terms": 0, "too_long": 0, "empty": 0, "malformed": 0, "suspicious": 0}
     warnings, rows = [], []
     for ep in episodes.order_by("id"):
+        if ep.grading_flagged and not filters.get("include_suspicious"):
+            dropped["suspicious"] += 1
+            continue
         terms = ep.teacher.terms_allow_training
         if terms is None and not filters.get("allow_unknown_terms"):
             dropped["unknown_terms"] += 1
@@ -161,6 +167,9 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
         rows.append(row)
     if filters.get("allow_unknown_terms") and any(r["terms_allow_training"] is None for r in rows):
         warnings.append("includes episodes whose teacher's terms of use are not recorded")
+    if filters.get("include_suspicious") and dropped["suspicious"] == 0 and any(
+            e.grading_flagged for e in episodes):
+        warnings.append("includes episodes whose graded change was flagged suspicious or tampered")
     if filters.get("allow_disallowed_terms") and any(r["terms_allow_training"] is False for r in rows):
         warnings.append("includes episodes whose teacher's terms do not allow training use")
     # Duplicates: the same conversation twice (one bug attempted identically) counts once.

@@ -161,6 +161,15 @@ class Episode(models.Model):
         default=list, blank=True, help_text="the harness's own event stream (Claude Code / Codex JSON lines)"
     )
     grading = models.JSONField(default=dict, blank=True, help_text="verifier and F2P/P2P runs behind the reward")
+    class Integrity(models.TextChoices):
+        TRUSTED = "", "trusted"
+        SUSPICIOUS = "suspicious", "suspicious (static screen)"
+        TAMPERED = "tampered", "tampered (run evidence)"
+
+    integrity = models.CharField(
+        max_length=12, choices=Integrity, default=Integrity.TRUSTED, blank=True, db_index=True,
+        help_text="what the grader found about the graded change itself (see grading.suspicious / .tampered)",
+    )
     status = models.CharField(max_length=12, choices=Status, default=Status.QUEUED, db_index=True)
     error = models.TextField(blank=True)
     final_patch = models.TextField(blank=True)
@@ -186,6 +195,17 @@ class Episode(models.Model):
 
     def __str__(self):
         return f"episode {self.pk}: {self.teacher} on bug {self.bug_id}"
+
+    @property
+    def grading_flagged(self) -> bool:
+        """The grader found the change suspicious or its run tampered: never SFT data by default."""
+        return bool(self.integrity)
+
+    @staticmethod
+    def integrity_of(grading: dict) -> str:
+        if grading.get("tampered"):
+            return Episode.Integrity.TAMPERED
+        return Episode.Integrity.SUSPICIOUS if grading.get("suspicious") else Episode.Integrity.TRUSTED
 
     @property
     def is_over(self) -> bool:
