@@ -170,7 +170,7 @@ def solve_rate_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
 
 def flagged_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
     """Episodes whose graded change the reward's screen flagged, or whose run was tampered."""
-    rows = [r for r in (groups or Groups(scope)).solve_rows("teacher__name")]
+    rows = (groups or Groups(scope)).solve_rows("teacher__name")
     names = [r["teacher__name"] for r in rows]
     return {
         "traces": [
@@ -178,7 +178,6 @@ def flagged_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
              "customdata": [_url("episode_list", scope, teacher=n, integrity=kind) for n in names]}
             for kind in ("suspicious", "tampered")
         ],
-        "layout": {"barmode": "stack"},
         "rows": rows,
     }
 
@@ -262,7 +261,7 @@ CHARTS = [
     ("solve-teacher", "Solve rate per teacher", solve_rate_by_teacher, "episodes",
      "No episode yet: launch solving for approved bugs from Teachers."),
     ("flagged-teacher", "Suspicious and tampered episodes per teacher", flagged_by_teacher, "episodes",
-     "No episode yet: launch solving for approved bugs from Teachers."),
+     "No suspicious or tampered episode: the grader has refused nothing here."),
     ("solve-repository", "Solve rate per repository", solve_rate_by_repository, "episodes",
      "No episode yet: launch solving for approved bugs from Teachers."),
     ("cost-valid", "LLM cost per valid bug (USD, injection)", cost_per_valid_bug, "bugs",

@@ -136,7 +136,7 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
     from episodes.engine.trajectory import check_canonical
 
     dropped = {"unknown_terms": 0, "disallowed_terms": 0, "too_long": 0, "empty": 0, "malformed": 0, "suspicious": 0}
-    warnings, rows = [], []
+    warnings, rows, flagged_kept = [], [], 0
     for ep in episodes.order_by("id"):
         if ep.grading_flagged and not filters.get("include_suspicious"):
             dropped["suspicious"] += 1
@@ -165,11 +165,11 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
             dropped["malformed"] += 1
             continue
         rows.append(row)
+        flagged_kept += ep.grading_flagged
     if filters.get("allow_unknown_terms") and any(r["terms_allow_training"] is None for r in rows):
         warnings.append("includes episodes whose teacher's terms of use are not recorded")
-    if filters.get("include_suspicious") and dropped["suspicious"] == 0 and any(
-            e.grading_flagged for e in episodes):
-        warnings.append("includes episodes whose graded change was flagged suspicious or tampered")
+    if flagged_kept:
+        warnings.append(f"includes {flagged_kept} episode(s) whose graded change was flagged suspicious or tampered")
     if filters.get("allow_disallowed_terms") and any(r["terms_allow_training"] is False for r in rows):
         warnings.append("includes episodes whose teacher's terms do not allow training use")
     # Duplicates: the same conversation twice (one bug attempted identically) counts once.

@@ -78,6 +78,24 @@ def test_figures(world):
     assert dict(zip(mix["x"], mix["y"])) == {"< 15 min": 1, "1 – 4 h": 1}
 
 
+def test_suspicious_and_tampered_episodes_per_teacher(world, staff_client):
+    from episodes.models import Episode
+
+    scope = dashboards.Scope()
+    flagged = {t["name"]: dict(zip(t["x"], t["y"])) for t in dashboards.flagged_by_teacher(scope)["traces"]}
+    assert flagged == {"suspicious": {"t1": 0, "t2": 0}, "tampered": {"t1": 0, "t2": 0}}
+    first, second = Episode.objects.filter(teacher__name="t1").order_by("pk")[:2]
+    Episode.objects.filter(pk=first.pk).update(integrity="suspicious")
+    Episode.objects.filter(pk=second.pk).update(integrity="tampered")
+    traces = dashboards.flagged_by_teacher(scope)["traces"]
+    assert {t["name"]: dict(zip(t["x"], t["y"]))["t1"] for t in traces} == {"suspicious": 1, "tampered": 1}
+    body = staff_client.get(traces[1]["customdata"][0]).content.decode()
+    assert traces[1]["customdata"][0] == "/episodes/?teacher=t1&integrity=tampered"
+    assert f'href="/episodes/{second.pk}/"' in body and f'href="/episodes/{first.pk}/"' not in body
+    page = staff_client.get(reverse("dashboards")).content.decode()
+    assert 'id="chart-flagged-teacher"' in page  # drawn once there is something to show
+
+
 def test_filters_by_repository_and_date(world):
     beta = dashboards.yield_by_method(dashboards.Scope(repository="beta"))
     assert [(r["method"], r["valid"]) for r in beta["rows"]] == [("procedural", 1)]

@@ -52,6 +52,22 @@ def test_sft_filters_reward_provenance_and_duplicates(world):
         build_sft_dataset("sft-y", {"colour": "blue"})
 
 
+def test_sft_keeps_suspicious_or_tampered_episodes_out_unless_asked(world):
+    from episodes.models import Episode
+
+    ok = Teacher.objects.get(name="open")
+    hacked = make_episode(world["bugs"][0], ok, reward=1.0, text="forged the report")
+    Episode.objects.filter(pk=hacked.pk).update(integrity=Episode.Integrity.SUSPICIOUS)
+    tampered = make_episode(world["bugs"][1], ok, reward=1.0, text="rewrote the results")
+    Episode.objects.filter(pk=tampered.pk).update(integrity=Episode.Integrity.TAMPERED)
+    ds = build_sft_dataset("sft-clean", {"heldout_fraction": 0})
+    assert ds.train_rows == 6 and ds.manifest["dropped"]["suspicious"] == 2
+    assert not any(w for w in ds.manifest["warnings"] if "flagged" in w)
+    asked = build_sft_dataset("sft-flagged", {"heldout_fraction": 0, "include_suspicious": True})
+    assert asked.train_rows == 8 and asked.manifest["dropped"]["suspicious"] == 0
+    assert "includes 2 episode(s) whose graded change was flagged suspicious or tampered" in asked.manifest["warnings"]
+
+
 def test_sft_drops_trajectories_that_are_not_canonical(world):
     from episodes.models import Episode
 

@@ -101,6 +101,24 @@ def test_list_filters(world, reviewer_client):
     assert "2 episodes, 1 solved" in page and '<span class="warn-text">unknown</span>' in page
 
 
+def test_a_refused_reward_says_why_and_the_list_filters_on_it(world, reviewer_client):
+    finding = {"path": "cartcalc/__init__.py", "line": 73, "rule": "uses sys.modules", "code": "m = sys.modules['x']"}
+    suspicious = Episode.objects.create(
+        bug=world["bugs"][0], teacher=world["trusted"], status="unsolved", reward=0.0, integrity="suspicious",
+        grading={"reward": False, "reason": "suspicious change (1 finding(s))", "suspicious": [finding], "runs": []})
+    tampered = Episode.objects.create(
+        bug=world["bugs"][0], teacher=world["trusted"], status="unsolved", reward=0.0, integrity="tampered",
+        grading={"reward": False, "reason": "tampered: the canary test, which always fails, was reported passed",
+                 "tampered": "the canary test, which always fails, was reported passed", "runs": []})
+    page = reviewer_client.get(reverse("episode_detail", args=[suspicious.pk])).content.decode()
+    assert 'id="grading-suspicious"' in page and "reward refused, nothing was run" in page
+    assert "<code>cartcalc/__init__.py:73</code>" in page and "uses sys.modules" in page
+    page = reviewer_client.get(reverse("episode_detail", args=[tampered.pk])).content.decode()
+    assert 'id="grading-tampered"' in page and "was reported passed" in page
+    listed = reviewer_client.get(reverse("episode_list"), {"integrity": "tampered"}).context["page"].object_list
+    assert [e.pk for e in listed] == [tampered.pk]
+
+
 def test_list_paginates_with_a_constant_number_of_queries(world, reviewer_client):
     def queries(n_more):
         for i in range(n_more):
