@@ -54,6 +54,7 @@ from typing import Callable
 from ..sandbox.base import ExecResult, Executor, Limits
 from ..validation import BugSpec, RepoSpec, RunRecord, Validator
 from ..workspace import PatchError, WorkspaceFactory, apply_patch
+from . import behaviour as behaviour_check
 from . import stream
 from .changes import excluded_reason, file_diff, patch_changes, split_patch, workspace_changes
 from .screen import Finding, added_lines, screen
@@ -77,6 +78,7 @@ class Grade:
     suspicious: list[dict] = field(default_factory=list)  # static-screen findings on added lines
     tampered: str = ""  # why a run's results were not trusted
     needs_review: bool = False  # suspicious, graded anyway: staff decide
+    behaviour: dict = field(default_factory=dict)  # the comparison with the clean code (behaviour.py)
 
     @property
     def dropped_paths(self) -> list[str]:
@@ -93,6 +95,7 @@ class Grade:
             "suspicious": self.suspicious,
             "tampered": self.tampered,
             "needs_review": self.needs_review,
+            "behaviour": self.behaviour,
         }
 
 
@@ -125,6 +128,7 @@ def grade(
     limits: Limits = Limits(),
     run_suite_after_failed_verifier: bool = True,
     suspicious: str = "refuse",
+    compare_behaviour: bool = True,
     on_run: Callable[[RunRecord], None] = lambda run: None,
 ) -> Grade:
     """Grade the agent's final ``workspace`` (a checkout of the buggy code it worked in) or its
@@ -191,6 +195,9 @@ def grade(
     elif suite is not None and not_passed:
         listed = ", ".join(f"{t} ({s})" for t, s in list(not_passed.items())[:5])
         result.reason = f"{len(not_passed)} of {len(tests)} tests did not pass ({len(f2p)} FAIL_TO_PASS): {listed}"
+    elif compare_behaviour and (differs := _behaviour_differs(result, executor, workspaces, repo, bug, diffs,
+                                                                  list(fail_to_pass) or tests, limits)):
+        result.reason = differs
     else:
         result.reward = True
         result.reason = (
@@ -200,6 +207,20 @@ def grade(
     if result.needs_review:
         result.reason += " — suspicious change, held for staff review"
     return result
+
+
+def _behaviour_differs(result: Grade, executor, workspaces, repo: RepoSpec, bug: BugSpec, diffs: dict[str, str],
+                       tests: list[str], limits: Limits) -> str:
+    """Run the behaviour comparison into ``result.behaviour``; why it refuses ("" if it does not)."""
+    bug_diffs = {sorted(paths)[-1]: text for paths, text in split_patch(bug.patch) if paths}
+    found = behaviour_check.compare(executor, workspaces, repo.mirror, repo.commit, repo.environment, bug.patch,
+                                    bug_diffs, result.patch, diffs, tests, limits)
+    result.behaviour = found.to_dict()
+    if not found.differing:
+        return ""
+    target, variant, clean, graded = found.differing[0]
+    return (f"the fix behaves unlike the clean code on {len(found.differing)} of {found.checked} inputs the tests "
+            f"never used, outside the test runner: {target} ({variant}): clean {clean[:120]}, graded {graded[:120]}")
 
 
 def _run_verifier(validator: Validator, repo: RepoSpec, bug: BugSpec, checkout: Path) -> tuple[RunRecord, str]:

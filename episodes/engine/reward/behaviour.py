@@ -1,0 +1,142 @@
+"""Behaviour, not appearances: the graded code against the clean code on unseen inputs (no Django).
+
+The tests passing says the fix works on the tests' inputs, while a test runner is watching. This
+check asks what the fixed functions do on other inputs, outside any test runner:
+
+1. *capture* (clean code, sandbox): run the bug's FAIL_TO_PASS tests with the functions the bug
+   changed (and those the agent changed) wrapped, pickling the arguments of each call;
+2. *run* (sandbox, twice on the clean code, once on the graded code; no pytest, a plain
+   process): replay each call as tested and with every number it reaches scaled or shifted by
+   factors drawn for this grading, recording the result's ``repr`` or the exception's type;
+3. compare: any input on which the graded code and the clean code disagree (ignoring inputs on
+   which the clean code disagrees with itself) makes the reward False.
+
+A fix that special-cases the visible tests' inputs, or is correct only while a test runner,
+its environment variables or the grader's folder are around, disagrees here.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import pickle
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..sandbox.base import Executor, Limits
+from ..workspace import WorkspaceFactory, apply_patch
+
+PROGRAM = Path(__file__).with_name("probe_program.py")
+FOLDER = ".bugforge"
+_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+@dataclass
+class Behaviour:
+    checked: int = 0  # inputs compared
+    differing: list[list] = field(default_factory=list)  # [target, variant, clean, graded]
+    note: str = ""  # why nothing (or less) was compared
+
+    def to_dict(self) -> dict:
+        return {"checked": self.checked, "differing": self.differing[:20], "note": self.note}
+
+
+def changed_functions(source: str, lines: set[int]) -> set[str]:
+    """Qualified names of the innermost functions of ``source`` holding any of ``lines``."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+
+    def walk(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                inner_before = len(found)
+                walk(child, name + ".")
+                if (not isinstance(child, ast.ClassDef) and len(found) == inner_before
+                        and any(child.lineno <= n <= (child.end_lineno or child.lineno) for n in lines)):
+                    found.add(name)
+
+    walk(tree, "")
+    return found
+
+
+def old_side_lines(file_patch: str) -> set[int]:
+    """Line numbers (in the old file) that a one-file diff removes or changes."""
+    lines, old = set(), 0
+    for line in file_patch.splitlines():
+        m = _HUNK.match(line)
+        if m:
+            old = int(m.group(1))
+        elif old and line.startswith("-") and not line.startswith("---"):
+            lines.add(old)
+            old += 1
+        elif old and (line.startswith(" ") or line == ""):
+            old += 1
+    return lines
+
+
+def targets(clean: Path, bug_diffs: dict[str, str], buggy: Path, agent_diffs: dict[str, str]) -> list[str]:
+    """``path::qualname`` of every function the bug changed (in the clean code) or the agent
+    changed (in the buggy code)."""
+    found: set[str] = set()
+    for root, diffs in ((clean, bug_diffs), (buggy, agent_diffs)):
+        for path, text in diffs.items():
+            if path.endswith(".py") and (root / path).is_file():
+                source = (root / path).read_text(errors="replace")
+                found |= {f"{path}::{q}" for q in changed_functions(source, old_side_lines(text))}
+    return sorted(found)
+
+
+def _probe(executor: Executor, environment, checkout: Path, mode: str, spec: dict, limits: Limits) -> Path | None:
+    folder = checkout / FOLDER
+    folder.mkdir(exist_ok=True)
+    (folder / "probe.py").write_text(PROGRAM.read_text())
+    (folder / "spec.json").write_text(json.dumps(spec))
+    result = executor.run(["python", f"{FOLDER}/probe.py", mode, f"{FOLDER}/spec.json"], checkout,
+                          environment=environment, env={"PYTHONPATH": "."}, limits=limits)
+    out = checkout / (spec["calls"] if mode == "capture" else spec["out"])
+    return out if result.exit_code == 0 and out.is_file() else None
+
+
+def compare(executor: Executor, workspaces: WorkspaceFactory, mirror: Path, commit: str, environment,
+            bug_patch: str, bug_diffs: dict[str, str], source_patch: str, agent_diffs: dict[str, str],
+            tests: list[str], limits: Limits, rng: random.Random | None = None) -> Behaviour:
+    rng = rng or random.SystemRandom()
+    spec = {"tests": tests, "calls": f"{FOLDER}/calls.pkl", "out": f"{FOLDER}/out.json",
+            "scale": rng.choice([2, 3, 5, 7]), "shift": rng.choice([1, 2, 3])}
+    with workspaces.checkout(mirror, commit) as clean, workspaces.checkout(mirror, commit, patch=bug_patch) as buggy:
+        spec["targets"] = targets(clean, bug_diffs, buggy, agent_diffs)
+        if not spec["targets"]:
+            return Behaviour(note="no changed function to probe")
+        calls = _probe(executor, environment, clean, "capture", spec, limits)
+        if calls is None or not pickle.loads(calls.read_bytes()):
+            return Behaviour(note="the tests made no call to the changed functions that could be recorded")
+        blob = calls.read_bytes()
+        reference = []
+        for _ in range(2):
+            out = _probe(executor, environment, clean, "run", spec, limits)
+            if out is None:
+                return Behaviour(note="the clean code could not be probed")
+            reference.append(json.loads(out.read_text()))
+            out.unlink()
+        apply_patch(buggy, source_patch)
+        (buggy / FOLDER).mkdir(exist_ok=True)
+        (buggy / spec["calls"]).write_bytes(blob)
+        graded_out = _probe(executor, environment, buggy, "run", spec, limits)
+        graded = json.loads(graded_out.read_text()) if graded_out is not None else None
+    first, second = reference
+    if graded is None:
+        return Behaviour(checked=len(first), differing=[["*", "*", "completes", "the probe did not complete"]])
+    behaviour = Behaviour()
+    for i, (a, b) in enumerate(zip(first, second)):
+        if a != b:
+            continue  # the clean code itself is not deterministic here
+        behaviour.checked += 1
+        g = graded[i] if i < len(graded) else [a[0], a[1], "missing"]
+        if g[2] != a[2]:
+            behaviour.differing.append([a[0], a[1], a[2][:300], g[2][:300]])
+    return behaviour
