@@ -3,10 +3,10 @@
 The tests passing says the fix works on the tests' inputs, while a test runner is watching. This
 check asks what the fixed functions do on other inputs, outside any test runner:
 
-1. *capture* (clean code, sandbox): run the bug's FAIL_TO_PASS tests with the functions the bug
-   changed (and those the agent changed) wrapped, pickling the arguments of each call;
-2. *run* (sandbox, twice on the clean code, once on the graded code; no pytest, a plain
-   process): replay each call as tested and with every number it reaches scaled or shifted by
+1. *reference* (clean code, sandbox): run the bug's FAIL_TO_PASS tests with the functions the
+   bug changed (and those the agent changed) wrapped, pickling the arguments of each call;
+   then replay them twice (2.) for the reference outcomes;
+2. *run* (sandbox, graded code; no pytest, a plain process): replay each call as tested and with every number it reaches scaled or shifted by
    factors drawn for this grading, recording the result's ``repr`` or the exception's type;
 3. compare: any input on which the graded code and the clean code disagree (ignoring inputs on
    which the clean code disagrees with itself) makes the reward False.
@@ -98,7 +98,7 @@ def _probe(executor: Executor, environment, checkout: Path, mode: str, spec: dic
     (folder / "spec.json").write_text(json.dumps(spec))
     result = executor.run(["python", f"{FOLDER}/probe.py", mode, f"{FOLDER}/spec.json"], checkout,
                           environment=environment, env={"PYTHONPATH": "."}, limits=limits)
-    out = checkout / (spec["calls"] if mode == "capture" else spec["out"])
+    out = checkout / spec["out"]
     return out if result.exit_code == 0 and out.is_file() else None
 
 
@@ -112,17 +112,14 @@ def compare(executor: Executor, workspaces: WorkspaceFactory, mirror: Path, comm
         spec["targets"] = targets(clean, bug_diffs, buggy, agent_diffs)
         if not spec["targets"]:
             return Behaviour(note="no changed function to probe")
-        calls = _probe(executor, environment, clean, "capture", spec, limits)
-        if calls is None or not pickle.loads(calls.read_bytes()):
-            return Behaviour(note="the tests made no call to the changed functions that could be recorded")
+        out = _probe(executor, environment, clean, "reference", spec, limits)
+        calls = clean / spec["calls"]
+        if out is None or not calls.is_file():
+            return Behaviour(note="the clean code could not be probed")
         blob = calls.read_bytes()
-        reference = []
-        for _ in range(2):
-            out = _probe(executor, environment, clean, "run", spec, limits)
-            if out is None:
-                return Behaviour(note="the clean code could not be probed")
-            reference.append(json.loads(out.read_text()))
-            out.unlink()
+        if not pickle.loads(blob):
+            return Behaviour(note="the tests made no call to the changed functions that could be recorded")
+        reference = json.loads(out.read_text())
         apply_patch(buggy, source_patch)
         (buggy / FOLDER).mkdir(exist_ok=True)
         (buggy / spec["calls"]).write_bytes(blob)

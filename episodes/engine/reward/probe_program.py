@@ -1,14 +1,15 @@
 """The behaviour probe: runs INSIDE the sandbox (stdlib only; pytest only in ``capture``).
 
-    python probe.py capture SPEC.json   # clean code: run the tests, record calls to the targets
-    python probe.py run SPEC.json       # any code: call the targets on variants of those calls
+    python probe.py reference SPEC.json  # clean code: record the tests' calls, then ``run`` twice
+    python probe.py run SPEC.json        # any code: call the targets on variants of those calls
 
 ``SPEC.json``: {"targets": ["pkg/mod.py::Class.method", ...], "tests": [...], "calls": "calls.pkl",
 "out": "out.json", "scale": 3, "shift": 2}. ``capture`` pickles each call's arguments as the
 call starts (up to 40 per target). ``run`` replays every recorded call and variants of it in
 which every number in the arguments, and in the objects they reach, is scaled or shifted
 (inputs the visible tests never used), and writes each outcome: the result's ``repr``
-(addresses removed) or the exception's type. ``run`` never imports pytest and runs outside
+(addresses removed) or the exception's type. ``reference`` writes both runs (``out`` holds [first, second]: where they disagree the clean
+code is not deterministic and the input is not compared). ``run`` never imports pytest and runs outside
 any test runner: code that behaves only while tested behaves as it would in real use here.
 """
 import json
@@ -97,6 +98,17 @@ def _outcome(fn, args, kwargs):
 
 
 def run(spec):
+    with open(spec["out"], "w") as f:
+        json.dump(outcomes(spec), f)
+
+
+def reference(spec):
+    capture(spec)
+    with open(spec["out"], "w") as f:
+        json.dump([outcomes(spec), outcomes(spec)], f)
+
+
+def outcomes(spec):
     with open(spec["calls"], "rb") as f:
         calls = pickle.load(f)
     k, s = spec["scale"], spec["shift"]
@@ -122,12 +134,11 @@ def run(spec):
             else:
                 outcome = _outcome(fn, args, kwargs)
             out.append([target, label, outcome])
-    with open(spec["out"], "w") as f:
-        json.dump(out, f)
+    return out
 
 
 if __name__ == "__main__":
     sys.path.insert(0, ".")
     with open(sys.argv[2]) as f:
         SPEC = json.load(f)
-    {"capture": capture, "run": run}[sys.argv[1]](SPEC)
+    {"reference": reference, "run": run}[sys.argv[1]](SPEC)
