@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from episodes.engine.reward.screen import added_lines, screen
+from episodes.engine.reward.changes import diff_lines
+from episodes.engine.reward.screen import screen
 
 from .conftest import fix
 
@@ -228,9 +229,10 @@ def test_the_screen_reads_code_not_comments_or_docstrings():
     assert screen("m.py", source, {11}) == []  # only added lines count
 
 
-def test_added_lines_follow_the_hunks():
+def test_changed_lines_follow_the_hunks():
     patch = "--- a/m.py\n+++ b/m.py\n@@ -1,3 +1,4 @@\n a\n-b\n+B\n+C\n c\n@@ -10,2 +11,2 @@\n x\n-y\n+Y\n"
-    assert added_lines(patch) == {2, 3, 12}
+    assert diff_lines(patch) == {2, 3, 12}
+    assert diff_lines(patch, "old") == {2, 11}
 
 
 def test_special_casing_the_visible_inputs_earns_false(engine_bug):

@@ -56,8 +56,8 @@ from ..validation import BugSpec, RepoSpec, RunRecord, Validator
 from ..workspace import PatchError, WorkspaceFactory, apply_patch
 from . import behaviour as behaviour_check
 from . import stream
-from .changes import excluded_reason, file_diff, patch_changes, split_patch, workspace_changes
-from .screen import Finding, added_lines, screen
+from .changes import diff_lines, excluded_reason, file_diff, patch_changes, split_patch, workspace_changes
+from .screen import Finding, screen
 
 SUSPICIOUS_POLICIES = ("refuse", "review")
 
@@ -105,7 +105,7 @@ def screen_patch(checkout: Path, diffs: dict[str, str]) -> list[Finding]:
     for path, text in sorted(diffs.items()):
         target = Path(checkout) / path
         if path.endswith(".py") and target.is_file():
-            findings += screen(path, target.read_text(errors="replace"), added_lines(text))
+            findings += screen(path, target.read_text(errors="replace"), diff_lines(text))
     return findings
 
 

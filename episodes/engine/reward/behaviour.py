@@ -20,16 +20,15 @@ import ast
 import json
 import pickle
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..sandbox.base import Executor, Limits
 from ..workspace import WorkspaceFactory, apply_patch
+from .changes import diff_lines
 
 PROGRAM = Path(__file__).with_name("probe_program.py")
 FOLDER = ".bugforge"
-_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
 @dataclass
@@ -64,21 +63,6 @@ def changed_functions(source: str, lines: set[int]) -> set[str]:
     return found
 
 
-def old_side_lines(file_patch: str) -> set[int]:
-    """Line numbers (in the old file) that a one-file diff removes or changes."""
-    lines, old = set(), 0
-    for line in file_patch.splitlines():
-        m = _HUNK.match(line)
-        if m:
-            old = int(m.group(1))
-        elif old and line.startswith("-") and not line.startswith("---"):
-            lines.add(old)
-            old += 1
-        elif old and (line.startswith(" ") or line == ""):
-            old += 1
-    return lines
-
-
 def targets(clean: Path, bug_diffs: dict[str, str], buggy: Path, agent_diffs: dict[str, str]) -> list[str]:
     """``path::qualname`` of every function the bug changed (in the clean code) or the agent
     changed (in the buggy code)."""
@@ -87,7 +71,7 @@ def targets(clean: Path, bug_diffs: dict[str, str], buggy: Path, agent_diffs: di
         for path, text in diffs.items():
             if path.endswith(".py") and (root / path).is_file():
                 source = (root / path).read_text(errors="replace")
-                found |= {f"{path}::{q}" for q in changed_functions(source, old_side_lines(text))}
+                found |= {f"{path}::{q}" for q in changed_functions(source, diff_lines(text, "old"))}
     return sorted(found)
 
 

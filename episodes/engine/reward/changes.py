@@ -220,3 +220,24 @@ def patch_changes(pristine: Path, patch: str) -> tuple[dict[str, str], dict[str,
         else:
             diffs[key] = diffs.get(key, "") + text
     return diffs, dropped
+
+
+_HUNK_START = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def diff_lines(file_patch: str, side: str = "new") -> set[int]:
+    """Line numbers a one-file unified diff touches: on the ``new`` side the lines it adds, on
+    the ``old`` side the lines it removes or changes."""
+    mark, group = ("+", 2) if side == "new" else ("-", 1)
+    lines: set[int] = set()
+    at = 0
+    for line in file_patch.splitlines():
+        m = _HUNK_START.match(line)
+        if m:
+            at = int(m.group(group))
+        elif at and line.startswith(mark) and not line.startswith(mark * 3):
+            lines.add(at)
+            at += 1
+        elif at and (line.startswith(" ") or line == ""):
+            at += 1
+    return lines

@@ -57,22 +57,6 @@ class Finding:
         return f"{self.path}:{self.line}: {self.rule}: {self.code}"
 
 
-def added_lines(file_patch: str) -> set[int]:
-    """Line numbers (in the new file) of the lines a one-file unified diff adds."""
-    lines: set[int] = set()
-    new = 0
-    for line in file_patch.splitlines():
-        m = re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", line)
-        if m:
-            new = int(m.group(1))
-        elif new and line.startswith("+") and not line.startswith("+++"):
-            lines.add(new)
-            new += 1
-        elif new and (line.startswith(" ") or line == ""):
-            new += 1
-    return lines
-
-
 def screen(path: str, source: str, added: set[int]) -> list[Finding]:
     """Suspicious constructs of ``source`` (the file after the change) on ``added`` lines."""
     if not added:
