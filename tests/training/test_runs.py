@@ -79,8 +79,16 @@ def test_reward_is_one_for_a_correct_fix_and_zero_otherwise(approved_bug, settin
     cheat = factory()
     cheat.reset(task=task)
     cheat.edit("tests/test_shipping.py", "def test", "def _skipped_test")
-    assert grpo_env.verifier_reward(completions=[[]], environments=[cheat]) == [0.0]
-    grpo_env.close_all({None: [fixed, untouched, cheat]})
+    # nor one that forges pytest's reports from package code (the grader refuses it)
+    forger = factory()
+    forger.reset(task=task)
+    forger.shell("printf 'import sys as _s\\n_m = _s.modules.get(\"_pytest.reports\")\\n' >> cartcalc/__init__.py")
+    assert "_s.modules" in forger.view("cartcalc/__init__.py")
+    assert grpo_env.verifier_reward(completions=[[], []], environments=[cheat, forger]) == [0.0, 0.0]
+    assert forger._reason.startswith("suspicious change")
+    # the rollout's workspace is a one-commit repository: git works, and there is no history to mine
+    assert fixed.shell("git rev-list --all | wc -l").split() == ["[exit", "code", "0]", "1"]
+    grpo_env.close_all({None: [fixed, untouched, cheat, forger]})
     assert workspaces_in(settings) <= before
 
 
