@@ -6,8 +6,11 @@ the bug, run the checks and return a verdict. Every sandboxed run is reported th
 """
 from __future__ import annotations
 
+import json
 import random
 import shlex
+import shutil
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,9 +164,11 @@ class Validator:
 
     def baseline(self, repo: RepoSpec, with_coverage: bool = True) -> tuple[RunRecord, dict | None]:
         """The clean suite once, with per-test status and (when the test command is
-        ``python -m pytest``) a coverage map of which tests execute which lines."""
+        ``python -m pytest``) a coverage map of which tests execute which lines. Refuses an
+        environment that holds the repository's own code (``EnvironmentLeak``)."""
         argv = coverage_map.coverage_argv(repo.test_command) if with_coverage else None
         with self.workspaces.checkout(repo.mirror, repo.commit) as path:
+            self.check_environment(repo, path)
             if argv is None:
                 return self.run_suite(repo, path, "clean", "baseline"), None
             (path / coverage_map.RCFILE).parent.mkdir(exist_ok=True)
@@ -174,6 +179,29 @@ class Validator:
             if not report.ok or not json_path.exists():
                 return record, None
             return record, coverage_map.build(json_path, [t for t, s in record.tests.items() if s == "passed"])
+
+    def check_environment(self, repo: RepoSpec, checkout: Path) -> None:
+        """Raise ``EnvironmentLeak`` when the repository's own packages import from the
+        environment itself (run from an empty folder, so the workspace is not on the path):
+        an agent could then read the clean code there."""
+        names = own_packages(checkout)
+        if not names or repo.environment is None:
+            return
+        empty = Path(tempfile.mkdtemp(dir=self.workspaces.workspaces, prefix="envcheck-"))
+        try:
+            empty.chmod(0o755)
+            result = self.executor.run(["python", "-I", "-c", FIND_SPECS, *names], empty,
+                                       environment=repo.environment, limits=self.limits)
+        finally:
+            shutil.rmtree(empty, ignore_errors=True)
+        found = json.loads(result.stdout or "{}") if result.exit_code == 0 else {}
+        if found:
+            where = ", ".join(f"{name} at {origin}" for name, origin in sorted(found.items()))
+            raise EnvironmentLeak(
+                f"the test environment contains the repository's own code ({where}): the install command "
+                "installed the package itself, so an agent could read the clean code there. Install only its "
+                "dependencies (e.g. `pip install -r requirements.txt`); the tests import the package from the workspace."
+            )
 
     def verifier_runs(self, repo: RepoSpec, bug: BugSpec, n: int, seed: int, purpose: str) -> list[RunRecord]:
         """n clean and n buggy verifier runs in an order shuffled by ``seed``, each in a
@@ -290,6 +318,43 @@ class Validator:
         with self.workspaces.checkout(repo.mirror, repo.commit, patch=join_hunks(others)) as path:
             record = self.run_suite(repo, path, "hunk", "hunk check", tests=f2p)
         return any(record.tests.get(t) == "passed" for t in f2p)
+
+
+class EnvironmentLeak(RuntimeError):
+    """The environment holds the repository's own code (a copy of the clean source)."""
+
+
+# Run isolated (-I) from an empty folder: a name found is found in the environment itself.
+FIND_SPECS = (
+    "import importlib.util, json, os, sys\n"
+    "found = {}\n"
+    "for name in sys.argv[1:]:\n"
+    "    try:\n"
+    "        spec = importlib.util.find_spec(name)\n"
+    "    except Exception:\n"
+    "        spec = None\n"
+    "    if spec is not None and spec.origin and os.path.exists(spec.origin):\n"
+    "        found[name] = spec.origin\n"
+    "print(json.dumps(found))\n"
+)
+NOT_PACKAGES = {"setup", "conftest", "noxfile", "tasks", "manage", "docs", "tests", "test", "testing", "examples"}
+
+
+def own_packages(checkout: Path) -> list[str]:
+    """Top-level importable names the repository provides (packages and modules at its root or
+    under ``src/``), test and tooling names left out."""
+    names = set()
+    for root in (checkout, checkout / "src"):
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            if entry.name.startswith((".", "_")):
+                continue
+            if entry.is_dir() and (entry / "__init__.py").is_file():
+                names.add(entry.name)
+            elif entry.suffix == ".py" and not entry.name.startswith("test_"):
+                names.add(entry.stem)
+    return sorted(n for n in names - NOT_PACKAGES if n.isidentifier())
 
 
 def pytest_verifier(test_ids: list[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+from pathlib import Path
 
 from episodes.engine.sandbox.base import Limits
 from episodes.engine.workspace import TASK_TIME, git
@@ -71,3 +72,26 @@ def test_no_file_reachable_from_the_sandbox_holds_the_clean_line(engine_bug):
     report = json.loads(result.stdout)
     assert report["files"] > 100  # the environment's site-packages were scanned, not just the checkout
     assert report["hits"] == []
+
+
+def test_an_environment_holding_the_packages_own_code_is_refused(engine_bug):
+    """As after a `pip install .`: the clean source would sit in site-packages for the agent to read."""
+    import glob
+    import shutil
+
+    import pytest
+
+    from episodes.engine.validation import EnvironmentLeak, Validator, own_packages
+
+    validator = Validator(engine_bug.executor, engine_bug.workspaces, Limits(timeout_s=60), reruns=1)
+    env_dir = engine_bug.executor.environment_path(engine_bug.repo.environment)
+    site = Path(glob.glob(str(env_dir / "lib/python3*/site-packages"))[0])
+    with engine_bug.workspaces.checkout(engine_bug.repo.mirror, engine_bug.repo.commit) as clean:
+        assert own_packages(clean) == ["cartcalc"]
+        validator.check_environment(engine_bug.repo, clean)  # the real environment holds no copy
+        shutil.copytree(clean / "cartcalc", site / "cartcalc")
+        try:
+            with pytest.raises(EnvironmentLeak, match=r"contains the repository's own code \(cartcalc at .*site-packages"):
+                validator.check_environment(engine_bug.repo, clean)
+        finally:
+            shutil.rmtree(site / "cartcalc")
