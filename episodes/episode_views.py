@@ -10,11 +10,14 @@ import json
 import re
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET
+
+from bugforge_web.auth import staff_required
 
 from .engine.trajectory import TrajectoryError, canonical_from_calls, check_canonical, response_message, step_key
 from .models import Episode, LLMCall, Teacher
@@ -221,3 +224,16 @@ def llm_call_detail(request, pk):
 
 
 __all__ = ["episode_detail", "episode_list", "llm_call_detail", "scrub"]
+
+
+@staff_required
+def episode_review(request, pk):
+    """Staff clear or refuse an episode that was graded past the static screen."""
+    episode = get_object_or_404(Episode, pk=pk)
+    try:
+        episode.review_integrity(request.user, request.POST.get("decision", ""), request.POST.get("notes", "")[:2000])
+    except ValueError as exc:
+        messages.error(request, f"Nothing changed: {exc}")
+    else:
+        messages.info(request, f"Episode {episode.pk}: {'cleared' if episode.integrity == '' else 'reward refused'}.")
+    return redirect("episode_detail", pk=episode.pk)

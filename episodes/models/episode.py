@@ -207,6 +207,33 @@ class Episode(models.Model):
             return Episode.Integrity.TAMPERED
         return Episode.Integrity.SUSPICIOUS if grading.get("suspicious") else Episode.Integrity.TRUSTED
 
+    def review_integrity(self, actor, decision: str, notes: str = "") -> None:
+        """Staff's word on an episode graded past the static screen (``needs_review``):
+        ``clear`` (a genuine fix: its reward stands and it may enter SFT sets) or ``refuse``
+        (reward False, unsolved). Audited; a tampered run cannot be cleared."""
+        from .audit import AuditEvent
+
+        if decision not in ("clear", "refuse"):
+            raise ValueError("decision must be 'clear' or 'refuse'")
+        if not self.grading.get("needs_review"):
+            raise ValueError(f"episode {self.pk} is not held for review")
+        if decision == "clear" and self.integrity == self.Integrity.TAMPERED:
+            raise ValueError(f"episode {self.pk}'s run was tampered with: its reward cannot be cleared")
+        before = {"integrity": self.integrity, "reward": self.reward, "status": self.status}
+        grading = {**self.grading, "needs_review": False, "review": {"decision": decision, "notes": notes,
+                                                                     "by": getattr(actor, "username", "")}}
+        if decision == "clear":
+            self.integrity = self.Integrity.TRUSTED
+        else:
+            self.reward = 0.0
+            if self.status == self.Status.SOLVED:
+                self.status = self.Status.UNSOLVED
+        self.grading = grading
+        self.save(update_fields=["integrity", "reward", "status", "grading"])
+        AuditEvent.record(actor, "review_episode_integrity", self, before=before,
+                          after={"integrity": self.integrity, "reward": self.reward, "status": self.status,
+                                 "decision": decision, "notes": notes})
+
     @property
     def is_over(self) -> bool:
         return self.status not in (self.Status.QUEUED, self.Status.RUNNING)

@@ -168,3 +168,32 @@ def test_scrub_masks_credentials_but_not_ordinary_text():
     assert clean["max_tokens"] == 5 and clean["input_tokens"] == 3
     assert clean["messages"][0]["content"] == "pip install scikit-learn; sk-learn is fine; token [redacted]"
     assert clean["note"] == "gateway token [redacted] and the endpoint key [redacted]"
+
+
+def test_staff_clear_or_refuse_an_episode_held_for_review(world, staff_client, reviewer_client):
+    from django.core.management import call_command
+
+    from episodes.models import AuditEvent
+
+    held = {"reward": True, "reason": "… — suspicious change, held for staff review", "needs_review": True,
+            "suspicious": [{"path": "cartcalc/x.py", "line": 3, "rule": "uses os.environ", "code": "os.environ"}]}
+    genuine = Episode.objects.create(bug=world["bugs"][0], teacher=world["trusted"], status="solved", reward=1.0,
+                                     integrity="suspicious", grading=held)
+    gamed = Episode.objects.create(bug=world["bugs"][0], teacher=world["trusted"], status="solved", reward=1.0,
+                                   integrity="suspicious", grading=held)
+    url = reverse("episode_review", args=[genuine.pk])
+    assert reviewer_client.post(url, {"decision": "clear"}).status_code == 403
+    page = staff_client.get(reverse("episode_detail", args=[genuine.pk])).content.decode()
+    assert 'id="integrity-review"' in page
+    assert staff_client.post(url, {"decision": "clear", "notes": "reads a config flag"}).status_code == 302
+    genuine.refresh_from_db()
+    assert genuine.integrity == "" and genuine.reward == 1.0 and genuine.grading["needs_review"] is False
+    assert AuditEvent.objects.get(action="review_episode_integrity", target_id=str(genuine.pk)).after["decision"] == "clear"
+    page = staff_client.get(reverse("episode_detail", args=[genuine.pk])).content.decode()
+    assert 'id="integrity-review"' not in page and "reads a config flag" in page
+    call_command("review_episode", str(gamed.pk), "--as", "staffer", "--refuse", "--notes", "gated on pytest")
+    gamed.refresh_from_db()
+    assert (gamed.integrity, gamed.reward, gamed.status) == ("suspicious", 0.0, "unsolved")
+    staff_client.post(reverse("episode_review", args=[gamed.pk]), {"decision": "clear"})
+    gamed.refresh_from_db()
+    assert gamed.integrity == "suspicious"  # no longer held: nothing changed
