@@ -43,6 +43,9 @@ class DatasetBuildForm(forms.Form):
     )
     provenance = forms.ChoiceField(choices=PROVENANCE, initial="allowed", widget=forms.RadioSelect,
                                    help_text="SFT: whose outputs may become training data")
+    include_suspicious = forms.BooleanField(
+        required=False, label="also episodes the grader flagged suspicious or tampered",
+        help_text="SFT: a flagged change may be a reward hack; the manifest counts and warns")
     include_valid = forms.BooleanField(required=False, label="also valid bugs not yet approved by a reviewer",
                                        help_text="RL: approved bugs only unless ticked")
     include_flaky = forms.BooleanField(required=False, label="also bugs whose verifier ever disagreed with itself",
@@ -74,6 +77,8 @@ class DatasetBuildForm(forms.Form):
                 filters["max_length"] = data["max_length"]
             filters["allow_unknown_terms"] = data["provenance"] in ("unknown", "any")
             filters["allow_disallowed_terms"] = data["provenance"] == "any"
+            if data.get("include_suspicious"):
+                filters["include_suspicious"] = True
         else:
             filters["statuses"] = ["approved", "valid"] if data["include_valid"] else ["approved"]
             filters["include_flaky"] = data["include_flaky"]

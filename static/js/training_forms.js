@@ -45,7 +45,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const warning = $("#terms-warning");
     const sync = () => {
       const sft = $("#id_kind").value === "sft";
-      ["teachers", "min_reward", "max_length", "provenance"].forEach((id) => show(id, sft));
+      ["teachers", "min_reward", "max_length", "provenance", "include_suspicious"].forEach((id) => show(id, sft));
       ["include_valid", "include_flaky"].forEach((id) => show(id, !sft));
       if (!warning) return;
       warning.hidden = !sft;

@@ -66,6 +66,11 @@ def test_sft_keeps_suspicious_or_tampered_episodes_out_unless_asked(world):
     asked = build_sft_dataset("sft-flagged", {"heldout_fraction": 0, "include_suspicious": True})
     assert asked.train_rows == 8 and asked.manifest["dropped"]["suspicious"] == 0
     assert "includes 2 episode(s) whose graded change was flagged suspicious or tampered" in asked.manifest["warnings"]
+    from django.core.management import call_command
+
+    call_command("build_dataset", "--kind", "sft", "--name", "sft-cli-flagged", "--include-suspicious",
+                 "--heldout-fraction", "0", stdout=open("/dev/null", "w"))
+    assert Dataset.objects.get(name="sft-cli-flagged").train_rows == 8
 
 
 def test_sft_drops_trajectories_that_are_not_canonical(world):

@@ -17,6 +17,8 @@ class Command(BaseCommand):
         parser.add_argument("--allow-disallowed-terms", action="store_true",
                             help="keep episodes whose teacher's terms forbid training use")
         parser.add_argument("--max-length", type=int, help="longest trajectory kept, in characters (SFT)")
+        parser.add_argument("--include-suspicious", action="store_true",
+                            help="keep episodes the grader flagged suspicious or tampered (SFT)")
         parser.add_argument("--status", action="append", help="bug status kept (RL; default approved)")
         parser.add_argument("--split-by", choices=["bug", "repository"], default="bug")
         parser.add_argument("--heldout-fraction", type=float, default=0.2)
@@ -28,11 +30,13 @@ class Command(BaseCommand):
             "teacher": o["teacher"], "repository": o["repo"], "min_reward": o["min_reward"],
             "allow_unknown_terms": o["allow_unknown_terms"] or None,
             "allow_disallowed_terms": o["allow_disallowed_terms"] or None, "max_length": o["max_length"],
+            "include_suspicious": o["include_suspicious"] or None,
             "statuses": o["status"], "split_by": o["split_by"], "heldout_fraction": o["heldout_fraction"],
             "heldout_bugs": o["heldout_bug"], "seed": o["seed"],
         }
         if kind == "rl":
-            for key in ("teacher", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length"):
+            for key in ("teacher", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length",
+                        "include_suspicious"):
                 if filters.pop(key):
                     raise CommandError(f"--{key.replace('_', '-')} applies to SFT sets only")
         else:
