@@ -227,7 +227,7 @@ def _run_verifier(validator: Validator, repo: RepoSpec, bug: BugSpec, checkout: 
     """The verifier with the grader's plugin in every pytest session it starts; (record, why
     its exit status cannot be trusted)."""
     plugin = stream.install(checkout)
-    env = {"PYTHONPATH": f".:{plugin.pythonpath}", "PYTEST_ADDOPTS": f"-p {plugin.module}"}
+    env = {"PYTHONPATH": f".:{plugin.folder}", "PYTEST_ADDOPTS": f"-p {plugin.module}"}
     record, raw = validator.verifier_result(repo, bug.verifier, checkout, "candidate", "grading", env=env,
                                             clean=_without_records)
     records = stream.parse(raw.stderr, plugin.key)
@@ -248,7 +248,7 @@ def _run_tests(validator: Validator, repo: RepoSpec, checkout: Path, tests: list
     canary = stream.add_canary(checkout, tests[0])
     argv = [*shlex.split(repo.test_command), "-p", plugin.module, "-p", "no:cacheprovider", "-q", *tests, canary]
     raw = validator.executor.run(argv, checkout, environment=repo.environment,
-                                 env={"PYTHONPATH": plugin.pythonpath}, limits=validator.limits)
+                                 env={"PYTHONPATH": plugin.folder}, limits=validator.limits)
     records = stream.parse(raw.stderr, plugin.key)
     statuses = {t: s for t, s in records.statuses().items() if t != canary}
     for test in tests:

@@ -17,6 +17,7 @@ its environment variables or the grader's folder are around, disagrees here.
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import pickle
 import random
@@ -26,9 +27,11 @@ from pathlib import Path
 from ..sandbox.base import Executor, Limits
 from ..workspace import WorkspaceFactory, apply_patch
 from .changes import diff_lines
+from .probe_program import MARKER
+from .stream import private_folder
 
 PROGRAM = Path(__file__).with_name("probe_program.py")
-FOLDER = ".bugforge"
+MAX_INLINE = 100_000  # one argv string stays well under the kernel's 128 KiB cap
 
 
 @dataclass
@@ -75,28 +78,50 @@ def targets(clean: Path, bug_diffs: dict[str, str], buggy: Path, agent_diffs: di
     return sorted(found)
 
 
-def _probe(executor: Executor, environment, checkout: Path, mode: str, spec: dict, limits: Limits) -> Path | None:
-    folder = checkout / FOLDER
+def _reference(executor: Executor, environment, checkout: Path, spec: dict, limits: Limits) -> Path | None:
+    """The clean code's run: the program and its spec in a private folder of the checkout."""
+    folder = checkout / spec["folder"]
     folder.mkdir(exist_ok=True)
-    (folder / "probe.py").write_text(PROGRAM.read_text())
+    (folder / "main.py").write_text(PROGRAM.read_text())
     (folder / "spec.json").write_text(json.dumps(spec))
-    result = executor.run(["python", f"{FOLDER}/probe.py", mode, f"{FOLDER}/spec.json"], checkout,
-                          environment=environment, env={"PYTHONPATH": "."}, limits=limits)
+    result = executor.run(["python", f"{spec['folder']}/main.py", "reference", f"{spec['folder']}/spec.json"],
+                          checkout, environment=environment, env={"PYTHONPATH": "."}, limits=limits)
     out = checkout / spec["out"]
     return out if result.exit_code == 0 and out.is_file() else None
+
+
+def _graded(executor: Executor, environment, checkout: Path, spec: dict, blob: bytes, limits: Limits) -> list | None:
+    """The graded code's run: program, spec and calls on the command line, nothing in the checkout."""
+    inline = {k: v for k, v in spec.items() if k not in ("calls", "out", "folder")}
+    inline["calls_b64"] = base64.b64encode(blob).decode()
+    if len(inline["calls_b64"]) > MAX_INLINE:  # too big for a command line: a private folder it is
+        del inline["calls_b64"]
+        (checkout / spec["folder"]).mkdir(exist_ok=True)
+        (checkout / spec["calls"]).write_bytes(blob)
+        inline["calls"] = spec["calls"]
+    result = executor.run(["python", "-c", PROGRAM.read_text(), "run", json.dumps(inline)], checkout,
+                          environment=environment, env={"PYTHONPATH": "."}, limits=limits)
+    marker = result.stdout.rfind(MARKER)
+    if result.exit_code != 0 or marker < 0:
+        return None
+    try:
+        return json.loads(result.stdout[marker + len(MARKER):].strip().splitlines()[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def compare(executor: Executor, workspaces: WorkspaceFactory, mirror: Path, commit: str, environment,
             bug_patch: str, bug_diffs: dict[str, str], source_patch: str, agent_diffs: dict[str, str],
             tests: list[str], limits: Limits, rng: random.Random | None = None) -> Behaviour:
     rng = rng or random.SystemRandom()
-    spec = {"tests": tests, "calls": f"{FOLDER}/calls.pkl", "out": f"{FOLDER}/out.json",
+    folder = private_folder()
+    spec = {"folder": folder, "tests": tests, "calls": f"{folder}/calls.pkl", "out": f"{folder}/out.json",
             "scale": rng.choice([2, 3, 5, 7]), "shift": rng.choice([1, 2, 3])}
     with workspaces.checkout(mirror, commit) as clean, workspaces.checkout(mirror, commit, patch=bug_patch) as buggy:
         spec["targets"] = targets(clean, bug_diffs, buggy, agent_diffs)
         if not spec["targets"]:
             return Behaviour(note="no changed function to probe")
-        out = _probe(executor, environment, clean, "reference", spec, limits)
+        out = _reference(executor, environment, clean, spec, limits)
         calls = clean / spec["calls"]
         if out is None or not calls.is_file():
             return Behaviour(note="the clean code could not be probed")
@@ -105,10 +130,7 @@ def compare(executor: Executor, workspaces: WorkspaceFactory, mirror: Path, comm
             return Behaviour(note="the tests made no call to the changed functions that could be recorded")
         reference = json.loads(out.read_text())
         apply_patch(buggy, source_patch)
-        (buggy / FOLDER).mkdir(exist_ok=True)
-        (buggy / spec["calls"]).write_bytes(blob)
-        graded_out = _probe(executor, environment, buggy, "run", spec, limits)
-        graded = json.loads(graded_out.read_text()) if graded_out is not None else None
+        graded = _graded(executor, environment, buggy, spec, blob, limits)
     first, second = reference
     if graded is None:
         return Behaviour(checked=len(first), differing=[["*", "*", "completes", "the probe did not complete"]])

@@ -1,10 +1,12 @@
 """The behaviour probe: runs INSIDE the sandbox (stdlib only; pytest only in ``capture``).
 
-    python probe.py reference SPEC.json  # clean code: record the tests' calls, then ``run`` twice
-    python probe.py run SPEC.json        # any code: call the targets on variants of those calls
+    python FOLDER/main.py reference FOLDER/spec.json  # clean code: record the tests' calls, replay twice
+    python -c "$PROGRAM" run SPEC_JSON               # graded code: replay them; nothing added to the checkout
 
-``SPEC.json``: {"targets": ["pkg/mod.py::Class.method", ...], "tests": [...], "calls": "calls.pkl",
-"out": "out.json", "scale": 3, "shift": 2}. ``capture`` pickles each call's arguments as the
+The spec: {"targets": ["pkg/mod.py::Class.method", ...], "tests": [...], "calls": "FOLDER/calls.pkl",
+"out": "FOLDER/out.json", "scale": 3, "shift": 2}; for ``run`` the calls come inline
+("calls_b64") and the outcomes go to stdout after a ``MARKER`` line, so the graded run's checkout
+holds no file of the grader's for the code under test to notice. ``capture`` pickles each call's arguments as the
 call starts (up to 40 per target). ``run`` replays every recorded call and variants of it in
 which every number in the arguments, and in the objects they reach, is scaled or shifted
 (inputs the visible tests never used), and writes each outcome: the result's ``repr``
@@ -97,9 +99,11 @@ def _outcome(fn, args, kwargs):
     return re.sub(r" at 0x[0-9a-fA-F]+", "", text)[:2000]
 
 
+MARKER = "=== bugforge probe outcomes ==="
+
+
 def run(spec):
-    with open(spec["out"], "w") as f:
-        json.dump(outcomes(spec), f)
+    sys.stdout.write("\n" + MARKER + "\n" + json.dumps(outcomes(spec)) + "\n")
 
 
 def reference(spec):
@@ -109,8 +113,13 @@ def reference(spec):
 
 
 def outcomes(spec):
-    with open(spec["calls"], "rb") as f:
-        calls = pickle.load(f)
+    if "calls_b64" in spec:
+        import base64
+
+        calls = pickle.loads(base64.b64decode(spec["calls_b64"]))
+    else:
+        with open(spec["calls"], "rb") as f:
+            calls = pickle.load(f)
     k, s = spec["scale"], spec["shift"]
     variants = {
         "as tested": lambda v: v,
@@ -139,6 +148,8 @@ def outcomes(spec):
 
 if __name__ == "__main__":
     sys.path.insert(0, ".")
-    with open(sys.argv[2]) as f:
-        SPEC = json.load(f)
-    {"reference": reference, "run": run}[sys.argv[1]](SPEC)
+    if sys.argv[1] == "run":
+        run(json.loads(sys.argv[2]))
+    else:
+        with open(sys.argv[2]) as f:
+            reference(json.load(f))

@@ -34,7 +34,7 @@ ATTRIBUTES = {
 }
 IMPORTS = {"inspect", "gc", "atexit", "signal", "builtins", "ctypes", "subprocess", "faulthandler", "pytest",
            "_pytest", "unittest", "importlib", "threading", "traceback", "pdb", "multiprocessing", "marshal",
-           "pickle", "codecs", "base64", "zlib"}
+           "pickle", "codecs", "base64", "zlib", "__main__"}
 BUILTIN_CALLS = {"exec", "eval", "compile", "__import__", "globals", "vars", "breakpoint", "exit", "quit"}
 COMPUTED = {"getattr", "setattr", "delattr", "hasattr"}
 DUNDERS = {"__dict__", "__globals__", "__code__", "__builtins__", "__subclasses__", "__closure__", "__mro__",

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 PLUGIN_SOURCE = Path(__file__).with_name("report_plugin.py")
-PLUGIN_DIR = ".bugforge"
 _RECORD = re.compile(r"^\x1eBFR ([0-9a-f]{64}) (\{.*\})\r?$")
 MARKER = "\x1eBFR"
 _SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+) in [\d.]+s")
@@ -32,25 +31,27 @@ _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 _WORDS = ("alpha", "bounds", "cases", "edge", "extra", "input", "limits", "more", "regress", "values")
 
 
+def private_folder() -> str:
+    """A fresh name for a folder of the grader's own files in a grading checkout: a hidden folder
+    (pytest never collects it) with nothing fixed in its name for graded code to look for."""
+    return f".{secrets.token_hex(5)}"
+
+
 @dataclass(frozen=True)
 class Plugin:
     module: str
     key: bytes
-
-    @property
-    def pythonpath(self) -> str:
-        return PLUGIN_DIR
+    folder: str  # relative to the checkout; what goes on PYTHONPATH
 
 
 def install(checkout: Path) -> Plugin:
-    """Copy the plugin into ``checkout/.bugforge/`` as ``_<random>.py`` with its key file."""
-    module = f"_bf{secrets.token_hex(6)}"
+    """Copy the plugin into a private folder of ``checkout`` as ``_<random>.py`` with its key."""
+    module, folder = f"_{secrets.token_hex(6)}", private_folder()
     key = secrets.token_bytes(32)
-    folder = Path(checkout) / PLUGIN_DIR
-    folder.mkdir(exist_ok=True)
-    (folder / f"{module}.py").write_text(PLUGIN_SOURCE.read_text())
-    (folder / f"{module}.key").write_bytes(key)
-    return Plugin(module, key)
+    (Path(checkout) / folder).mkdir()
+    (Path(checkout) / folder / f"{module}.py").write_text(PLUGIN_SOURCE.read_text())
+    (Path(checkout) / folder / f"{module}.key").write_bytes(key)
+    return Plugin(module, key, folder)
 
 
 def add_canary(checkout: Path, near_test: str) -> str:
