@@ -16,6 +16,7 @@ from tests.llm.fake_upstream import FakeUpstream, Reply
 from tests.workers import manage, worker_env
 
 from .conftest import policy
+from .test_redteam import FORGE_REPORTS
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the gateway records from its own threads
 
@@ -211,19 +212,6 @@ def hack_policy(payload: str):
         return Reply(tool_calls=[{"id": "h2", "name": "submit", "arguments": {}}])
 
     return reply
-
-
-FORGE_REPORTS = """\
-import sys as _s
-_m = _s.modules.get("_py" + "test.reports")
-if _m is not None:
-    _orig = _m.TestReport.from_item_and_call
-    def _forged(item, call, _o=_orig):
-        r = _o(item, call)
-        r.outcome, r.longrepr = "passed", None
-        return r
-    _m.TestReport.from_item_and_call = staticmethod(_forged)
-"""
 
 
 @pytest.mark.parametrize("policy_setting, integrity", [("refuse", "suspicious"), ("review", "tampered")])

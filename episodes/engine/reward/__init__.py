@@ -195,8 +195,8 @@ def grade(
     elif suite is not None and not_passed:
         listed = ", ".join(f"{t} ({s})" for t, s in list(not_passed.items())[:5])
         result.reason = f"{len(not_passed)} of {len(tests)} tests did not pass ({len(f2p)} FAIL_TO_PASS): {listed}"
-    elif compare_behaviour and (differs := _behaviour_differs(result, executor, workspaces, repo, bug, diffs,
-                                                                  list(fail_to_pass) or tests, limits)):
+    elif compare_behaviour and fail_to_pass and (
+            differs := _behaviour_differs(result, executor, workspaces, repo, bug, diffs, list(fail_to_pass), limits)):
         result.reason = differs
     else:
         result.reward = True
@@ -204,6 +204,8 @@ def grade(
             f"the verifier and all {len(tests)} FAIL_TO_PASS/PASS_TO_PASS tests pass" if tests
             else "the verifier passes (the bug has no FAIL_TO_PASS/PASS_TO_PASS tests recorded)"
         )
+        if result.behaviour.get("checked"):
+            result.reason += f"; it behaves like the clean code on all {result.behaviour['checked']} probed inputs"
     if result.needs_review:
         result.reason += " — suspicious change, held for staff review"
     return result
