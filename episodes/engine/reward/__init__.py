@@ -238,7 +238,8 @@ def _run_verifier(validator: Validator, repo: RepoSpec, bug: BugSpec, checkout: 
     if record.outcome == "passed" and records.records:  # a pytest-based verifier: its own tests must agree
         finish = records.finish
         failing = [t for t, s in records.statuses().items() if s in ("failed", "error")]
-        if records.broken or finish is None or finish["exitstatus"] != 0 or failing:
+        if (records.broken or finish is None or records.records[-1] is not finish or finish["exitstatus"] != 0
+                or failing):
             return record, "the verifier exited 0 although its pytest session did not pass" + (
                 f" ({failing[0]} {records.statuses()[failing[0]]})" if failing else "")
     return record, ""

@@ -137,6 +137,11 @@ def check(stream: Stream, exit_code: int | None, stdout: str, canary: str | None
         return f"the result records are out of sequence ({stream.broken})"
     if not stream.started or stream.finish is None:
         return "the test run ended before its results were complete (no final record)"
+    if stream.records[-1]["kind"] != "finish":
+        return "result records arrived after the session's final record"
+    phases = [(r["id"], r["when"]) for r in stream.records if r["kind"] == "report"]
+    if len(phases) != len(set(phases)):
+        return "a test phase was reported twice"
     statuses = stream.statuses()
     if canary is not None:
         if canary not in statuses:
