@@ -33,7 +33,7 @@ def main() -> None:
     try:
         limits = Limits(timeout_s=120)
         repo = RepoSpec(mirror=sample.mirror, commit=sample.commit, environment=sample.environment)
-        validator = Validator(sample.executor, sample.workspaces, limits, reruns=1)
+        validator = Validator(sample.executor, sample.workspaces, limits)
         clean, _ = validator.baseline(repo, with_coverage=False)
         repo.baseline = {t: {"status": s} for t, s in clean.tests.items()}
         bugs = []

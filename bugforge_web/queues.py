@@ -43,9 +43,23 @@ def dead_job_reason(queue_name: str, job_id: str) -> str:
     from rq.job import Job
 
     try:
-        state = Job.fetch(job_id, connection=django_rq.get_connection(queue_name)).get_status()
+        job = Job.fetch(job_id, connection=django_rq.get_connection(queue_name))
+        state = job.get_status()
     except NoSuchJobError:
         return f"its job {job_id or '(none)'} no longer exists"
-    if state in ("failed", "stopped", "canceled", "finished"):
+    if state == "failed":
+        return f"its job {job_id} failed" + (f": {error}" if (error := job_error(job)) else "")
+    if state in ("stopped", "canceled", "finished"):
         return f"its job {job_id} is {state}"
     return ""
+
+
+def job_error(job) -> str:
+    """The last line of a failed job's traceback (RQ keeps it with the job's result)."""
+    try:
+        result = job.latest_result()
+        text = (result.exc_string if result is not None else None) or job.exc_info or ""
+    except Exception:  # an old or half-written job hash: no detail, not a crash
+        text = ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip()[:500] if lines else ""

@@ -3,6 +3,7 @@
 Embedded default: a SQLite file under var/ (WAL mode) and Redis on localhost. Production:
 set DEBUG=false, SECRET_KEY, ALLOWED_HOSTS and DATABASE_URL=postgres://... (psycopg 3).
 """
+import os
 from pathlib import Path
 
 import environ
@@ -142,6 +143,14 @@ BUGFORGE_DOCKER_URL = env("BUGFORGE_DOCKER_URL", default="")
 BUGFORGE_RUN_TIMEOUT = env.float("BUGFORGE_RUN_TIMEOUT", default=120.0)  # cap per sandboxed run
 # Once a repository has a baseline, a run may take 10× its suite's time, but at least this.
 BUGFORGE_MIN_RUN_TIMEOUT = env.float("BUGFORGE_MIN_RUN_TIMEOUT", default=15.0)
+# Validation reruns a verifier on clean and buggy code until the 95% upper bound on its flake
+# rate is below this target on each side (59 runs a side at 5%) or a run disagrees; at most
+# BUGFORGE_FLAKE_MAX_RUNS a side. RL datasets take only bugs stable at this target.
+BUGFORGE_FLAKE_TARGET = env.float("BUGFORGE_FLAKE_TARGET", default=0.05)
+BUGFORGE_FLAKE_MAX_RUNS = env.int("BUGFORGE_FLAKE_MAX_RUNS", default=200)
+# Verifier runs of one bug in parallel (each in its own checkout).
+BUGFORGE_VALIDATION_WORKERS = env.int("BUGFORGE_VALIDATION_WORKERS", default=max(1, min(4, (os.cpu_count() or 2) // 2)))
+# Runs a side of a staff "Rerun verifier" (on top of what validation made).
 BUGFORGE_FLAKY_RERUNS = env.int("BUGFORGE_FLAKY_RERUNS", default=5)
 # A graded change the static screen flags: "refuse" (reward False) or "review" (graded, held for staff)
 BUGFORGE_SUSPICIOUS_EPISODES = env("BUGFORGE_SUSPICIOUS_EPISODES", default="refuse")

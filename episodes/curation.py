@@ -269,6 +269,34 @@ def enqueue_reruns(actor, bug: Bug, n: int) -> str:
     return job_id
 
 
+def stabilize_candidates(data: dict, target: float):
+    """The bugs of a filter a stricter flake target applies to: valid or approved, not yet
+    below it (a flaky verifier already disagreed: more runs cannot make it stable)."""
+    from django.db.models import Q
+
+    return (filtered_bugs(data).filter(status__in=[Bug.Status.VALID, Bug.Status.APPROVED])
+            .filter(Q(flake_upper_bound__isnull=True) | Q(flake_upper_bound__gte=target)))
+
+
+def enqueue_stabilize(actor, bugs, target: float) -> list[int]:
+    """Sequential reruns of each bug (up to BULK_CAP) until stable at < ``target``, queued
+    and audited. Returns the bug ids queued."""
+    from . import jobs
+
+    if not 0 < target < 1:
+        raise ValueError("a flake-rate target is between 0% and 100%")
+    queued = []
+    for bug in list(bugs[:BULK_CAP]):
+        if bug.status not in (Bug.Status.VALID, Bug.Status.APPROVED):
+            raise ValueError(f"bug {bug.pk} is {bug.status}: only valid or approved bugs can be made stable")
+        job_id = jobs.enqueue_stabilize(bug, target)
+        AuditEvent.record(actor, "enqueue_stabilize", bug, before={"flake_target": bug.flake_target,
+                                                                   "flake_upper_bound": bug.flake_upper_bound},
+                          after={"flake_target": target, "job": job_id})
+        queued.append(bug.pk)
+    return queued
+
+
 @dataclass
 class RerunProgress:
     n: int

@@ -110,6 +110,8 @@ def bug_detail(request, pk):
         "review_form": ReviewForm(instance=mine) if mine else ReviewForm(),
         "verifier_form": VerifierForm(initial={"verifier": bug.verifier}),
         "history": _history(bug),
+        "flake_target": f"{settings.BUGFORGE_FLAKE_TARGET:.1%}",
+        "stable": bug.stable_at(settings.BUGFORGE_FLAKE_TARGET),
     })
 
 
@@ -204,6 +206,46 @@ def bug_rerun(request, pk):
         curation.enqueue_reruns(request.user, bug, n)
         messages.info(request, f"{n} more clean and {n} more buggy runs of bug {bug.pk} queued.")
     return redirect(_back(request, bug.get_absolute_url()))
+
+
+def _target(request) -> float | None:
+    """The flake-rate target posted as a percentage ("1" = 1%), or None when unusable."""
+    try:
+        target = float(request.POST.get("target_percent", "")) / 100
+    except ValueError:
+        return None
+    return target if 0 < target < 1 else None
+
+
+@staff_required
+def bug_stabilize(request, pk):
+    bug = get_object_or_404(Bug, pk=pk)
+    target = _target(request)
+    if target is None:
+        messages.error(request, "Give the flake-rate target as a percentage between 0 and 100.")
+    else:
+        try:
+            curation.enqueue_stabilize(request.user, [bug], target)
+            messages.info(request, f"Reruns of bug {bug.pk} queued until it is stable at < {target:.1%}.")
+        except ValueError as exc:
+            messages.error(request, str(exc))
+    return redirect(_back(request, bug.get_absolute_url()))
+
+
+@staff_required
+def bugs_stabilize(request):
+    """A stricter flake target for every valid/approved bug of the current filter."""
+    _, data = _filter(request)
+    qs = curation.query_string(data)
+    target = _target(request)
+    if target is None:
+        messages.error(request, "Give the flake-rate target as a percentage between 0 and 100.")
+    else:
+        queued = curation.enqueue_stabilize(request.user, curation.stabilize_candidates(data, target), target)
+        messages.info(request, f"Reruns of {len(queued)} bug(s) queued until stable at < {target:.1%}"
+                               + (f" (at most {curation.BULK_CAP} at a time)" if len(queued) >= curation.BULK_CAP else "")
+                               + ".")
+    return redirect(reverse("bug_list") + (f"?{qs}" if qs else ""))
 
 
 @staff_required

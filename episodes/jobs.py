@@ -8,6 +8,8 @@ validation) resets such rows from their RQ job state and heartbeat.
 from __future__ import annotations
 
 import logging
+import random
+import time
 import traceback
 
 from django.conf import settings
@@ -16,6 +18,7 @@ from django.utils import timezone
 
 from bugforge_web.queues import enqueue
 
+from .engine.flakiness import StopRule
 from .engine.validation import BugSpec, RunRecord, Validator
 from .models import Bug, Repository, VerificationRun
 from .sandboxes import default_limits, executor, repo_spec, workspaces
@@ -90,20 +93,23 @@ def enqueue_validation(bug: Bug):
     return job_id
 
 
-def _validator_for(bug: Bug, reruns: int) -> Validator:
+def _validator_for(bug: Bug, target: float | None = None) -> Validator:
     return Validator(
         executor(),
         workspaces(),
         default_limits(bug.repository),
-        reruns=reruns,
+        flake=StopRule(target=target or settings.BUGFORGE_FLAKE_TARGET, max_runs=settings.BUGFORGE_FLAKE_MAX_RUNS),
+        workers=settings.BUGFORGE_VALIDATION_WORKERS,
         on_run=lambda record: (_save_run(bug.repository_id, bug.pk, record), bug.beat()),
         on_progress=lambda step, done, total: bug.beat(step=step, done=done, total=total),
     )
 
 
-def validate_bug(bug_id: int, reruns: int | None = None, seed: int | None = None) -> str:
+def validate_bug(bug_id: int, target: float | None = None, seed: int | None = None) -> str:
+    """Validate one bug; whatever happens it ends in a final state (a crash: invalid with
+    kind ``validation_error`` and the traceback kept) and the job re-raises for RQ."""
     bug = Bug.objects.select_related("repository").get(pk=bug_id)
-    reruns = reruns or settings.BUGFORGE_FLAKY_RERUNS
+    started = time.monotonic()
     try:
         repo = bug.repository
         if not repo.baseline_at:
@@ -113,13 +119,13 @@ def validate_bug(bug_id: int, reruns: int | None = None, seed: int | None = None
             raise RuntimeError(f"repository {repo} is not ready: {repo.error}")
         bug.status, bug.validation_started_at = Bug.Status.VALIDATING, timezone.now()
         bug.save(update_fields=["status", "validation_started_at"])
-        verdict = _validator_for(bug, reruns).validate(repo_spec(repo), BugSpec(bug.patch, bug.verifier), seed=seed)
+        verdict = _validator_for(bug, target).validate(repo_spec(repo), BugSpec(bug.patch, bug.verifier), seed=seed)
+        bug.validation_s = round(time.monotonic() - started, 3)
+        bug.apply_verdict(verdict)
     except Exception as exc:
-        Bug.objects.filter(pk=bug.pk).update(
-            status=Bug.Status.CANDIDATE, error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
-        )
+        bug.fail_validation(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
+                            round(time.monotonic() - started, 3))
         raise
-    bug.apply_verdict(verdict)
     return bug.status
 
 
@@ -129,15 +135,34 @@ def enqueue_reruns(bug: Bug, n: int):
 
 def rerun_verifier(bug_id: int, n: int, seed: int | None = None) -> str:
     """n more clean and n more buggy verifier runs; the flakiness figures take them all in."""
-    import random
-
     bug = Bug.objects.select_related("repository").get(pk=bug_id)
     seed = random.randrange(2**31) if seed is None else seed
     try:
         spec = repo_spec(bug.repository)
-        _validator_for(bug, n).verifier_runs(spec, BugSpec(bug.patch, bug.verifier), n, seed, "rerun")
+        _validator_for(bug).verifier_runs(spec, BugSpec(bug.patch, bug.verifier), n, seed, "rerun")
     except Exception as exc:
         Bug.objects.filter(pk=bug.pk).update(error=f"rerun failed: {type(exc).__name__}: {exc}")
         raise
     bug.refresh_flakiness()
+    return bug.status
+
+
+def enqueue_stabilize(bug: Bug, target: float):
+    return enqueue("verify", stabilize_bug, bug.pk, target)
+
+
+def stabilize_bug(bug_id: int, target: float, seed: int | None = None) -> str:
+    """Sequential reruns of a settled bug until it is stable at < ``target`` (a stricter target
+    than it was validated with) or its verifier disagrees (then it is flaky)."""
+    bug = Bug.objects.select_related("repository").get(pk=bug_id)
+    seed = random.randrange(2**31) if seed is None else seed
+    try:
+        spec = repo_spec(bug.repository)
+        _validator_for(bug, target).stabilize(spec, BugSpec(bug.patch, bug.verifier), *bug.run_outcomes(), seed=seed)
+    except Exception as exc:
+        Bug.objects.filter(pk=bug.pk).update(error=f"stabilizing failed: {type(exc).__name__}: {exc}")
+        raise
+    Bug.objects.filter(pk=bug.pk).update(validation_progress={})
+    bug.refresh_from_db()
+    bug.refresh_flakiness(target=target)
     return bug.status

@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from episodes.engine.flakiness import StopRule
 from episodes.engine.sandbox import Limits
 from episodes.engine.validation import BugSpec, Validator, pytest_verifier
 from episodes.engine.workspace import diff
@@ -28,8 +29,10 @@ def make_patch(spec, *edits: tuple[str, str, str]) -> str:
 BOUNDARY_BUG = ("cartcalc/shipping.py", "if weight_grams <= band.max_grams:", "if weight_grams < band.max_grams:")
 
 
-def validator(records, reruns=3):
-    return Validator(executor(), workspaces(), Limits(timeout_s=60), reruns=reruns, on_run=records.append)
+def validator(records, target=0.7, workers=1, limits=Limits(timeout_s=60)):
+    """Target 70%: three runs a side settle a steady verifier (1 − 0.05^(1/3) = 63%)."""
+    return Validator(executor(), workspaces(), limits, flake=StopRule(target=target), workers=workers,
+                     on_run=records.append)
 
 
 def test_valid_bug(sample_repo):
@@ -43,6 +46,7 @@ def test_valid_bug(sample_repo):
     fl = verdict.flakiness
     assert (fl.clean_runs, fl.clean_passes, fl.buggy_runs, fl.buggy_fails) == (3, 3, 3, 3)  # reverse counts as clean
     assert 0.6 < fl.upper_bound < 0.65  # "< 63% at 95%" after 3 runs a side: weak evidence, and it says so
+    assert fl.stable and "(stable at < 70%)" in fl.describe()
     kinds = {(r.code, r.scope) for r in records}
     assert {("clean", "verifier"), ("buggy", "verifier"), ("buggy", "suite"), ("reverse", "verifier")} <= kinds
     suite = next(r for r in records if r.scope == "suite")
@@ -87,11 +91,13 @@ FLAKY_VERIFIER = textwrap.dedent(
 def test_flaky_verifier_is_flaky_with_figures(sample_repo):
     spec = repo_spec(sample_repo)
     records = []
-    verdict = validator(records, reruns=10).validate(spec, BugSpec(make_patch(spec, BOUNDARY_BUG), FLAKY_VERIFIER), seed=3)
+    verdict = validator(records, target=0.2).validate(spec, BugSpec(make_patch(spec, BOUNDARY_BUG), FLAKY_VERIFIER), seed=3)
     assert verdict.status == "flaky", verdict.reason
     fl = verdict.flakiness
-    assert 0 < fl.clean_passes < fl.clean_runs and fl.buggy_fails == fl.buggy_runs == 10
+    assert 0 < fl.clean_passes < fl.clean_runs and fl.buggy_fails == fl.buggy_runs
     assert fl.flip_rate > 0 and fl.upper_bound > (fl.clean_runs - fl.clean_passes) / fl.clean_runs
+    # sequential: the first disagreement is decisive, so it stops well before the 14 a side 20% needs
+    assert fl.clean_runs + fl.buggy_runs < 2 * StopRule(target=0.2).needed
     seeds = [r.seed for r in records if r.scope == "verifier"]
     assert len(set(seeds)) == len(seeds)  # every run's seed is recorded and distinct
     assert verdict.fail_to_pass  # staff triaging it still see what the bug breaks
@@ -105,6 +111,7 @@ def test_decoration_hunk_is_dropped(sample_repo):
     assert verdict.status == "valid", verdict.reason
     assert verdict.dropped_hunks == 1
     assert "money.py" not in verdict.patch and "weight_grams < band.max_grams" in verdict.patch
+    assert verdict.original_patch == patch and len(verdict.dropped) == 1 and "money.py" in verdict.dropped[0]
 
 
 def test_patch_that_does_not_apply_is_invalid_with_gits_words(sample_repo):

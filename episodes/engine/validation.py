@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shlex
 import shutil
 import tempfile
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from . import coverage_map, flakiness, junit
-from .sandbox.base import ExecResult, Executor, Limits
+from .flakiness import StopRule
+from .run_pool import RunPool
+from .sandbox.base import KILLED_TIMEOUT, ExecResult, Executor, Limits
 from .workspace import PatchError, WorkspaceFactory, is_pristine, join_hunks, split_hunks
 
 VERIFIER_PATH = ".bugforge/verifier.py"
@@ -45,7 +48,7 @@ class RunRecord:
     code: str  # clean | buggy | reverse | candidate | hunk
     scope: str  # verifier | suite | tests
     purpose: str
-    outcome: str  # passed | failed | error | timeout
+    outcome: str  # passed | failed | no_tests | error | timeout
     exit_code: int | None
     killed_by: str
     duration_s: float
@@ -64,6 +67,8 @@ class Verdict:
     fail_to_pass: list[str] = field(default_factory=list)
     pass_to_pass: list[str] = field(default_factory=list)
     dropped_hunks: int = 0
+    original_patch: str = ""  # the patch as planted, when hunks were dropped
+    dropped: list[str] = field(default_factory=list)  # the dropped hunks, each a patch
     flakiness: flakiness.Flakiness | None = None
 
 
@@ -72,28 +77,53 @@ def excerpt(result: ExecResult) -> str:
     return text if len(text) <= LOG_EXCERPT_CHARS else "[…]\n" + text[-LOG_EXCERPT_CHARS:]
 
 
+# pytest's own words when a session collected nothing (its exit status 5 says the same)
+NO_TESTS_RAN = re.compile(r"\bno tests ran\b")
+
+
 def verifier_outcome(result: ExecResult) -> str:
-    if result.timed_out:
+    """passed | failed | no_tests | timeout | error (another limit hit: see ``killed_by``)."""
+    if result.timed_out and result.killed_by in (None, KILLED_TIMEOUT):
         return "timeout"
     if result.killed_by or result.exit_code is None:
         return "error"
-    return "passed" if result.exit_code == 0 else "failed"
+    if result.exit_code == 0:
+        return "passed"
+    if result.exit_code == 5 or NO_TESTS_RAN.search((result.stdout or "")[-4000:]):
+        return "no_tests"
+    return "failed"
+
+
+def limit_hit(record: RunRecord) -> str:
+    """The sandbox limit that ended a run ("" when none did)."""
+    if record.outcome == "timeout":
+        return KILLED_TIMEOUT
+    return record.killed_by if record.outcome == "error" else ""
 
 
 class Validator:
+    """``flake`` decides how many verifier runs a bug gets (sequential reruns until the flake
+    rate's bound is below its target, or a disagreement); ``workers`` runs of one bug go in
+    parallel; a first run that goes the wrong way is confirmed by ``confirm_runs`` more (one
+    only when it hit a limit or ran no test: that is deterministic, not a flake)."""
+
     def __init__(
         self,
         executor: Executor,
         workspaces: WorkspaceFactory,
         limits: Limits = Limits(),
-        reruns: int = 5,
+        flake: StopRule = StopRule(),
+        workers: int = 1,
+        confirm_runs: int = 2,
         on_run: Callable[[RunRecord], None] = lambda run: None,
         on_progress: Callable[[str, int, int], None] = lambda step, done, total: None,
     ):
         self.executor = executor
         self.workspaces = workspaces
         self.limits = limits
-        self.reruns = max(1, reruns)
+        self.flake = flake
+        self.workers = max(1, workers)
+        self.confirm_runs = max(1, confirm_runs)
         self.on_run = on_run
         self.on_progress = on_progress
 
@@ -116,22 +146,29 @@ class Validator:
         self.on_run(record)
         return record
 
-    def run_verifier(self, repo: RepoSpec, verifier: str, path: Path, code: str, purpose: str, seed=None) -> RunRecord:
-        return self.verifier_result(repo, verifier, path, code, purpose, seed=seed)[0]
-
-    def verifier_result(self, repo: RepoSpec, verifier: str, path: Path, code: str, purpose: str, seed=None,
-                        env: dict[str, str] | None = None, clean=lambda result: result) -> tuple[RunRecord, ExecResult]:
-        """The verifier run as a record and as the sandbox's raw result (``env`` adds to the
-        run's variables; ``clean(result)`` is what the record's log excerpt is made from)."""
+    def exec_verifier(self, repo: RepoSpec, verifier: str, path: Path, seed=None,
+                      env: dict[str, str] | None = None) -> ExecResult:
+        """The verifier run in ``path`` (``env`` adds to the run's variables), unrecorded."""
         script = path / VERIFIER_PATH
         script.parent.mkdir(exist_ok=True)
         script.write_text(verifier)
         # The script lives in .bugforge/, so put the checkout root on the path the way
         # `python -m pytest` would; the seed reaches the verifier as PYTHONHASHSEED.
         env = {"PYTHONPATH": "."} | ({"PYTHONHASHSEED": str(seed)} if seed is not None else {}) | (env or {})
-        result = self.executor.run(
-            ["python", VERIFIER_PATH], path, environment=repo.environment, env=env, limits=self.limits
-        )
+        return self.executor.run(["python", VERIFIER_PATH], path, environment=repo.environment, env=env,
+                                 limits=self.limits)
+
+    def verifier_record(self, result: ExecResult, code: str, purpose: str, seed=None) -> RunRecord:
+        return self._record(result, code, "verifier", purpose, verifier_outcome(result), seed=seed)
+
+    def run_verifier(self, repo: RepoSpec, verifier: str, path: Path, code: str, purpose: str, seed=None) -> RunRecord:
+        return self.verifier_result(repo, verifier, path, code, purpose, seed=seed)[0]
+
+    def verifier_result(self, repo: RepoSpec, verifier: str, path: Path, code: str, purpose: str, seed=None,
+                        env: dict[str, str] | None = None, clean=lambda result: result) -> tuple[RunRecord, ExecResult]:
+        """The verifier run as a record and as the sandbox's raw result (``clean(result)`` is
+        what the record's log excerpt is made from)."""
+        result = self.exec_verifier(repo, verifier, path, seed=seed, env=env)
         return self._record(clean(result), code, "verifier", purpose, verifier_outcome(result), seed=seed), result
 
     def run_suite(
@@ -204,95 +241,157 @@ class Validator:
             )
 
     def verifier_runs(self, repo: RepoSpec, bug: BugSpec, n: int, seed: int, purpose: str) -> list[RunRecord]:
-        """n clean and n buggy verifier runs in an order shuffled by ``seed``, each in a
-        fresh workspace (what flakes depends on: order, state left behind)."""
+        """n clean and n buggy verifier runs in an order shuffled by ``seed`` (what flakes
+        depends on: order, state left behind), each in a freshly reset checkout."""
         order = ["clean"] * n + ["buggy"] * n
         rng = random.Random(seed)
         rng.shuffle(order)
-        records = []
-        for i, code in enumerate(order):
-            self.on_progress(f"{purpose}: {code} run", i, len(order))
-            patch = bug.patch if code == "buggy" else ""
-            with self.workspaces.checkout(repo.mirror, repo.commit, patch=patch) as path:
-                records.append(self.run_verifier(repo, bug.verifier, path, code, purpose, seed=rng.randrange(2**31)))
+        with RunPool(self, repo, bug, rng, self.workers) as pool:
+            records = []
+            for at in range(0, len(order), pool.workers):
+                self.on_progress(f"{purpose}: runs", at, len(order))
+                records += pool.run(order[at:at + pool.workers], purpose)
         return records
+
+    def stabilize(self, repo: RepoSpec, bug: BugSpec, clean_passed: list[bool], buggy_failed: list[bool],
+                  seed: int, purpose: str = "flakiness") -> flakiness.Flakiness:
+        """Continue the sequential reruns from the outcomes so far (e.g. under a stricter
+        target than the bug was validated with); returns the figures over all runs."""
+        clean_passed, buggy_failed = list(clean_passed), list(buggy_failed)
+        with RunPool(self, repo, bug, random.Random(seed), self.workers) as pool:
+            self._sequential(pool, clean_passed, buggy_failed, purpose,
+                             lambda done, goal: self.on_progress("flakiness reruns", done, goal))
+        return flakiness.measure(clean_passed, buggy_failed, target=self.flake.target)
+
+    def _sequential(self, pool: RunPool, clean_passed: list[bool], buggy_failed: list[bool], purpose: str,
+                    progress: Callable[[int, int], None]) -> None:
+        """Rerun both sides, a round of ``workers`` runs at a time, until the stop rule is met."""
+        while True:
+            more_clean, more_buggy = self.flake.more(clean_passed, buggy_failed)
+            if not more_clean and not more_buggy:
+                return
+            progress(len(clean_passed) + len(buggy_failed),
+                     len(clean_passed) + len(buggy_failed) + more_clean + more_buggy)
+            order = ["clean"] * more_clean + ["buggy"] * more_buggy
+            pool.rng.shuffle(order)
+            for record in pool.run(order[:pool.workers], purpose):
+                if record.code == "clean":
+                    clean_passed.append(record.outcome == "passed")
+                else:
+                    buggy_failed.append(record.outcome == "failed")
 
     def validate(self, repo: RepoSpec, bug: BugSpec, seed: int | None = None, _depth: int = 0) -> Verdict:
         """Run every check; the cheap ones first so most bad candidates stop early.
 
-        A verifier run that goes the wrong way is not trusted alone: that side is rerun
-        (reruns − 1 more) and the bug is invalid only if no run went the right way; a mix is
-        flakiness, which the verdict reports with its figures.
-        """
+        A verifier run that goes the wrong way is not trusted alone: that side is confirmed
+        and the bug is invalid (with the reason and K/N) only if no run went the right way.
+        Then sequential reruns measure flakiness (``StopRule``). A bug whose patch has hunks
+        not needed on its own is validated again without them (the verdict keeps both)."""
         seed = random.randrange(2**31) if seed is None else seed
         rng = random.Random(seed)
-        total = 3 + 2 * self.reruns
+        with RunPool(self, repo, bug, rng, self.workers) as pool:
+            outcome = self._validate(repo, bug, pool, _depth)
+        if isinstance(outcome, Verdict):
+            return outcome
+        needed, dropped = outcome
+        result = self.validate(repo, BugSpec(patch=join_hunks(needed), verifier=bug.verifier), seed=seed, _depth=1)
+        result.original_patch, result.dropped = bug.patch, dropped
+        result.dropped_hunks = len(dropped)
+        return result
+
+    def _validate(self, repo: RepoSpec, bug: BugSpec, pool: RunPool, depth: int):
+        """A Verdict, or (needed hunks, dropped hunks) when the patch should be reduced first."""
+        total = 3 + 2 * min(self.flake.needed, self.flake.max_runs)
         progress = lambda step, done: self.on_progress(step, done, total)  # noqa: E731
-        invalid = lambda kind, reason: Verdict("invalid", reason, kind, patch=bug.patch)  # noqa: E731
+        clean: list[RunRecord] = []
+        buggy: list[RunRecord] = []
 
-        def runs_on(code: str, patch: str = "", reverse: str = "", purpose: str = "validation") -> RunRecord:
-            with self.workspaces.checkout(repo.mirror, repo.commit, patch=patch, reverse_patch=reverse) as path:
-                return self.run_verifier(repo, bug.verifier, path, code, purpose, seed=rng.randrange(2**31))
+        def invalid(kind: str, reason: str) -> Verdict:
+            return Verdict("invalid", reason, kind, patch=bug.patch, flakiness=flakiness.measure(
+                [r.outcome == "passed" for r in clean], [r.outcome == "failed" for r in buggy]))
 
-        def confirm(first: RunRecord, want: str, again) -> list[RunRecord]:
-            """The first run, plus reruns when it went the wrong way."""
-            return [first] if first.outcome == want else [first] + [again() for _ in range(self.reruns - 1)]
+        def settled(runs: list[RunRecord], side: str, want: str) -> Verdict | None:
+            """None when some run of this side went the right way (confirming a wrong first run)."""
+            first = runs[0]
+            if first.outcome != want:
+                deterministic = limit_hit(first) or first.outcome == "no_tests"
+                runs += pool.run([side] * (1 if deterministic else self.confirm_runs), "flakiness")
+            if any(r.outcome == want for r in runs):
+                return None
+            return invalid(*self._wrong_way(side, runs))
 
         # 1. The patch applies and reverses to the very same code, and there the verifier
         #    passes: "passes on clean code" and "the reverse patch restores the pass" in one
         #    run (the tree is byte-identical to clean, checked with git).
         progress("verifier on clean code (patch applied and reversed)", 0)
+        checkout = pool.checkout()
         try:
-            with self.workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch, reverse_patch=bug.patch) as path:
-                if not is_pristine(path):
-                    return invalid("reverse_does_not_restore", "the reverse patch does not restore the original code")
-                first_clean = self.run_verifier(repo, bug.verifier, path, "reverse", "validation", seed=rng.randrange(2**31))
+            path = checkout.prepare(patch=bug.patch, reverse_patch=bug.patch)
+            if not is_pristine(path):
+                return invalid("reverse_does_not_restore", "the reverse patch does not restore the original code")
+            seed = pool.rng.randrange(2**31)
+            clean.append(self.verifier_record(self.exec_verifier(repo, bug.verifier, path, seed=seed),
+                                              "reverse", "validation", seed))
         except PatchError as exc:
             kind = "reverse_does_not_apply" if "in reverse" in str(exc) else "patch_does_not_apply"
             return invalid(kind, str(exc))
-        clean = confirm(first_clean, "passed", lambda: runs_on("clean", purpose="flakiness"))
-        if not any(r.outcome == "passed" for r in clean):
-            return invalid("verifier_fails_clean", f"verifier does not pass on clean code ({_outcomes(clean)})")
+        finally:
+            pool.release(checkout)
+        if verdict := settled(clean, "clean", "passed"):
+            return verdict
 
-        # 2. It fails on buggy code, and the full suite shows which tests the bug breaks.
-        progress("verifier and test suite on buggy code", 1)
-        with self.workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch) as path:
-            first_buggy = self.run_verifier(repo, bug.verifier, path, "buggy", "validation", seed=rng.randrange(2**31))
-            suite = self.run_suite(repo, path, "buggy", "validation")
-        buggy = confirm(first_buggy, "failed", lambda: runs_on("buggy", bug.patch, purpose="flakiness"))
-        if not any(r.outcome == "failed" for r in buggy):
-            return invalid("verifier_passes_buggy", f"verifier does not fail on buggy code ({_outcomes(buggy)})")
+        # 2. It fails on buggy code (confirmed before the suite runs: a hang costs its limit
+        #    twice, not more), and the full suite shows which tests the bug breaks.
+        progress("verifier on buggy code", 1)
+        buggy += pool.run(["buggy"], "validation")
+        if verdict := settled(buggy, "buggy", "failed"):
+            return verdict
+        progress("test suite on buggy code", 2)
+        checkout = pool.checkout()
+        try:
+            suite = self.run_suite(repo, checkout.prepare(patch=bug.patch), "buggy", "validation")
+        finally:
+            pool.release(checkout)
 
         # 3. The suite: F2P ≥ 1, P2P ≥ 1, nothing newly passing, no silent errors.
-        progress("judging the test suite", 2)
         verdict = self._judge_suite(repo, bug, suite)
         if verdict.status == "invalid":
+            verdict.flakiness = invalid("", "").flakiness
             return verdict
 
         # 4. Every hunk is needed: reverting it alone fixes at least one failing test.
         hunks = split_hunks(bug.patch)
-        if len(hunks) > 1 and _depth == 0:
-            needed = [h for h in hunks if self._hunk_needed(repo, hunks, h, verdict.fail_to_pass)]
+        if len(hunks) > 1 and depth == 0:
+            needed = [h for h in hunks if self._hunk_needed(repo, pool, hunks, h, verdict.fail_to_pass)]
             if not needed:
                 return invalid("decorative_hunks", "no single hunk is needed on its own")
             if len(needed) < len(hunks):
-                reduced = BugSpec(patch=join_hunks(needed), verifier=bug.verifier)
-                result = self.validate(repo, reduced, seed=seed, _depth=1)
-                result.dropped_hunks = len(hunks) - len(needed)
-                return result
+                return needed, [h for h in hunks if h not in needed]
 
-        # 5. Flakiness: top both sides up to `reruns` runs, in a shuffled order.
-        order = ["clean"] * max(0, self.reruns - len(clean)) + ["buggy"] * max(0, self.reruns - len(buggy))
-        rng.shuffle(order)
-        for i, code in enumerate(order):
-            progress(f"flakiness: {code} run", 3 + i)
-            run = runs_on(code, bug.patch if code == "buggy" else "", purpose="flakiness")
-            (clean if code == "clean" else buggy).append(run)
-        verdict.flakiness = flakiness.measure([r.outcome == "passed" for r in clean], [r.outcome == "failed" for r in buggy])
+        # 5. Flakiness: sequential reruns of both sides until the bound meets the target.
+        clean_passed = [r.outcome == "passed" for r in clean]
+        buggy_failed = [r.outcome == "failed" for r in buggy]
+        self._sequential(pool, clean_passed, buggy_failed, "flakiness",
+                         lambda done, goal: self.on_progress("flakiness reruns", 3 + done, 3 + goal))
+        verdict.flakiness = flakiness.measure(clean_passed, buggy_failed, target=self.flake.target)
         if verdict.flakiness.disagrees:
             verdict.status, verdict.reason = "flaky", verdict.flakiness.describe()
         progress("done", total)
         return verdict
+
+    def _wrong_way(self, side: str, runs: list[RunRecord]) -> tuple[str, str]:
+        """(kind, reason) for a side none of whose runs went the expected way."""
+        n = len(runs)
+        hits = {limit_hit(r) for r in runs}
+        if len(hits) == 1 and "" not in hits:
+            limit = hits.pop()
+            detail = f" of {self.limits.timeout_s:g} s" if limit == KILLED_TIMEOUT else ""
+            return f"{limit}_{side}", f"the verifier hits the {limit} limit{detail} on {side} code ({n}/{n} runs)"
+        if all(r.outcome == "no_tests" for r in runs):
+            return "no_tests_ran", f"the verifier runs no test on {side} code ({n}/{n} runs: pytest found nothing to run)"
+        if side == "clean":
+            return "verifier_fails_clean", f"verifier does not pass on clean code ({_outcomes(runs)})"
+        return "verifier_passes_buggy", f"verifier does not fail on buggy code ({_outcomes(runs)})"
 
     def _judge_suite(self, repo: RepoSpec, bug: BugSpec, suite: RunRecord) -> Verdict:
         invalid = lambda kind, reason: Verdict("invalid", reason, kind, patch=bug.patch)  # noqa: E731
@@ -313,10 +412,13 @@ class Validator:
             return invalid("no_pass_to_pass", "every test fails on buggy code (PASS_TO_PASS is empty)")
         return Verdict("valid", patch=bug.patch, fail_to_pass=f2p, pass_to_pass=p2p)
 
-    def _hunk_needed(self, repo: RepoSpec, hunks: list[str], hunk: str, f2p: list[str]) -> bool:
+    def _hunk_needed(self, repo: RepoSpec, pool: RunPool, hunks: list[str], hunk: str, f2p: list[str]) -> bool:
         others = [h for h in hunks if h is not hunk]
-        with self.workspaces.checkout(repo.mirror, repo.commit, patch=join_hunks(others)) as path:
-            record = self.run_suite(repo, path, "hunk", "hunk check", tests=f2p)
+        checkout = pool.checkout()
+        try:
+            record = self.run_suite(repo, checkout.prepare(patch=join_hunks(others)), "hunk", "hunk check", tests=f2p)
+        finally:
+            pool.release(checkout)
         return any(record.tests.get(t) == "passed" for t in f2p)
 
 
@@ -361,13 +463,14 @@ def pytest_verifier(test_ids: list[str]) -> str:
     """A standalone verifier that exits 0 only when all ``test_ids`` pass."""
     return textwrap.dedent(
         f"""\
-        # BugForge verifier: exits 0 only when every listed test passes.
+        # BugForge verifier: exits 0 only when every listed test passes (5: none ran).
         import sys
 
         import pytest
 
         TESTS = {test_ids!r}
-        sys.exit(0 if pytest.main(["-q", "-p", "no:cacheprovider", *TESTS]) == 0 else 1)
+        status = pytest.main(["-q", "-p", "no:cacheprovider", *TESTS])
+        sys.exit(0 if status == 0 else 5 if status == 5 else 1)
         """
     )
 
@@ -375,5 +478,6 @@ def pytest_verifier(test_ids: list[str]) -> str:
 def _outcomes(runs: list[RunRecord]) -> str:
     counts: dict[str, int] = {}
     for r in runs:
-        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+        label = limit_hit(r) or r.outcome
+        counts[label] = counts.get(label, 0) + 1
     return ", ".join(f"{n}/{len(runs)} {outcome}" for outcome, n in counts.items())

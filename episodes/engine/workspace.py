@@ -105,6 +105,17 @@ class WorkspaceFactory:
             self.remove(mirror, path)
 
     @contextlib.contextmanager
+    def reusable(self, mirror: Path, commit: str):
+        """One worktree at ``commit`` for many runs: each ``prepare(patch, reverse_patch)``
+        resets it to the commit (the run's leftovers removed) and applies the patches again —
+        a few git calls instead of a new worktree per run. Removed on exit."""
+        checkout = ReusableCheckout(self, mirror, commit)
+        try:
+            yield checkout
+        finally:
+            checkout.close()
+
+    @contextlib.contextmanager
     def task_checkout(self, mirror: Path, commit: str, patch: str = ""):
         """The workspace an agent gets: the buggy code (``patch`` on ``commit``) as a standalone
         git repository with exactly one commit — no history, remotes, tags, reflog or hooks, so
@@ -149,6 +160,59 @@ class WorkspaceFactory:
             except GitError:  # already half gone: clean up by hand
                 shutil.rmtree(path, ignore_errors=True)
                 git("worktree", "prune", cwd=mirror)
+
+
+class ReusableCheckout:
+    """See ``WorkspaceFactory.reusable``. What a run changed is undone by ``git reset --hard``
+    (tracked files: git compares ctime, which a run cannot set back) and ``git clean -ffdx``
+    (new and ignored files: caches, reports); the worktree's ``.git`` link file is restored
+    first so a run cannot point the reset at another repository. Any trouble resetting
+    falls back to a new worktree."""
+
+    def __init__(self, factory: WorkspaceFactory, mirror: Path, commit: str):
+        self.factory, self.mirror, self.commit = factory, mirror, commit
+        self.path: Path | None = None
+        self.used = False
+
+    def _create(self) -> None:
+        self.path = Path(tempfile.mkdtemp(dir=self.factory.workspaces, prefix="ws-"))
+        with file_lock(self.mirror.with_suffix(".lock")):
+            git("worktree", "add", "--detach", "--force", str(self.path), self.commit, cwd=self.mirror)
+        self.link = (self.path / ".git").read_bytes()
+        self.used = False
+
+    def _reset(self) -> None:
+        link = self.path / ".git"
+        if link.is_symlink() or link.is_dir() or not link.is_file() or link.read_bytes() != self.link:
+            if link.is_dir() and not link.is_symlink():
+                shutil.rmtree(link)
+            else:
+                link.unlink(missing_ok=True)
+            link.write_bytes(self.link)
+        git("reset", "--hard", "--quiet", self.commit, cwd=self.path)
+        git("clean", "-ffdxq", cwd=self.path)
+
+    def prepare(self, patch: str = "", reverse_patch: str = "") -> Path:
+        """The worktree at the commit with ``patch`` applied (then ``reverse_patch`` reversed)."""
+        if self.path is None:
+            self._create()
+        elif self.used:
+            try:
+                self._reset()
+            except (GitError, OSError):
+                self.close()
+                self._create()
+        self.used = True
+        if patch:
+            apply_patch(self.path, patch)
+        if reverse_patch:
+            apply_patch(self.path, reverse_patch, reverse=True)
+        return self.path
+
+    def close(self) -> None:
+        if self.path is not None:
+            self.factory.remove(self.mirror, self.path)
+            self.path = None
 
 
 def apply_patch(path: Path, patch: str, reverse: bool = False) -> None:

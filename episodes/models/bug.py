@@ -31,6 +31,7 @@ class InjectionBatch(models.Model):
     requested = models.PositiveIntegerField(default=1)
     planned = models.PositiveIntegerField(default=0, help_text="distinct candidates found (≤ requested)")
     produced = models.PositiveIntegerField(default=0)
+    generation_s = models.FloatField(default=0, help_text="seconds spent planning and generating, failed attempts included")
     seed = models.BigIntegerField(default=0)
     options = models.JSONField(default=dict, blank=True, help_text="operators, LLM endpoint, mode")
     status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
@@ -70,8 +71,9 @@ class BugQuerySet(models.QuerySet):
             if not why and (bug.heartbeat_at is None or bug.heartbeat_at < cutoff):
                 why = f"no sign of life from its job for over {stale_after_s}s"
             if why:
+                earlier = f"\n\nits last error: {bug.error}" if bug.error else ""
                 self.filter(pk=bug.pk, status=Bug.Status.VALIDATING).update(
-                    status=Bug.Status.CANDIDATE, error=f"validation interrupted: {why}; queue it again"
+                    status=Bug.Status.CANDIDATE, error=f"validation interrupted: {why}; queue it again{earlier}"
                 )
                 swept.append((bug.pk, why))
         return swept
@@ -115,6 +117,10 @@ class Bug(models.Model):
     generation_s = models.FloatField(null=True, blank=True, help_text="seconds spent producing this candidate")
 
     patch = models.TextField(help_text="unified diff: clean → buggy")
+    original_patch = models.TextField(blank=True, help_text="the patch as planted, when validation dropped hunks")
+    dropped_hunks = models.JSONField(default=list, blank=True, help_text="hunks validation dropped as not needed")
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates",
+                                     help_text="the bug whose patch this one's became")
     patch_hash = models.CharField(max_length=64, db_index=True, editable=False)
     verifier = models.TextField(help_text="python script; exit 0 only when the bug is fixed")
     problem_statement = models.TextField(blank=True)
@@ -136,12 +142,14 @@ class Bug(models.Model):
     buggy_fails = models.PositiveIntegerField(default=0)
     flip_rate = models.FloatField(null=True, blank=True)
     flake_upper_bound = models.FloatField(null=True, blank=True, help_text="95% upper bound on the flake rate")
+    flake_target = models.FloatField(null=True, blank=True, help_text="the bound the reruns aimed at (stable: bound < target)")
 
     validation_job_id = models.CharField(max_length=64, blank=True)
     validation_started_at = models.DateTimeField(null=True, blank=True, help_text="runs before this belong to an older verifier or patch")
     validation_progress = models.JSONField(default=dict, blank=True)  # {"done": n, "total": m, "step": "..."}
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
+    validation_s = models.FloatField(null=True, blank=True, help_text="wall seconds of the last validation")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -197,24 +205,56 @@ class Bug(models.Model):
         type(self).objects.filter(pk=self.pk).update(**{f: getattr(self, f) for f in fields})
 
     def apply_verdict(self, verdict) -> None:
-        """Store an engine.validation.Verdict on this bug."""
+        """Store an engine.validation.Verdict on this bug. Dropped hunks are kept (the planted
+        patch in ``original_patch``); a shortened patch that another bug already has makes
+        this bug an invalid duplicate of that one, its own patch untouched."""
+        from django.db import IntegrityError, transaction
+
         self.status = verdict.status
         self.invalid_reason = verdict.reason if verdict.status != self.Status.VALID else ""
         self.invalid_kind = verdict.kind if verdict.status == self.Status.INVALID else ""
         self.error = ""
-        if verdict.patch and verdict.patch != self.patch:
-            self.patch = verdict.patch  # decoration hunks dropped
         self.fail_to_pass, self.pass_to_pass = verdict.fail_to_pass, verdict.pass_to_pass
         if verdict.flakiness:
             self._set_flakiness(verdict.flakiness)
         self.validated_at = timezone.now()
         self.validation_progress = {}
+        if verdict.patch and verdict.patch != self.patch:  # decoration hunks dropped
+            self.original_patch = verdict.original_patch or self.patch
+            self.dropped_hunks = list(verdict.dropped)
+            twin = self._twin(verdict.patch)
+            if twin is None:
+                self.patch = verdict.patch
+                try:
+                    with transaction.atomic():
+                        self.save()
+                    return
+                except IntegrityError:  # the twin arrived meanwhile
+                    self.patch = self.original_patch
+                    twin = self._twin(verdict.patch)
+            self._mark_duplicate(twin, len(self.dropped_hunks))
         self.save()
 
-    def _set_flakiness(self, figures) -> None:
-        self.clean_runs, self.clean_passes = figures.clean_runs, figures.clean_passes
-        self.buggy_runs, self.buggy_fails = figures.buggy_runs, figures.buggy_fails
-        self.flip_rate, self.flake_upper_bound = figures.flip_rate, figures.upper_bound
+    def _twin(self, patch: str):
+        return (type(self).objects.filter(repository_id=self.repository_id, base_commit=self.base_commit,
+                                          patch_hash=self.hash_patch(patch)).exclude(pk=self.pk).first())
+
+    def _mark_duplicate(self, twin, dropped: int) -> None:
+        self.status, self.invalid_kind = self.Status.INVALID, "duplicate"
+        self.duplicate_of = twin
+        self.invalid_reason = (f"without its {dropped} unneeded hunk(s) the patch is that of bug {twin.pk if twin else '?'}"
+                               " (the planted patch and the dropped hunks are kept here)")
+        self.fail_to_pass, self.pass_to_pass = [], []
+
+    def fail_validation(self, error: str, seconds: float | None = None) -> None:
+        """The validation job crashed: the bug ends invalid with the error kept (staff can
+        validate it again), never stuck in `validating`."""
+        first_line = error.strip().splitlines()[0] if error.strip() else "unknown error"
+        type(self).objects.filter(pk=self.pk).update(
+            status=self.Status.INVALID, invalid_kind="validation_error", error=error,
+            invalid_reason=f"validation crashed: {first_line[:500]}", validation_progress={},
+            validated_at=timezone.now(), validation_s=seconds,
+        )
 
     def verifier_runs(self):
         """The verifier runs that count for the current verifier and patch."""
@@ -223,19 +263,29 @@ class Bug(models.Model):
             runs = runs.filter(created_at__gte=self.validation_started_at)
         return runs.order_by("id")
 
-    def refresh_flakiness(self) -> None:
+    def run_outcomes(self) -> tuple[list[bool], list[bool]]:
+        """Per counted verifier run, in run order: clean runs that passed, buggy runs that failed."""
+        runs = list(self.verifier_runs().values_list("code", "outcome"))
+        return [o == "passed" for c, o in runs if c != "buggy"], [o == "failed" for c, o in runs if c == "buggy"]
+
+    def refresh_flakiness(self, target: float | None = None) -> None:
         """Recompute the figures from every counted run (after reruns); a valid or approved
         bug whose verifier now disagrees with itself becomes flaky."""
         from episodes.engine import flakiness
 
-        runs = list(self.verifier_runs().values_list("code", "outcome"))
-        figures = flakiness.measure(
-            [o == "passed" for c, o in runs if c != "buggy"], [o == "failed" for c, o in runs if c == "buggy"]
-        )
+        figures = flakiness.measure(*self.run_outcomes(), target=target or self.flake_target)
         self._set_flakiness(figures)
         if figures.disagrees and self.status in (self.Status.VALID, self.Status.APPROVED):
             self.status, self.invalid_reason = self.Status.FLAKY, figures.describe()
         self.save()
+
+    def stable_at(self, target: float) -> bool:
+        """Its verifier never disagreed and the flake rate's bound is below ``target`` — or staff
+        marked it stable (with a reason)."""
+        if self.stable_reason:
+            return True
+        return (not (0 < self.clean_passes < self.clean_runs or 0 < self.buggy_fails < self.buggy_runs)
+                and self.flake_upper_bound is not None and self.flake_upper_bound < target)
 
     @property
     def flakiness_summary(self) -> str:
@@ -245,7 +295,7 @@ class Bug(models.Model):
 
         return flakiness.Flakiness(
             self.clean_runs, self.clean_passes, self.buggy_runs, self.buggy_fails,
-            self.flip_rate, self.flake_upper_bound or 1.0,
+            self.flip_rate, self.flake_upper_bound or 1.0, self.flake_target,
         ).describe()
 
     # --- curation (staff) ---------------------------------------------------------------

@@ -21,6 +21,7 @@ class VerificationRun(models.Model):
         FAILED = "failed"
         ERROR = "error"
         TIMEOUT = "timeout"
+        NO_TESTS = "no_tests", "no tests ran"
 
     bug = models.ForeignKey("episodes.Bug", on_delete=models.CASCADE, related_name="runs", null=True, blank=True)
     repository = models.ForeignKey("episodes.Repository", on_delete=models.CASCADE, related_name="runs")

@@ -142,7 +142,7 @@ def grade(
         raise ValueError("grade() needs exactly one of workspace= or patch=")
     if suspicious not in SUSPICIOUS_POLICIES:
         raise ValueError(f"suspicious= must be one of {SUSPICIOUS_POLICIES}")
-    validator = Validator(executor, workspaces, limits, reruns=1, on_run=on_run)
+    validator = Validator(executor, workspaces, limits, on_run=on_run)
     tests = list(dict.fromkeys([*fail_to_pass, *pass_to_pass]))
 
     with workspaces.checkout(repo.mirror, repo.commit, patch=bug.patch) as pristine:

@@ -466,13 +466,16 @@ class LocalExecutor:
             os.set_blocking(f.fileno(), False)
             sel.register(f, selectors.EVENT_READ, cap)
         deadline = start + limits.timeout_s
-        timed_out = False
+        timed_out = crowded = False
         hard_stop = None  # after a kill, stop draining by then even if a pipe stays open
         try:
             while sel.get_map():
                 now = time.monotonic()
                 if not timed_out and now >= deadline:
                     timed_out = True
+                    # a run that ran out of time while holding (nearly) every process it may
+                    # have is a fork bomb: the pids limit is why it got nowhere
+                    crowded = _tree_size(proc.pid) >= max(2, int(limits.pids * 0.8))
                     _kill(proc)
                     hard_stop = now + 5
                 if hard_stop is not None and now >= hard_stop:
@@ -522,9 +525,12 @@ class LocalExecutor:
         if timed_out:
             exit_code = None
         stdout_text, stderr_text = out.text(), err.text()
-        killed_by = KILLED_TIMEOUT if timed_out else _classify(
-            exit_code, stderr_text, limits, ru, cgroup
-        )
+        if timed_out:
+            forks_refused = (cgroup is not None and cgroup.hit_max()) or _classify(
+                1, stderr_text, limits, None, None) == KILLED_PIDS
+            killed_by = KILLED_PIDS if crowded or forks_refused else KILLED_TIMEOUT
+        else:
+            killed_by = _classify(exit_code, stderr_text, limits, ru, cgroup)
         return ExecResult(
             exit_code=exit_code, stdout=stdout_text, stderr=stderr_text, duration_s=duration,
             timed_out=timed_out, killed_by=killed_by, stdout_truncated=out.truncated,
@@ -649,6 +655,27 @@ def _classify(exit_code, stderr: str, limits: Limits, ru, cgroup) -> str | None:
     if "can't start new thread" in tail:
         return KILLED_PIDS
     return None
+
+
+def _tree_size(root: int) -> int:
+    """How many processes descend from ``root`` (itself included), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    seen, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        seen += 1
+        todo.extend(children.get(pid, ()))
+    return seen
 
 
 def _read_nonblocking(fd: int) -> str:

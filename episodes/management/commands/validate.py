@@ -12,11 +12,12 @@ class Command(BaseCommand):
         parser.add_argument("bug_ids", nargs="*", type=int)
         parser.add_argument("--repo", help="every candidate bug of this repository")
         parser.add_argument("--all", action="store_true", help="every candidate bug")
-        parser.add_argument("--reruns", type=int, default=None, help="verifier runs per side (default: setting)")
+        parser.add_argument("--flake-target", type=float, default=None,
+                            help="rerun until the flake rate's 95%% bound is below this (default: BUGFORGE_FLAKE_TARGET)")
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--enqueue", action="store_true", help="queue on 'verify' instead of running here")
 
-    def handle(self, bug_ids, repo, all, reruns, seed, enqueue, **options):
+    def handle(self, bug_ids, repo, all, flake_target, seed, enqueue, **options):
         bugs = Bug.objects.all()
         if bug_ids:
             bugs = bugs.filter(pk__in=bug_ids)
@@ -41,7 +42,7 @@ class Command(BaseCommand):
         verdicts = {}
         for bug in tqdm(bugs, desc="validating", unit="bug", file=self.stderr):
             try:
-                status = jobs.validate_bug(bug.pk, reruns=reruns, seed=seed)
+                status = jobs.validate_bug(bug.pk, target=flake_target, seed=seed)
             except Exception as exc:
                 status = "error"
                 self.stderr.write(f"bug {bug.pk}: {type(exc).__name__}: {exc}")
