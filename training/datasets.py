@@ -11,6 +11,10 @@ Filters (all optional, as a plain dict — what the UI form and `manage.py build
     include_suspicious keep episodes whose graded change the reward's static screen flagged or
                        whose run was found tampered (SFT; default: refuse, counted as dropped)
     statuses           bug statuses kept (RL; default ["approved"])
+    max_flake_rate     RL: keep bugs stable at < this flake rate — no run disagreed and the 95%
+                       bound is below it, or staff marked the verifier stable (default
+                       BUGFORGE_FLAKE_TARGET; the manifest records it)
+    include_flaky      RL: keep bugs whose verifier disagreed with itself too
     split_by           "bug" (default) or "repository": no bug / repository on both sides
     heldout_fraction   share of bugs / repositories held out (default 0.2)
     heldout_bugs       explicit held-out bug ids (split by bug only), overriding the fraction
@@ -36,7 +40,8 @@ KNOWN_FILTERS = {
     "sft": {"teacher", "repository", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length",
             "include_suspicious",
             "split_by", "heldout_fraction", "heldout_bugs", "seed"},
-    "rl": {"repository", "statuses", "split_by", "heldout_fraction", "heldout_bugs", "seed", "include_flaky"},
+    "rl": {"repository", "statuses", "split_by", "heldout_fraction", "heldout_bugs", "seed", "include_flaky",
+           "max_flake_rate"},
 }
 
 
@@ -74,6 +79,10 @@ def clean_filters(kind: str, filters: dict | None) -> dict:
     try:
         if "min_reward" in filters:
             out["min_reward"] = float(filters["min_reward"])
+        if kind == "rl":
+            out["max_flake_rate"] = float(filters.get("max_flake_rate", settings.BUGFORGE_FLAKE_TARGET))
+            if not 0 < out["max_flake_rate"] <= 1:
+                raise ValueError("max_flake_rate is a flake rate above 0 and at most 1")
         if "max_length" in filters:
             out["max_length"] = int(filters["max_length"])
             if out["max_length"] < 1:
@@ -212,18 +221,24 @@ def rl_rows(filters: dict) -> tuple[list[dict], dict]:
     bugs = Bug.objects.select_related("repository").filter(status__in=statuses, quarantined=False)
     if filters.get("repository"):
         bugs = bugs.filter(repository__name__in=filters["repository"])
-    rows, dropped = [], {"flaky": 0, "no_verifier": 0}
+    threshold = filters.get("max_flake_rate", settings.BUGFORGE_FLAKE_TARGET)
+    rows, dropped = [], {"flaky": 0, "not_stable": 0, "no_verifier": 0}
     for bug in bugs.order_by("id"):
         if not bug.verifier.strip():
             dropped["no_verifier"] += 1
             continue
-        if bug.flip_rate and not filters.get("include_flaky"):
+        if filters.get("include_flaky") or bug.stable_at(threshold):
+            pass
+        elif bug.flip_rate:
             dropped["flaky"] += 1  # its verifier disagreed with itself at least once
+            continue
+        else:  # too few runs for the bound to be below the threshold: `manage.py stabilize`
+            dropped["not_stable"] += 1
             continue
         rows.append(engine.rl_row(bug.pk, bug.repository.name, bug.problem_statement, rl_task(bug),
                                   difficulty=bug.difficulty or "", method=bug.method))
     rows, dropped["duplicates"] = engine.dedupe(rows, key=lambda r: json.loads(r["task"])["patch"] + r["repository"])
-    return rows, {"dropped": dropped, "warnings": [], "statuses": statuses}
+    return rows, {"dropped": dropped, "warnings": [], "statuses": statuses, "max_flake_rate": threshold}
 
 
 def _build(kind: str, name: str, filters: dict | None, user) -> Dataset:

@@ -48,6 +48,10 @@ class DatasetBuildForm(forms.Form):
         help_text="SFT: a flagged change may be a reward hack; the manifest counts and warns")
     include_valid = forms.BooleanField(required=False, label="also valid bugs not yet approved by a reviewer",
                                        help_text="RL: approved bugs only unless ticked")
+    max_flake_rate = forms.FloatField(
+        required=False, min_value=0.001, max_value=1.0, label="Max flake rate",
+        help_text="RL: keep bugs stable at below this flake rate (95% bound over their verifier runs; blank = "
+                  "BUGFORGE_FLAKE_TARGET). `manage.py stabilize` reruns bugs to reach a stricter one.")
     include_flaky = forms.BooleanField(required=False, label="also bugs whose verifier ever disagreed with itself",
                                        help_text="RL: flaky verifiers make noisy rewards")
     split_by = forms.ChoiceField(choices=[("bug", "by bug"), ("repository", "by repository")], initial="bug",
@@ -82,6 +86,8 @@ class DatasetBuildForm(forms.Form):
         else:
             filters["statuses"] = ["approved", "valid"] if data["include_valid"] else ["approved"]
             filters["include_flaky"] = data["include_flaky"]
+            if data.get("max_flake_rate"):
+                filters["max_flake_rate"] = data["max_flake_rate"]
         return {k: v for k, v in filters.items() if v not in ([], None)}
 
     def unvetted_teachers(self) -> list[Teacher]:

@@ -284,8 +284,8 @@ class Bug(models.Model):
         marked it stable (with a reason)."""
         if self.stable_reason:
             return True
-        return (not (0 < self.clean_passes < self.clean_runs or 0 < self.buggy_fails < self.buggy_runs)
-                and self.flake_upper_bound is not None and self.flake_upper_bound < target)
+        disagreed = bool(self.flip_rate) or 0 < self.clean_passes < self.clean_runs or 0 < self.buggy_fails < self.buggy_runs
+        return not disagreed and self.flake_upper_bound is not None and self.flake_upper_bound < target
 
     @property
     def flakiness_summary(self) -> str:

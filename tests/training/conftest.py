@@ -19,7 +19,7 @@ _VERDICTS: dict = {}
 
 
 def add_sample_bug(repo, index: int = 0, validate: bool = True, status: str = "approved"):
-    """Sample bug ``index`` of examples/cartcalc, validated (one rerun a side) and approved."""
+    """Sample bug ``index`` of examples/cartcalc, validated (stable at the tests' target) and approved."""
     from episodes import jobs
     from episodes.engine.samples import SAMPLE_BUGS, sample_patch
     from episodes.models import Bug
@@ -37,10 +37,11 @@ def add_sample_bug(repo, index: int = 0, validate: bool = True, status: str = "a
         # in the real sandbox and give later copies (after a transactional test's flush) that verdict.
         key = (repo.pinned_commit, bug.patch_hash)
         if key not in _VERDICTS:
-            assert jobs.validate_bug(bug.pk, reruns=1) == "valid", Bug.objects.get(pk=bug.pk).invalid_reason
+            assert jobs.validate_bug(bug.pk) == "valid", Bug.objects.get(pk=bug.pk).invalid_reason
             bug.refresh_from_db()
-            _VERDICTS[key] = {"fail_to_pass": bug.fail_to_pass, "pass_to_pass": bug.pass_to_pass,
-                              "flip_rate": bug.flip_rate}
+            _VERDICTS[key] = {name: getattr(bug, name) for name in (
+                "fail_to_pass", "pass_to_pass", "flip_rate", "clean_runs", "clean_passes", "buggy_runs",
+                "buggy_fails", "flake_upper_bound", "flake_target")}
         Bug.objects.filter(pk=bug.pk).update(status=status, **_VERDICTS[key])
     bug.refresh_from_db()
     return bug
@@ -91,11 +92,17 @@ def make_repo(name: str):
     return Repository.objects.create(name=name, source=f"/nonexistent/{name}", pinned_commit="0" * 40)
 
 
-def make_bug(repo, n: int, status="approved"):
+# what validation at the tests' 50% target leaves on a steady verifier: 5 runs a side, "< 45%"
+STABLE_FIGURES = {"clean_runs": 5, "clean_passes": 5, "buggy_runs": 5, "buggy_fails": 5, "flip_rate": 0.0,
+                  "flake_upper_bound": 0.451, "flake_target": 0.5}
+
+
+def make_bug(repo, n: int, status="approved", **fields):
     from episodes.models import Bug
 
     return Bug.objects.create(repository=repo, base_commit=repo.pinned_commit, patch=f"--- a/x\n+++ b/x\n@@ -1 +1 @@\n-{n}\n+{n}!\n",
-                              verifier="import sys; sys.exit(0)", problem_statement=f"bug {n}", status=status)
+                              verifier="import sys; sys.exit(0)", problem_statement=f"bug {n}", status=status,
+                              **(STABLE_FIGURES | fields))
 
 
 @pytest.fixture

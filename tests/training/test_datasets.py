@@ -154,8 +154,15 @@ def test_rl_set_takes_approved_non_flaky_bugs(world):
     make_bug(world["repos"][0], 11, status="flaky")
     type(bugs[2]).objects.filter(pk=bugs[2].pk).update(flip_rate=0.2)  # approved, but disagreed once
     type(bugs[3]).objects.filter(pk=bugs[3].pk).update(quarantined=True)
+    # never disagreed, but 3 runs a side bound the flake rate only at < 63%: not stable at the 50% target
+    make_bug(world["repos"][0], 12, clean_runs=3, clean_passes=3, buggy_runs=3, buggy_fails=3, flake_upper_bound=0.632)
     ds = build_rl_dataset("rl", {"heldout_fraction": 0})
-    assert ds.train_rows == 4 and ds.manifest["dropped"]["flaky"] == 1
+    assert ds.train_rows == 4 and ds.manifest["dropped"]["flaky"] == 1 and ds.manifest["dropped"]["not_stable"] == 1
+    assert ds.manifest["max_flake_rate"] == 0.5 == ds.filters["max_flake_rate"]  # the threshold, in the manifest
+    assert build_rl_dataset("rl-loose", {"heldout_fraction": 0, "max_flake_rate": 0.7}).train_rows == 5
+    type(bugs[0]).objects.filter(pk=bugs[0].pk).update(stable_reason="checked by hand")
+    strict = build_rl_dataset("rl-strict", {"heldout_fraction": 0, "max_flake_rate": 0.01})
+    assert strict.train_rows == 1  # only the verifier staff vouched for passes a 1% bar it was never run to
     row = engine.load_jsonl(Path(ds.path) / "train.jsonl")[0]
     task = json.loads(row["task"])
     assert row["prompt"][-1] == {"role": "user", "content": "bug 0"}

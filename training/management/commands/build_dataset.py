@@ -20,6 +20,10 @@ class Command(BaseCommand):
         parser.add_argument("--include-suspicious", action="store_true",
                             help="keep episodes the grader flagged suspicious or tampered (SFT)")
         parser.add_argument("--status", action="append", help="bug status kept (RL; default approved)")
+        parser.add_argument("--max-flake-rate", type=float,
+                            help="RL: keep bugs stable at below this flake rate (default BUGFORGE_FLAKE_TARGET)")
+        parser.add_argument("--include-flaky", action="store_true",
+                            help="RL: keep bugs whose verifier disagreed with itself too")
         parser.add_argument("--split-by", choices=["bug", "repository"], default="bug")
         parser.add_argument("--heldout-fraction", type=float, default=0.2)
         parser.add_argument("--heldout-bug", type=int, action="append", help="explicit held-out bug id (repeatable)")
@@ -33,6 +37,7 @@ class Command(BaseCommand):
             "include_suspicious": o["include_suspicious"] or None,
             "statuses": o["status"], "split_by": o["split_by"], "heldout_fraction": o["heldout_fraction"],
             "heldout_bugs": o["heldout_bug"], "seed": o["seed"],
+            "max_flake_rate": o["max_flake_rate"], "include_flaky": o["include_flaky"] or None,
         }
         if kind == "rl":
             for key in ("teacher", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length",
@@ -40,8 +45,9 @@ class Command(BaseCommand):
                 if filters.pop(key):
                     raise CommandError(f"--{key.replace('_', '-')} applies to SFT sets only")
         else:
-            if filters.pop("statuses"):
-                raise CommandError("--status applies to RL sets only")
+            for key in ("statuses", "max_flake_rate", "include_flaky"):
+                if filters.pop(key):
+                    raise CommandError(f"--{'status' if key == 'statuses' else key.replace('_', '-')} applies to RL sets only")
         try:
             ds = (build_sft_dataset if kind == "sft" else build_rl_dataset)(name, filters)
         except ValueError as exc:
