@@ -7,7 +7,7 @@ import time
 import traceback
 
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Sum
+from django.db.models import Count, Q, Sum
 
 from bugforge_web.queues import enqueue
 
@@ -42,6 +42,11 @@ def start_batch(repo: Repository, method: str, count: int, *, seed: int | None =
 def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> str:
     batch = InjectionBatch.objects.select_related("repository").get(pk=batch_id)
     batch.mark(InjectionBatch.Status.RUNNING)
+    started, batch.validation_s = time.monotonic(), 0.0  # inline validation is counted on each bug
+
+    def generation_s() -> float:
+        return round(time.monotonic() - started - batch.validation_s, 3)
+
     try:
         repo = batch.repository
         if not repo.baseline_at or not repo.coverage:
@@ -60,8 +65,10 @@ def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> st
         else:
             raise NotImplementedError(f"injection method {batch.method!r} is not available yet")
     except Exception as exc:
+        InjectionBatch.objects.filter(pk=batch.pk).update(generation_s=generation_s())
         batch.mark(InjectionBatch.Status.FAILED, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise
+    InjectionBatch.objects.filter(pk=batch.pk).update(generation_s=generation_s())
     batch.mark(InjectionBatch.Status.DONE)
     return batch.status
 
@@ -89,10 +96,12 @@ def _hand_on(batch, bug, done, total, validate_inline, progress) -> None:
     InjectionBatch.objects.filter(pk=batch.pk).update(produced=done)
     if bug is not None and bug.status == Bug.Status.CANDIDATE:
         if validate_inline:
+            started = time.monotonic()
             try:
                 jobs.validate_bug(bug.pk)
             except Exception:  # recorded on the bug; the batch goes on
                 pass
+            batch.validation_s = getattr(batch, "validation_s", 0.0) + time.monotonic() - started
         else:
             jobs.enqueue_validation(bug)
     if progress:
@@ -274,41 +283,67 @@ def _save_candidate(batch, repo, candidate) -> Bug | None:
 
 
 def figures(repo: Repository | None = None) -> list[dict]:
-    """Per repository and method: candidates, valid, invalid by reason, flaky, yield, cost and
-    time per candidate — what `manage.py inject --report` prints and the repository page shows."""
-    bugs = Bug.objects.exclude(method=Bug.Method.MANUAL)
+    """Per repository and method (every batch of it, failed ones too): the figures of
+    ``group_figures`` — what `manage.py inject --report` prints and the repository page shows."""
+    batches = InjectionBatch.objects.all()
     if repo is not None:
-        bugs = bugs.filter(repository=repo)
+        batches = batches.filter(repository=repo)
     rows = []
-    groups = bugs.values("repository__name", "method").annotate(n=Count("id"), gen=Avg("generation_s")).order_by(
-        "repository__name", "method"
-    )
-    for g in groups:
-        these = bugs.filter(repository__name=g["repository__name"], method=g["method"])
-        by_status = dict(these.values_list("status").annotate(c=Count("id")).order_by())
-        valid = by_status.get("valid", 0) + by_status.get("approved", 0)
-        reasons = {}
-        for reason, c in these.filter(status="invalid").values_list("invalid_kind").annotate(c=Count("id")).order_by("-c"):
-            reasons[reason or "other"] = c
-        cost = LLMCall.objects.filter(batch__bugs__in=these).distinct().aggregate(s=Sum("cost_usd"))["s"] or 0
-        settled = g["n"] - by_status.get("candidate", 0) - by_status.get("validating", 0)
-        rows.append(
-            {
-                "repository": g["repository__name"],
-                "method": g["method"],
-                "candidates": g["n"],
-                "valid": valid,
-                "flaky": by_status.get("flaky", 0),
-                "invalid": by_status.get("invalid", 0),
-                "pending": g["n"] - settled,
-                "invalid_by_reason": reasons,
-                "yield": valid / settled if settled else None,
-                "cost_per_valid_usd": float(cost) / valid if valid else None,
-                "seconds_per_candidate": g["gen"],
-                "by_operator": _by_operator(these),
-            }
-        )
+    for name, method in batches.values_list("repository__name", "method").distinct().order_by("repository__name", "method"):
+        these = batches.filter(repository__name=name, method=method)
+        rows.append({"repository": name, "method": method,
+                     **group_figures(Bug.objects.filter(batch__in=these), these)})
     return rows
+
+
+def batch_figures(batch: InjectionBatch) -> dict:
+    """One batch's own figures (what `inject --sync` prints when it is done)."""
+    these = InjectionBatch.objects.filter(pk=batch.pk)
+    return {"repository": batch.repository.name, "method": batch.method, **group_figures(batch.bugs.all(), these)}
+
+
+def group_figures(bugs, batches) -> dict:
+    """Honest yield and cost over some batches and the bugs they made.
+
+    attempts: candidates the batches tried to make (an LLM reply that never became a bug, a
+    duplicate, a mutant no test notices: each counts); yield = valid bugs per attempt (bugs a
+    curator rejected are not valid); cost: every LLM call of the batches, failed ones included;
+    seconds: generation (failed attempts included) plus validation, per candidate and per valid bug."""
+    by_status = dict(bugs.values_list("status").annotate(c=Count("id")).order_by())
+    candidates = sum(by_status.values())
+    valid = by_status.get("valid", 0) + by_status.get("approved", 0)
+    approved = by_status.get("approved", 0)
+    reasons = {reason or "other": c for reason, c in
+               bugs.filter(status="invalid").values_list("invalid_kind").annotate(c=Count("id")).order_by("-c")}
+    calls = LLMCall.objects.filter(batch__in=batches)
+    call_figures = calls.aggregate(n=Count("id"), cost=Sum("cost_usd"),
+                                   failed=Count("id", filter=~Q(error="") | Q(status_code__gte=300) | Q(status_code__isnull=True)))
+    cost = float(call_figures["cost"] or 0)
+    batch_figures_ = batches.aggregate(attempts=Sum("planned"), generation=Sum("generation_s"))
+    attempts = max(batch_figures_["attempts"] or 0, candidates)
+    seconds = float(batch_figures_["generation"] or 0) + float(bugs.aggregate(s=Sum("validation_s"))["s"] or 0)
+    pending = by_status.get("candidate", 0) + by_status.get("validating", 0)
+    return {
+        "batches": batches.count(),
+        "attempts": attempts,
+        "llm_calls": call_figures["n"],
+        "failed_llm_calls": call_figures["failed"],
+        "candidates": candidates,
+        "valid": valid,
+        "approved": approved,
+        "rejected": by_status.get("rejected", 0),
+        "flaky": by_status.get("flaky", 0),
+        "invalid": by_status.get("invalid", 0),
+        "pending": pending,
+        "invalid_by_reason": reasons,
+        "yield": valid / attempts if attempts else None,
+        "cost_usd": cost,
+        "cost_per_valid_usd": cost / valid if valid else None,
+        "cost_per_approved_usd": cost / approved if approved else None,
+        "seconds_per_candidate": seconds / candidates if candidates else None,
+        "seconds_per_valid": seconds / valid if valid else None,
+        "by_operator": _by_operator(bugs),
+    }
 
 
 def _by_operator(bugs) -> dict[str, dict]:

@@ -14,12 +14,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_procedural_batch_of_50_yields_valid_bugs(sample_repo, settings, redis_conn):
-    settings.BUGFORGE_FLAKY_RERUNS = 1  # one run a side: the yield, not the flake bound, is under test
+    settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side: the yield, not the flake bound, is under test
     # The batch job plans 50 candidates and derives their verifiers, queueing each for
     # validation; two real workers then validate them side by side, as on a deployment.
     batch = injection.start_batch(sample_repo, "procedural", 50, seed=1)
     injection.run_batch(batch.pk)
-    env = worker_env(settings) | {"BUGFORGE_FLAKY_RERUNS": "1"}
+    env = worker_env(settings) | {"BUGFORGE_FLAKE_TARGET": "0.99"}
     workers = [manage("rqworker", "verify", "--burst", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
                for _ in range(2)]
     for worker in workers:
@@ -46,18 +46,18 @@ def test_procedural_batch_of_50_yields_valid_bugs(sample_repo, settings, redis_c
     for bug in bugs.filter(status="invalid"):
         assert bug.invalid_kind and bug.invalid_reason
     report = out.getvalue()
-    assert f"cartcalc / procedural: 50 candidates, {valid.count()} valid" in report
+    assert f"50 attempts → 50 candidates: {valid.count()} valid" in report
     rows = injection.figures(sample_repo)
     assert rows[0]["pending"] == 0 and rows[0]["yield"] == pytest.approx(valid.count() / 50)
 
 
 def test_inject_command_sync_runs_inline_with_validation(sample_repo, settings):
-    settings.BUGFORGE_FLAKY_RERUNS = 1
+    settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side
     out = io.StringIO()
     call_command("inject", "cartcalc", "--count", "3", "--seed", "2", "--sync", stdout=out, stderr=io.StringIO())
     bugs = Bug.objects.filter(method="procedural")
     assert bugs.count() == 3 and not bugs.filter(status__in=["candidate", "validating"]).exists()
-    assert "cartcalc / procedural: 3 candidates" in out.getvalue()
+    assert "3 candidate(s) from 3 attempt(s)" in out.getvalue() and "3 attempts → 3 candidates" in out.getvalue()
 
 
 def test_second_batch_never_repeats_a_patch(sample_repo, redis_conn):
@@ -82,7 +82,7 @@ def test_combine_merges_two_valid_bugs_of_one_module(sample_repo, settings):
     from episodes.engine.samples import SAMPLE_BUGS, sample_patch
     from episodes.sandboxes import repo_spec, workspaces
 
-    settings.BUGFORGE_FLAKY_RERUNS = 1
+    settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side
     spec = repo_spec(sample_repo)
     for sample in [b for b in SAMPLE_BUGS if b.path == "cartcalc/discounts.py"]:
         bug = Bug.objects.create(repository=sample_repo, base_commit=sample_repo.pinned_commit, target=sample.target,
@@ -126,7 +126,7 @@ def test_history_reverts_a_real_past_fix(db, sandbox_settings, tmp_path, redis_c
     git("add", "-A"); git("commit", "-qm", "Fix clamp above the range")
     repo = Repository.objects.create(name="mathlib", source=str(origin), pinned_commit=git("rev-parse", "HEAD"))
     assert run_baseline(repo.pk) == "ready"
-    sandbox_settings.BUGFORGE_FLAKY_RERUNS = 1
+    sandbox_settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side
     batch = injection.start_batch(repo, "history", 5, sync=True)
     assert batch.status == "done" and batch.planned == 1, batch.error
     bug = Bug.objects.get(batch=batch)

@@ -26,7 +26,7 @@ def endpoint(upstream, protocol):
 
 
 def test_openai_batch_good_cheating_and_malformed_replies(sample_repo, settings, upstream):
-    settings.BUGFORGE_FLAKY_RERUNS = 1
+    settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side
     upstream.script(
         reply(),  # a real bug with a working verifier → valid
         reply(bug=BUGGY.replace("weight_grams <", "weight_grams + 1 <"), verifier="raise SystemExit(0)\n"),  # → invalid
@@ -50,11 +50,17 @@ def test_openai_batch_good_cheating_and_malformed_replies(sample_repo, settings,
         assert KEY not in str(call.request) + str(call.response) + call.error
     assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in upstream.requests)
     row = injection.figures(sample_repo)[0]
-    assert row["method"] == "llm_modify" and row["valid"] == 1 and row["cost_per_valid_usd"] > 0
+    assert row["method"] == "llm_modify" and row["valid"] == 1
+    # every attempt counts: 3 targets tried, 2 candidates, 1 valid; all 5 calls' cost on that 1 bug
+    assert (row["attempts"], row["candidates"], row["llm_calls"]) == (3, 2, 5)
+    assert row["yield"] == pytest.approx(1 / 3)
+    assert row["cost_per_valid_usd"] == pytest.approx(float(sum(c.cost_usd for c in calls)))
+    assert row["invalid_by_reason"] == {"verifier_passes_buggy": 1}
+    assert row["seconds_per_candidate"] > 0 and row["seconds_per_valid"] >= row["seconds_per_candidate"]
 
 
 def test_anthropic_rewrite_batch(sample_repo, settings, upstream):
-    settings.BUGFORGE_FLAKY_RERUNS = 1
+    settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side
     upstream.script(f"### IMPLEMENTATION\n```python\n{BUGGY}```\n")
     batch = injection.start_batch(sample_repo, "llm_rewrite", 1, seed=1, endpoint=endpoint(upstream, "anthropic"),
                                   targets=[TARGET], sync=True)
@@ -73,3 +79,21 @@ def test_unknown_endpoint_fails_the_batch_with_a_reason(sample_repo):
         injection.run_batch(batch.pk)
     batch.refresh_from_db()
     assert batch.status == "failed" and "DoesNotExist" in batch.error
+
+
+def test_inject_sync_prints_its_own_batch_figures_when_it_made_nothing(sample_repo, upstream):
+    import io
+
+    from django.core.management import call_command
+
+    ep = endpoint(upstream, "openai_chat")
+    upstream.script("no sections at all", Reply.garbage(), reply(drop=("VERIFIER",)))
+    out = io.StringIO()
+    call_command("inject", "cartcalc", "--method", "llm_modify", "--count", "1", "--endpoint", ep.name,
+                 "--target", TARGET, "--sync", stdout=out, stderr=io.StringIO())
+    text = out.getvalue()
+    batch = InjectionBatch.objects.get()
+    assert f"batch {batch.pk}: done, 0 candidate(s) from 1 attempt(s)" in text  # not "done, N candidate(s)"
+    assert "LLM: 3 calls" in text and "yield 0% of attempts" in text
+    figures = injection.batch_figures(batch)
+    assert figures["cost_usd"] > 0 and figures["cost_per_valid_usd"] is None and figures["candidates"] == 0

@@ -90,9 +90,10 @@ def test_repository_page_shows_injection_figures_and_batches(staff_client, data)
     Bug.objects.create(repository=data["repo"], batch=batch, base_commit="a" * 40, patch="p1", verifier="v",
                        method="procedural", operator="flip_comparison", status="valid")
     Bug.objects.create(repository=data["repo"], batch=batch, base_commit="a" * 40, patch="p2", verifier="v",
-                       method="procedural", operator="off_by_one", status="invalid", invalid_kind="equivalent_mutant")
+                       method="procedural", operator="off_by_one", status="invalid", invalid_kind="undetected_mutant")
     body = staff_client.get(reverse("repository_detail", args=[data["repo"].pk])).content.decode()
-    assert 'id="injection-figures"' in body and "equivalent_mutant: 1" in body and "50%" in body
+    # 1 valid bug of 4 attempts: 25% (not 50% of the 2 candidates that got made)
+    assert 'id="injection-figures"' in body and "undetected_mutant: 1" in body and "25%" in body
     assert f'hx-get="/batches/{batch.pk}/progress/"' in body and 'id="inject-form"' in body
     row = staff_client.get(reverse("batch_progress", args=[batch.pk])).content.decode()
     assert "2/4" in row and "running" in row

@@ -235,6 +235,13 @@ class Bug(models.Model):
             self._mark_duplicate(twin, len(self.dropped_hunks))
         self.save()
 
+    def _set_flakiness(self, figures) -> None:
+        self.clean_runs, self.clean_passes = figures.clean_runs, figures.clean_passes
+        self.buggy_runs, self.buggy_fails = figures.buggy_runs, figures.buggy_fails
+        self.flip_rate, self.flake_upper_bound = figures.flip_rate, figures.upper_bound
+        if figures.target is not None:
+            self.flake_target = figures.target
+
     def _twin(self, patch: str):
         return (type(self).objects.filter(repository_id=self.repository_id, base_commit=self.base_commit,
                                           patch_hash=self.hash_patch(patch)).exclude(pk=self.pk).first())

@@ -98,8 +98,10 @@ def derive_verifier(validator: Validator, repo: RepoSpec, candidate: Candidate) 
         candidate.reject_kind = "covering_tests_timeout"
         candidate.reject_reason = "the covering tests time out on the mutated code"
     elif not candidate.failing_tests:
-        candidate.reject_kind = "equivalent_mutant"
-        candidate.reject_reason = "no covering test fails on the mutated code (equivalent mutant)"
+        # not "equivalent": the mutant may well change behaviour the tests do not check
+        candidate.reject_kind = "undetected_mutant"
+        candidate.reject_reason = ("no covering test fails on the mutated code: an equivalent mutant, or a "
+                                   "behaviour change the tests do not check")
     else:
         candidate.verifier = pytest_verifier(candidate.failing_tests)
         candidate.problem_statement = problem_statement_from_failure(record.log_excerpt, candidate.mutation.qualname)

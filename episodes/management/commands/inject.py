@@ -49,7 +49,11 @@ class Command(BaseCommand):
             batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
                                           endpoint=llm_endpoint, targets=targets, sync=True, progress=progress)
             bar.close()
-            self.stdout.write(f"batch {batch.pk}: {batch.status}, {batch.produced} candidate(s) {batch.error}")
+            own = injection.batch_figures(batch)
+            self.stdout.write(f"batch {batch.pk}: {batch.status}, {own['candidates']} candidate(s) from "
+                              f"{own['attempts']} attempt(s){(': ' + batch.error.splitlines()[0]) if batch.error else ''}")
+            self._print(own)
+            self.stdout.write("all batches of this repository:")
             self._report(repository)
         else:
             batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
@@ -64,15 +68,29 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("no injected bug yet")
         for r in rows:
-            y = f"{r['yield']:.0%}" if r["yield"] is not None else "—"
-            cost = f"${r['cost_per_valid_usd']:.4f}" if r["cost_per_valid_usd"] is not None else "—"
-            spc = f"{r['seconds_per_candidate']:.2f}s" if r["seconds_per_candidate"] is not None else "—"
-            self.stdout.write(
-                f"{r['repository']} / {r['method']}: {r['candidates']} candidates, {r['valid']} valid, "
-                f"{r['invalid']} invalid, {r['flaky']} flaky, {r['pending']} pending; yield {y}; "
-                f"cost per valid {cost}; {spc} per candidate"
-            )
-            for reason, n in r["invalid_by_reason"].items():
-                self.stdout.write(f"    invalid: {reason}: {n}")
-            for op, o in sorted(r["by_operator"].items()):
-                self.stdout.write(f"    {op:<22} {o['valid']:>4}/{o['candidates']:<4} valid")
+            self.stdout.write(f"{r['repository']} / {r['method']}:")
+            self._print(r)
+
+    def _print(self, r: dict) -> None:
+        def money(v):
+            return f"${v:.4f}" if v is not None else "—"
+
+        def secs(v):
+            return f"{v:.1f}s" if v is not None else "—"
+
+        y = f"{r['yield']:.0%}" if r["yield"] is not None else "—"
+        self.stdout.write(
+            f"    {r['attempts']} attempts → {r['candidates']} candidates: {r['valid']} valid ({r['approved']} approved), "
+            f"{r['rejected']} rejected by curators, {r['invalid']} invalid, {r['flaky']} flaky, {r['pending']} pending; "
+            f"yield {y} of attempts"
+        )
+        self.stdout.write(
+            f"    LLM: {r['llm_calls']} calls ({r['failed_llm_calls']} failed), {money(r['cost_usd'])}; "
+            f"cost per valid {money(r['cost_per_valid_usd'])}, per approved {money(r['cost_per_approved_usd'])}; "
+            f"time per candidate {secs(r['seconds_per_candidate'])}, per valid {secs(r['seconds_per_valid'])} "
+            "(generation + validation)"
+        )
+        for reason, n in r["invalid_by_reason"].items():
+            self.stdout.write(f"    invalid: {reason}: {n}")
+        for op, o in sorted(r["by_operator"].items()):
+            self.stdout.write(f"    {op:<22} {o['valid']:>4}/{o['candidates']:<4} valid")
