@@ -59,6 +59,8 @@ def filtered_bugs(data: dict):
         bugs = bugs.filter(method=data["method"])
     if data.get("operator"):
         bugs = bugs.filter(operator=data["operator"])
+    if data.get("reason"):
+        bugs = bugs.filter(invalid_kind=data["reason"])
     flaky = data.get("flaky")
     if flaky == "flaky":
         bugs = bugs.filter(status=Bug.Status.FLAKY)

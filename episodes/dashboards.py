@@ -19,7 +19,8 @@ from django.urls import reverse
 
 from .models import Bug, Episode, LLMCall, Review
 
-PASSED = ("approved", "valid", "rejected")  # passed validation (then curated or not)
+# Usable bugs: a bug a curator rejected passed validation but is not one (it lowers the yield).
+VALID = ("approved", "valid")
 STACK = ("approved", "valid", "rejected", "flaky", "invalid")  # settled bugs, stacked in this order
 COLORS = {"approved": "#15803d", "valid": "#4ade80", "rejected": "#9ca3af", "flaky": "#b45309", "invalid": "#b91c1c"}
 
@@ -124,7 +125,7 @@ def _stacked(rows: list[dict], key: str, scope: Scope, link_key: str, extra: dic
     yields = []
     for r in rows:
         settled = sum(r[s] for s in STACK)
-        yields.append(round(sum(r[s] for s in PASSED) / settled, 3) if settled else None)
+        yields.append(round(sum(r[s] for s in VALID) / settled, 3) if settled else None)
     return {"traces": traces, "categories": cats, "yield": yields, "rows": rows}
 
 
@@ -182,6 +183,25 @@ def flagged_by_teacher(scope: Scope, groups: Groups | None = None) -> dict:
     }
 
 
+def invalid_by_reason(scope: Scope, groups: Groups | None = None) -> dict:
+    """Invalid bugs per injection method, stacked by the reason code of their verdict (a hang,
+    a limit, a verifier that runs no test, an undetected mutant… kept apart)."""
+    counts = list(Bug.objects.filter(scope.q("repository__name"), status=Bug.Status.INVALID)
+                  .values_list("method", "invalid_kind").annotate(n=Count("id")).order_by("method", "invalid_kind"))
+    methods = sorted({m for m, _, _ in counts})
+    reasons = sorted({k or "other" for _, k, _ in counts})
+    table = {(m, k or "other"): n for m, k, n in counts}
+    return {
+        "traces": [
+            {"type": "bar", "name": reason, "x": methods, "y": [table.get((m, reason), 0) for m in methods],
+             "customdata": [_url("bug_list", scope, status="invalid", method=m,
+                                 reason="" if reason == "other" else reason) for m in methods]}
+            for reason in reasons
+        ],
+        "rows": [{"method": m, "reason": k, "bugs": n} for (m, k), n in sorted(table.items())],
+    }
+
+
 def solve_rate_by_repository(scope: Scope, groups: Groups | None = None) -> dict:
     rows = (groups or Groups(scope)).solve_rows("bug__repository__name")
     names = [r["bug__repository__name"] for r in rows]
@@ -206,7 +226,7 @@ def cost_per_valid_bug(scope: Scope, groups: Groups | None = None) -> dict:
                  .values_list("batch__method").annotate(cost=Sum("cost_usd")).order_by())
     valid: dict[str, int] = {}
     for g in (groups or Groups(scope)).bugs:
-        if g["status"] in PASSED and g["batched"]:
+        if g["status"] in VALID and g["batched"]:
             valid[g["method"]] = valid.get(g["method"], 0) + g["batched"]
     methods = sorted(set(spend) | set(valid))
     rows = [{"method": m, "cost": float(spend.get(m) or 0), "valid": valid.get(m, 0),
@@ -256,6 +276,8 @@ CHARTS = [
      "No bug here yet: open a repository and plant a batch (Repositories → inject), then validate."),
     ("yield-operator", "Yield per procedural operator", yield_by_operator, "bugs",
      "No procedural bug here yet: run a procedural injection batch from a repository page."),
+    ("invalid-reason", "Invalid bugs by reason", invalid_by_reason, "bugs",
+     "No invalid bug here: every validated candidate passed."),
     ("verdicts-time", "Verdicts over time (by creation day)", verdicts_over_time, "bugs",
      "No bug in this range: widen the dates or plant a batch."),
     ("solve-teacher", "Solve rate per teacher", solve_rate_by_teacher, "episodes",

@@ -30,6 +30,7 @@ class BugFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=_choices("any status", Bug.Status.choices))
     method = forms.ChoiceField(required=False, choices=_choices("any method", Bug.Method.choices))
     operator = forms.CharField(required=False, max_length=64)
+    reason = forms.CharField(required=False, max_length=40, help_text="an invalid verdict's reason code")
     flaky = forms.ChoiceField(required=False, choices=_choices("any flakiness", [
         ("flaky", "flaky"), ("quarantined", "quarantined"), ("stable", "marked stable"), ("measured", "reruns measured"),
     ]))
@@ -51,7 +52,7 @@ class BugFilterForm(forms.Form):
         ("-bound", "flake bound ↓"), ("bound", "flake bound ↑"),
     ])
 
-    FIELDS = ("repository", "status", "method", "operator", "flaky", "verdict", "difficulty", "rated", "since", "until",
+    FIELDS = ("repository", "status", "method", "operator", "reason", "flaky", "verdict", "difficulty", "rated", "since", "until",
               "q", "sort")
 
     def filter_data(self) -> dict:

@@ -122,6 +122,20 @@ def test_bars_link_to_the_rows_behind_them(world, staff_client):
     assert teachers["customdata"][0] == "/episodes/?repository=alpha&teacher=t1&status=solved"
 
 
+def test_curator_rejections_lower_the_yield_and_invalid_bugs_split_by_reason(world):
+    scope = dashboards.Scope()
+    Bug.objects.filter(pk=world["a_valid"].pk).update(status="rejected")
+    Bug.objects.filter(pk=world["a_invalid"].pk).update(invalid_kind="timeout_buggy")
+    Bug.objects.filter(pk=world["llm_invalid"].pk).update(invalid_kind="no_tests_ran")
+    method = dashboards.yield_by_method(scope)
+    assert dict(zip(method["categories"], method["yield"]))["procedural"] == 0.4  # 2 usable of 5 settled
+    chart = dashboards.invalid_by_reason(scope)
+    assert {(t["name"], tuple(t["x"]), tuple(t["y"])) for t in chart["traces"]} == {
+        ("no_tests_ran", ("llm_modify", "procedural"), (1, 0)), ("timeout_buggy", ("llm_modify", "procedural"), (0, 1))}
+    link = chart["traces"][1]["customdata"][1]
+    assert "reason=timeout_buggy" in link and "status=invalid" in link and "method=procedural" in link
+
+
 def test_page_draws_every_chart_and_bounds_queries(world, staff_client, django_assert_max_num_queries):
     with django_assert_max_num_queries(20):
         response = staff_client.get(reverse("dashboards"), {"repository": "alpha"})
@@ -129,8 +143,8 @@ def test_page_draws_every_chart_and_bounds_queries(world, staff_client, django_a
     for key, *_ in dashboards.CHARTS:
         assert f'id="section-{key}"' in body
     drawn = re.findall(r'<div id="chart-([\w-]+)" class="chart dash-chart"', body)
-    assert set(drawn) == {"yield-method", "yield-operator", "verdicts-time", "solve-teacher", "solve-repository",
-                          "cost-valid", "cost-solved", "difficulty"}
+    assert set(drawn) == {"yield-method", "yield-operator", "invalid-reason", "verdicts-time", "solve-teacher",
+                          "solve-repository", "cost-valid", "cost-solved", "difficulty"}
     traces = json.loads(re.search(r'<script id="yield-method" type="application/json">(.*?)</script>', body).group(1))
     assert {t["name"] for t in traces} == set(dashboards.STACK)
     assert "yield: llm_modify 50% · procedural 50%" in body
