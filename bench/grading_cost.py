@@ -26,6 +26,7 @@ def main() -> None:
     from episodes.engine.reward import grade, workspace_changes
     from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
     from episodes.engine.sandbox import Limits
+    from episodes.engine.flakiness import StopRule
     from episodes.engine.validation import BugSpec, RepoSpec, Validator
     from episodes.engine.workspace import apply_patch
 
@@ -33,7 +34,7 @@ def main() -> None:
     try:
         limits = Limits(timeout_s=120)
         repo = RepoSpec(mirror=sample.mirror, commit=sample.commit, environment=sample.environment)
-        validator = Validator(sample.executor, sample.workspaces, limits)
+        validator = Validator(sample.executor, sample.workspaces, limits, flake=StopRule(target=0.5))  # setup only
         clean, _ = validator.baseline(repo, with_coverage=False)
         repo.baseline = {t: {"status": s} for t, s in clean.tests.items()}
         bugs = []

@@ -6,7 +6,7 @@ Prints candidates generated per second, valid bugs per hour, the yield per opera
 as the baseline measured in the same run — the time of one plain `pytest` run of the suite,
 so the per-candidate cost can be read in suite runs.
 
-    .venv/bin/python bench/injection_throughput.py [--count 30] [--reruns 5] [--seed 1]
+    .venv/bin/python bench/injection_throughput.py [--count 30] [--flake-target 0.05] [--workers 2] [--seed 1]
 """
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from sample_setup import sample_setup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30)
-    parser.add_argument("--reruns", type=int, default=5)
+    parser.add_argument("--flake-target", type=float, default=0.05, help="stop rule target (59 runs a side at 5%%)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel verifier runs of one bug")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
     from episodes.engine import coverage_map
+    from episodes.engine.flakiness import StopRule
     from episodes.engine.injectors import procedural
     from episodes.engine.sandbox import Limits
     from episodes.engine.validation import BugSpec, RepoSpec, Validator
@@ -35,7 +37,8 @@ def main() -> None:
     mirror, environment = sample.mirror, sample.environment
     try:
         repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
-        validator = Validator(executor, factory, Limits(timeout_s=30), reruns=args.reruns)
+        validator = Validator(executor, factory, Limits(timeout_s=30), flake=StopRule(target=args.flake_target),
+                              workers=args.workers)
         record, coverage = validator.baseline(repo)
         repo.baseline = {t: {"status": s} for t, s in record.tests.items()}
 
@@ -72,7 +75,8 @@ def main() -> None:
         print(f"candidates           {n} ({', '.join(f'{k} {v}' for k, v in sorted(statuses.items()))})")
         print(f"plan                 {plan_s:8.2f} s")
         print(f"derive verifiers     {derive_s:8.2f} s")
-        print(f"validate             {validate_s:8.2f} s  ({args.reruns} verifier runs a side)")
+        print(f"validate             {validate_s:8.2f} s  (stable at < {args.flake_target:.0%}: up to "
+              f"{StopRule(target=args.flake_target).needed} verifier runs a side, {args.workers} worker(s))")
         print(f"candidates / second  {n / (plan_s + derive_s):8.2f}  (generated, before validation)")
         print(f"valid bugs / hour    {statuses['valid'] / total * 3600:8.0f}  (one worker, everything included)")
         print(f"plain suite run      {suite_s:8.2f} s  (baseline: a candidate costs "

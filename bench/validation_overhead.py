@@ -1,13 +1,15 @@
 """How much does BugForge add on top of the test runs a validation needs?
 
 Validates M hand-written bugs of the sample repository through the real engine (sandbox,
-fresh git worktree per run, JUnit parsing), then replays every run it made — the same
+reused checkouts reset between runs, sequential reruns to a flake-rate target, JUnit
+parsing), then replays every run it made — the same
 verifier scripts and pytest commands, same interpreter and environment — directly on the
 host in plain checkouts prepared beforehand, and prints both wall times and their ratio.
 
-    .venv/bin/python bench/validation_overhead.py [--backend local|docker] [--reruns 5]
+    .venv/bin/python bench/validation_overhead.py [--backend local|docker] [--flake-target 0.05]
 
-Targets (issue 3): ratio ≤ 1.15 with the local backend, ≤ 1.5 with the Docker backend.
+Targets (issues 3, 12): ratio ≤ 1.15 with the local backend, ≤ 1.5 with the Docker backend.
+Runs go one at a time (--workers 1) so both sides do the same work serially.
 """
 from __future__ import annotations
 
@@ -23,10 +25,12 @@ from sample_setup import sample_setup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="local", choices=["local", "docker"])
-    parser.add_argument("--reruns", type=int, default=5)
+    parser.add_argument("--flake-target", type=float, default=0.05, help="stop rule target (59 runs a side at 5%%)")
+    parser.add_argument("--workers", type=int, default=1, help="parallel runs of one bug (1: like for like)")
     parser.add_argument("--bugs", type=int, default=4, help="how many valid sample bugs (max 4)")
     args = parser.parse_args()
 
+    from episodes.engine.flakiness import StopRule
     from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
     from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
     from episodes.engine.validation import JUNIT_PATH, VERIFIER_PATH, BugSpec, RepoSpec, Validator
@@ -37,7 +41,8 @@ def main() -> None:
     mirror, environment, work = sample.mirror, sample.environment, sample.work
     try:
         records: list = []
-        validator = Validator(executor, factory, Limits(timeout_s=120), reruns=args.reruns, on_run=records.append)
+        validator = Validator(executor, factory, Limits(timeout_s=120), flake=StopRule(target=args.flake_target),
+                              workers=args.workers, on_run=records.append)
         repo = RepoSpec(mirror=mirror, commit=commit, environment=environment)
         clean_run, _ = validator.baseline(repo, with_coverage=False)
         repo.baseline = {t: {"status": s} for t, s in clean_run.tests.items()}
@@ -87,7 +92,8 @@ def main() -> None:
 
         n_runs = sum(len(r) for r in runs_per_bug)
         print(f"backend              {args.backend}")
-        print(f"bugs validated       {len(bugs)} ({', '.join(statuses)}), {args.reruns} runs a side")
+        print(f"bugs validated       {len(bugs)} ({', '.join(statuses)}), stop rule: stable at < {args.flake_target:.0%} "
+              f"({StopRule(target=args.flake_target).needed} runs a side), {args.workers} worker(s)")
         print(f"runs                 {n_runs}")
         print(f"BugForge wall time   {bugforge_s:8.2f} s   ({bugforge_s / n_runs * 1000:.0f} ms a run)")
         print(f"direct runs summed   {direct_s:8.2f} s   ({direct_s / n_runs * 1000:.0f} ms a run)")

@@ -6,6 +6,7 @@ import pytest
 
 from episodes.engine import flakiness
 from episodes.engine.flakiness import StopRule
+from episodes.engine.samples import fast_boundary_verifier
 from episodes.engine.sandbox import Limits
 from episodes.engine.validation import BugSpec, Validator
 from episodes.sandboxes import executor, repo_spec, workspaces
@@ -19,12 +20,9 @@ CHECK = (
     "band = policy.bands[0]\n"
     "fixed = policy.band_for(band.max_grams) is band\n"
 )
-STEADY = CHECK + "raise SystemExit(0 if fixed else 1)\n"
+STEADY = fast_boundary_verifier()
 # Fails on clean code on one run in ten: the per-run seed BugForge passes decides.
-TEN_PERCENT_FLAKY = CHECK + (
-    "import os\n"
-    "raise SystemExit(1 if int(os.environ['PYTHONHASHSEED']) % 10 == 0 or not fixed else 0)\n"
-)
+TEN_PERCENT_FLAKY = fast_boundary_verifier(0.10)
 
 
 def validator(records, target=0.05, workers=1, limits=Limits(timeout_s=60)):
@@ -60,7 +58,7 @@ def test_ten_percent_flaky_verifier_is_caught_at_the_default_target(spec):
     assert verdict.status == "flaky", verdict.reason
     clean, buggy = sides(records)
     failed = [r for r in clean if r.outcome != "passed"]
-    assert failed and all(r.seed % 10 == 0 for r in failed)  # exactly the runs its rule fails
+    assert failed and all(r.seed % 1000 < 100 for r in failed)  # exactly the runs its rule fails
     assert all(r.outcome == "failed" for r in buggy)
     assert verdict.flakiness.disagrees and not verdict.flakiness.stable
     assert len(clean) + len(buggy) < 2 * 59  # stopped at the disagreement

@@ -65,6 +65,21 @@ FLAKY_VERIFIER = textwrap.dedent(
     """
 )
 
+def fast_boundary_verifier(flake_rate: float = 0.0) -> str:
+    """A verifier of the first sample bug (a parcel at a band's limit) in plain Python, no
+    pytest (~40 ms a run), that with ``flake_rate`` > 0 also fails on clean code on that share
+    of runs — decided by the run's seed (PYTHONHASHSEED), so a validation's flakes are known."""
+    flaky = f"int(os.environ['PYTHONHASHSEED']) % 1000 < {round(flake_rate * 1000)}"
+    return (
+        "# Fails on the boundary bug" + (f"; also on {flake_rate:.0%} of runs whatever the code" if flake_rate else "")
+        + ".\nimport os\n"
+        "from cartcalc.shipping import DEFAULT_SHIPPING as policy\n"
+        "band = policy.bands[0]\n"
+        "fixed = policy.band_for(band.max_grams) is band\n"
+        f"raise SystemExit(0 if fixed and not ({flaky if flake_rate else 'False'}) else 1)\n"
+    )
+
+
 SAMPLE_BUGS = [
     SampleBug(
         "cartcalc/shipping.py::ShippingPolicy.band_for",
