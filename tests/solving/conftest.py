@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from tests.llm.fake_upstream import Reply
 
+from episodes.engine.flakiness import StopRule
 from episodes.engine.coverage_map import COVERAGE_PACKAGE
 from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
 from episodes.engine.samples import SAMPLE_BUGS, SampleBug, sample_patch
@@ -46,7 +47,7 @@ class EngineBug:
 
 @pytest.fixture(scope="session")
 def engine_bug(work_dir, sample_git) -> EngineBug:
-    """The shipping sample bug, validated (reruns=1) so its FAIL_TO_PASS/PASS_TO_PASS are real.
+    """The shipping sample bug, validated (one run a side) so its FAIL_TO_PASS/PASS_TO_PASS are real.
     Same environment spec as `episodes.sandboxes.repo_spec`, so Django tests reuse the build."""
     path, commit = sample_git
     executor = make_executor("local", cache_dir=work_dir)
@@ -56,7 +57,7 @@ def engine_bug(work_dir, sample_git) -> EngineBug:
     with workspaces.checkout(mirror, commit) as source:
         environment = executor.ensure_environment(spec, source)
     repo = RepoSpec(mirror=mirror, commit=commit, test_command="python -m pytest", environment=environment)
-    validator = Validator(executor, workspaces, Limits(timeout_s=60), reruns=1)
+    validator = Validator(executor, workspaces, Limits(timeout_s=60), flake=StopRule(target=0.99))  # one run a side
     record, _ = validator.baseline(repo, with_coverage=False)
     repo.baseline = {t: {"status": s} for t, s in record.tests.items()}
     bug = BugSpec(sample_patch(workspaces, mirror, commit, SHIPPING), SHIPPING.verifier)

@@ -7,6 +7,7 @@ import os
 import textwrap
 from pathlib import Path
 
+from episodes.engine.flakiness import StopRule
 from episodes.engine.sandbox.base import Limits
 from episodes.engine.workspace import TASK_TIME, git
 
@@ -83,7 +84,7 @@ def test_an_environment_holding_the_packages_own_code_is_refused(engine_bug):
 
     from episodes.engine.validation import EnvironmentLeak, Validator, own_packages
 
-    validator = Validator(engine_bug.executor, engine_bug.workspaces, Limits(timeout_s=60), reruns=1)
+    validator = Validator(engine_bug.executor, engine_bug.workspaces, Limits(timeout_s=60), flake=StopRule(target=0.99))
     env_dir = engine_bug.executor.environment_path(engine_bug.repo.environment)
     site = Path(glob.glob(str(env_dir / "lib/python3*/site-packages"))[0])
     with engine_bug.workspaces.checkout(engine_bug.repo.mirror, engine_bug.repo.commit) as clean:
