@@ -64,7 +64,7 @@ def test_sample_bugs_get_their_verdicts_from_the_validate_command(sample_repo, s
 
     Command(stdout=io.StringIO())._add_sample_bugs(sample_repo)
     Bug.objects.update(status="candidate")  # the enqueued jobs are never run here
-    out = run("validate", "--repo", "cartcalc", "--seed", "11")
+    out = run("validate", "--repo", "cartcalc", "--seed", "11", "--flake-target", "0.2")  # 14 runs a side catch the 30% flake
     verdicts = dict(Bug.objects.values_list("target", "status").filter(method="manual").exclude(target__endswith=".split"))
     assert verdicts == {
         "cartcalc/shipping.py::ShippingPolicy.band_for": "valid",
