@@ -101,7 +101,7 @@ def _hand_on(batch, bug, done, total, validate_inline, progress) -> None:
                 jobs.validate_bug(bug.pk)
             except Exception:  # recorded on the bug; the batch goes on
                 pass
-            batch.validation_s = getattr(batch, "validation_s", 0.0) + time.monotonic() - started
+            batch.validation_s += time.monotonic() - started
         else:
             jobs.enqueue_validation(bug)
     if progress:
@@ -319,9 +319,9 @@ def group_figures(bugs, batches) -> dict:
     call_figures = calls.aggregate(n=Count("id"), cost=Sum("cost_usd"),
                                    failed=Count("id", filter=~Q(error="") | Q(status_code__gte=300) | Q(status_code__isnull=True)))
     cost = float(call_figures["cost"] or 0)
-    batch_figures_ = batches.aggregate(attempts=Sum("planned"), generation=Sum("generation_s"))
-    attempts = max(batch_figures_["attempts"] or 0, candidates)
-    seconds = float(batch_figures_["generation"] or 0) + float(bugs.aggregate(s=Sum("validation_s"))["s"] or 0)
+    totals = batches.aggregate(attempts=Sum("planned"), generation=Sum("generation_s"))
+    attempts = max(totals["attempts"] or 0, candidates)
+    seconds = float(totals["generation"] or 0) + float(bugs.aggregate(s=Sum("validation_s"))["s"] or 0)
     pending = by_status.get("candidate", 0) + by_status.get("validating", 0)
     return {
         "batches": batches.count(),

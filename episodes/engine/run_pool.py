@@ -20,7 +20,6 @@ class RunPool:
         self.workers = max(1, workers)
         self._stack = ExitStack()
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        self._made = 0
         self._threads = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
 
     def __enter__(self):
@@ -36,20 +35,16 @@ class RunPool:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            self._made += 1
             factory = self.validator.workspaces
             return self._stack.enter_context(factory.reusable(self.repo.mirror, self.repo.commit))
 
     def release(self, checkout) -> None:
         self._idle.put(checkout)
 
-    def patch_for(self, code: str) -> str:
-        return self.bug.patch if code == "buggy" else ""
-
     def _one(self, code: str, seed: int):
         checkout = self.checkout()
         try:
-            path = checkout.prepare(patch=self.patch_for(code))
+            path = checkout.prepare(patch=self.bug.patch if code == "buggy" else "")
             return self.validator.exec_verifier(self.repo, self.bug.verifier, path, seed=seed)
         finally:
             self.release(checkout)

@@ -66,10 +66,13 @@ class Verdict:
     patch: str = ""  # the patch kept (decoration hunks dropped)
     fail_to_pass: list[str] = field(default_factory=list)
     pass_to_pass: list[str] = field(default_factory=list)
-    dropped_hunks: int = 0
     original_patch: str = ""  # the patch as planted, when hunks were dropped
     dropped: list[str] = field(default_factory=list)  # the dropped hunks, each a patch
     flakiness: flakiness.Flakiness | None = None
+
+    @property
+    def dropped_hunks(self) -> int:
+        return len(self.dropped)
 
 
 def excerpt(result: ExecResult) -> str:
@@ -296,7 +299,6 @@ class Validator:
         needed, dropped = outcome
         result = self.validate(repo, BugSpec(patch=join_hunks(needed), verifier=bug.verifier), seed=seed, _depth=1)
         result.original_patch, result.dropped = bug.patch, dropped
-        result.dropped_hunks = len(dropped)
         return result
 
     def _validate(self, repo: RepoSpec, bug: BugSpec, pool: RunPool, depth: int):
@@ -306,9 +308,11 @@ class Validator:
         clean: list[RunRecord] = []
         buggy: list[RunRecord] = []
 
+        def figures() -> flakiness.Flakiness:  # K/N of the runs so far, kept on invalid verdicts too
+            return flakiness.measure([r.outcome == "passed" for r in clean], [r.outcome == "failed" for r in buggy])
+
         def invalid(kind: str, reason: str) -> Verdict:
-            return Verdict("invalid", reason, kind, patch=bug.patch, flakiness=flakiness.measure(
-                [r.outcome == "passed" for r in clean], [r.outcome == "failed" for r in buggy]))
+            return Verdict("invalid", reason, kind, patch=bug.patch, flakiness=figures())
 
         def settled(runs: list[RunRecord], side: str, want: str) -> Verdict | None:
             """None when some run of this side went the right way (confirming a wrong first run)."""
@@ -356,7 +360,7 @@ class Validator:
         # 3. The suite: F2P ≥ 1, P2P ≥ 1, nothing newly passing, no silent errors.
         verdict = self._judge_suite(repo, bug, suite)
         if verdict.status == "invalid":
-            verdict.flakiness = invalid("", "").flakiness
+            verdict.flakiness = figures()
             return verdict
 
         # 4. Every hunk is needed: reverting it alone fixes at least one failing test.

@@ -286,24 +286,26 @@ class Bug(models.Model):
             self.status, self.invalid_reason = self.Status.FLAKY, figures.describe()
         self.save()
 
+    @property
+    def flakiness(self):
+        """The stored figures as an engine.flakiness.Flakiness."""
+        from episodes.engine import flakiness
+
+        return flakiness.Flakiness(self.clean_runs, self.clean_passes, self.buggy_runs, self.buggy_fails,
+                                   self.flip_rate, self.flake_upper_bound or 1.0, self.flake_target)
+
     def stable_at(self, target: float) -> bool:
         """Its verifier never disagreed and the flake rate's bound is below ``target`` — or staff
         marked it stable (with a reason)."""
         if self.stable_reason:
             return True
-        disagreed = bool(self.flip_rate) or 0 < self.clean_passes < self.clean_runs or 0 < self.buggy_fails < self.buggy_runs
-        return not disagreed and self.flake_upper_bound is not None and self.flake_upper_bound < target
+        return self.flake_upper_bound is not None and not self.flakiness.disagrees and self.flake_upper_bound < target
 
     @property
     def flakiness_summary(self) -> str:
         if not self.clean_runs and not self.buggy_runs:
             return "not measured"
-        from episodes.engine import flakiness
-
-        return flakiness.Flakiness(
-            self.clean_runs, self.clean_passes, self.buggy_runs, self.buggy_fails,
-            self.flip_rate, self.flake_upper_bound or 1.0, self.flake_target,
-        ).describe()
+        return self.flakiness.describe()
 
     # --- curation (staff) ---------------------------------------------------------------
 

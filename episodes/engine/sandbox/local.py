@@ -526,8 +526,7 @@ class LocalExecutor:
             exit_code = None
         stdout_text, stderr_text = out.text(), err.text()
         if timed_out:
-            forks_refused = (cgroup is not None and cgroup.hit_max()) or _classify(
-                1, stderr_text, limits, None, None) == KILLED_PIDS
+            forks_refused = (cgroup is not None and cgroup.hit_max()) or _forks_refused(stderr_text[-20000:])
             killed_by = KILLED_PIDS if crowded or forks_refused else KILLED_TIMEOUT
         else:
             killed_by = _classify(exit_code, stderr_text, limits, ru, cgroup)
@@ -648,13 +647,15 @@ def _classify(exit_code, stderr: str, limits: Limits, ru, cgroup) -> str | None:
         return KILLED_MEMORY
     if "[Errno 27] File too large" in tail or "File size limit exceeded" in tail:
         return KILLED_FILE_SIZE
-    if "Resource temporarily unavailable" in tail and (
-        "fork" in tail or "BlockingIOError" in tail or "can't start new thread" in tail
-    ):
-        return KILLED_PIDS
-    if "can't start new thread" in tail:
+    if _forks_refused(tail):
         return KILLED_PIDS
     return None
+
+
+def _forks_refused(tail: str) -> bool:
+    """The run's own words for hitting the process limit."""
+    return "can't start new thread" in tail or ("Resource temporarily unavailable" in tail and (
+        "fork" in tail or "BlockingIOError" in tail))
 
 
 def _tree_size(root: int) -> int:

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from episodes import jobs
+from episodes import curation, jobs
 from episodes.models import Bug, Repository
 
 
@@ -22,18 +22,19 @@ class Command(BaseCommand):
     def handle(self, bug_ids, target, repo, status, seed, enqueue, **options):
         if not 0 < target < 1:
             raise CommandError("--target is a flake rate between 0 and 1, e.g. 0.01")
-        bugs = Bug.objects.filter(status__in=status or ["valid", "approved"])
+        if repo and not Repository.objects.filter(name=repo).exists():
+            raise CommandError(f"no repository named {repo!r}")
         if bug_ids:
-            bugs = Bug.objects.filter(pk__in=bug_ids)
-        if repo:
-            if not Repository.objects.filter(name=repo).exists():
-                raise CommandError(f"no repository named {repo!r}")
-            bugs = bugs.filter(repository__name=repo)
-        bugs = list(bugs.order_by("id"))
-        unsettled = [b.pk for b in bugs if b.status not in ("valid", "approved")]
-        if unsettled:  # a flaky verifier already disagreed: more runs cannot make it stable
-            raise CommandError(f"only valid or approved bugs can be stabilized: {unsettled}")
-        bugs = [b for b in bugs if b.flake_upper_bound is None or b.flake_upper_bound >= target]
+            named = list(Bug.objects.filter(pk__in=bug_ids).order_by("id"))
+            unsettled = [b.pk for b in named if b.status not in ("valid", "approved")]
+            if unsettled:  # a flaky verifier already disagreed: more runs cannot make it stable
+                raise CommandError(f"only valid or approved bugs can be stabilized: {unsettled}")
+        candidates = curation.stabilize_candidates({"repository": repo} if repo else {}, target)
+        if bug_ids:
+            candidates = candidates.filter(pk__in=bug_ids)
+        if status:
+            candidates = candidates.filter(status__in=status)
+        bugs = list(candidates.order_by("id"))
         if enqueue:
             for bug in bugs:
                 jobs.enqueue_stabilize(bug, target)
