@@ -114,8 +114,8 @@ def test_verifier_that_runs_no_test_says_so(spec):
 
 
 def test_first_wrong_run_then_right_is_flaky_not_invalid(spec):
-    # Fails clean code on the first run only: a counter outside the checkout (which is reset
-    # between runs) remembers — the reset must not make this verifier look deterministic.
+    # Fails on clean code on the validation's first run only (its seed is the first drawn): a
+    # wrong first run is confirmed, and a right one after it makes the bug flaky, not invalid.
     first_only = CHECK + (
         "import os\n"
         "if not fixed:\n    raise SystemExit(1)\n"

@@ -63,3 +63,39 @@ def test_split_and_join_hunks_round_trip(origin, work_dir):
     assert join_hunks(hunks) == patch
     with factory.checkout(mirror, commit, patch=join_hunks([hunks[0], hunks[2]])) as ws:
         assert "LINE2" in (ws / "a.py").read_text() and "LINE25" not in (ws / "a.py").read_text()
+
+
+def test_reusable_checkout_undoes_everything_a_run_did(origin, work_dir, tmp_path):
+    """What a hostile verifier run could leave behind to steer the next run (or the reset
+    itself) is gone after ``prepare``: a same-size edit with the mtime put back, a deleted
+    file, new files and a nested repository, and a `.git` link pointed at a decoy repository."""
+    import os
+
+    from episodes.engine.workspace import is_pristine
+
+    repo, commit = origin
+    factory = WorkspaceFactory(work_dir / "ws-reuse")
+    mirror = factory.ensure_mirror(str(repo), commit)
+    patch = "--- a/b.py\n+++ b/b.py\n@@ -1 +1 @@\n-x = 1\n+x = 3\n"
+    decoy = tmp_path / "decoy"
+    subprocess.run(["git", "init", "-q", str(decoy)], check=True)
+    (decoy / "keep.txt").write_text("mine\n")
+    with factory.reusable(mirror, commit) as checkout:
+        ws = checkout.prepare(patch=patch)
+        link = (ws / ".git").read_text()
+        stat = os.stat(ws / "a.py")
+        (ws / "a.py").write_text((ws / "a.py").read_text().replace("line7", "LINE7"))  # same size
+        os.utime(ws / "a.py", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        (ws / "b.py").unlink()
+        (ws / "cache").mkdir()
+        (ws / "cache" / "answers.pyc").write_bytes(b"x")
+        subprocess.run(["git", "init", "-q", str(ws / "nested")], check=True)
+        (ws / ".git").write_text(f"gitdir: {decoy / '.git'}\n")
+        assert checkout.prepare(patch=patch) == ws  # the same folder, reset
+        assert (ws / ".git").read_text() == link and (ws / "a.py").read_text() == (repo / "a.py").read_text()
+        assert (ws / "b.py").read_text() == "x = 3\n"
+        assert not (ws / "cache").exists() and not (ws / "nested").exists()
+        assert (decoy / "keep.txt").read_text() == "mine\n"  # the reset ran in the worktree, not the decoy
+        checkout.prepare()
+        assert is_pristine(ws)
+    assert not ws.exists()

@@ -12,7 +12,7 @@ from django.urls import reverse
 from episodes import jobs
 from episodes.models import AuditEvent, Bug
 
-from ..test_jobs import burst, make_bug
+from ..test_jobs import boundary_patch, burst, make_bug
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,9 +37,9 @@ def test_bug_page_queues_a_stricter_target_for_staff_only(sample_repo, redis_con
 def test_bug_list_queues_every_valid_bug_of_the_filter_not_yet_stable(sample_repo, redis_conn, staff_client):
     loose = make_bug(sample_repo, status="valid", operator="a", flake_upper_bound=0.45, method="procedural")
     already = make_bug(sample_repo, status="approved", operator="b", flake_upper_bound=0.004, method="procedural",
-                       patch=make_bug.__globals__["boundary_patch"](sample_repo, "if weight_grams < band.max_grams + 0:"))
+                       patch=boundary_patch(sample_repo, "if weight_grams < band.max_grams + 0:"))
     other_method = make_bug(sample_repo, status="valid", flake_upper_bound=0.45, method="llm_modify",
-                            patch=make_bug.__globals__["boundary_patch"](sample_repo, "if weight_grams + 1 < band.max_grams:"))
+                            patch=boundary_patch(sample_repo, "if weight_grams + 1 < band.max_grams:"))
     staff_client.post(reverse("bugs_stabilize") + "?method=procedural", {"target_percent": "1"})
     assert queued(redis_conn) == [(loose.pk, 0.01)]  # not the one already < 1%, not another method's
     assert {already.pk, other_method.pk}.isdisjoint({args[0] for args in queued(redis_conn)})

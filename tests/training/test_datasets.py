@@ -152,7 +152,7 @@ def test_rl_set_takes_approved_non_flaky_bugs(world):
     bugs = world["bugs"]
     make_bug(world["repos"][0], 10, status="valid")
     make_bug(world["repos"][0], 11, status="flaky")
-    type(bugs[2]).objects.filter(pk=bugs[2].pk).update(flip_rate=0.2)  # approved, but disagreed once
+    type(bugs[2]).objects.filter(pk=bugs[2].pk).update(flip_rate=0.2, clean_passes=4)  # approved, but disagreed once
     type(bugs[3]).objects.filter(pk=bugs[3].pk).update(quarantined=True)
     # never disagreed, but 3 runs a side bound the flake rate only at < 63%: not stable at the 50% target
     make_bug(world["repos"][0], 12, clean_runs=3, clean_passes=3, buggy_runs=3, buggy_fails=3, flake_upper_bound=0.632)

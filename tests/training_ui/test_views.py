@@ -3,6 +3,8 @@ metrics endpoint, the run list's query count, and cancel."""
 import json
 
 import pytest
+
+from tests.training.conftest import STABLE_FIGURES
 from django.urls import reverse
 
 from episodes.models import AuditEvent, Teacher
@@ -302,7 +304,8 @@ def episodes(db):
     teachers = [Teacher.objects.create(name=n, terms_allow_training=t) for n, t in
                 (("ok-teacher", True), ("unknown-teacher", None), ("no-teacher", False))]
     for i in range(6):
-        bug = Bug.objects.create(repository=repo, base_commit="a" * 40, patch=f"p{i}", verifier="v", status="approved")
+        bug = Bug.objects.create(repository=repo, base_commit="a" * 40, patch=f"p{i}", verifier="v", status="approved",
+                                 **STABLE_FIGURES)  # RL sets take stable bugs only
         for teacher in teachers:
             # distinct conversations (the builder deduplicates), each ending on the assistant's turn
             traj = {**trajectory, "messages": [{"role": "user", "content": f"fix it ({teacher.name} {i})"},
