@@ -143,6 +143,16 @@ BUGFORGE_DOCKER_URL = env("BUGFORGE_DOCKER_URL", default="")
 BUGFORGE_RUN_TIMEOUT = env.float("BUGFORGE_RUN_TIMEOUT", default=120.0)  # cap per sandboxed run
 # Once a repository has a baseline, a run may take 10× its suite's time, but at least this.
 BUGFORGE_MIN_RUN_TIMEOUT = env.float("BUGFORGE_MIN_RUN_TIMEOUT", default=15.0)
+# The clean suite's baseline run (under coverage) may take this long.
+BUGFORGE_BASELINE_TIMEOUT = env.float("BUGFORGE_BASELINE_TIMEOUT", default=1800.0)
+# A single test of a suite run that runs longer fails alone (the run goes on); 0: no limit.
+BUGFORGE_TEST_TIMEOUT = env.float("BUGFORGE_TEST_TIMEOUT", default=60.0)
+# "covering": a candidate's suite run is only the tests that execute its patched lines (the
+# coverage map says which), "full": always the whole suite.
+BUGFORGE_SUITE_SCOPE = env("BUGFORGE_SUITE_SCOPE", default="covering")
+# A repository needs this many passing tests at baseline to be ready (a bug needs one test that
+# fails and one that still passes).
+BUGFORGE_MIN_PASSING_TESTS = env.int("BUGFORGE_MIN_PASSING_TESTS", default=2)
 # Validation reruns a verifier on clean and buggy code until the 95% upper bound on its flake
 # rate is below this target on each side (59 runs a side at 5%) or a run disagrees; at most
 # BUGFORGE_FLAKE_MAX_RUNS a side. RL datasets take only bugs stable at this target.

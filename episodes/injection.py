@@ -13,9 +13,9 @@ from bugforge_web.queues import enqueue
 
 from . import jobs
 from .engine.injectors import procedural
-from .engine.validation import Validator
 from .models import Bug, InjectionBatch, LLMCall, LLMEndpoint, Repository
-from .sandboxes import default_limits, executor, repo_spec, workspaces
+from . import sandboxes
+from .sandboxes import repo_spec, workspaces
 
 
 METHODS = [Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE, Bug.Method.COMBINE, Bug.Method.HISTORY]
@@ -75,7 +75,7 @@ def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> st
 
 def _run_procedural(batch: InjectionBatch, repo: Repository, validate_inline: bool, progress) -> None:
     spec = repo_spec(repo)
-    validator = Validator(executor(), workspaces(), default_limits(repo))
+    validator = sandboxes.validator(repo)
     known = set(Bug.objects.filter(repository=repo, base_commit=repo.pinned_commit).values_list("patch_hash", flat=True))
     with workspaces().checkout(spec.mirror, spec.commit) as checkout:
         sources = procedural.read_sources(checkout, repo.coverage)
@@ -117,7 +117,7 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
 
     endpoint = LLMEndpoint.objects.get(pk=batch.options["endpoint"])
     spec = repo_spec(repo)
-    validator = Validator(executor(), workspaces(), default_limits(repo))
+    validator = sandboxes.validator(repo)
     with workspaces().checkout(spec.mirror, spec.commit) as checkout:
         sources = procedural.read_sources(checkout, repo.coverage)
         test_files = {t.split("::")[0] for t in repo.coverage.get("tests", [])}
@@ -219,7 +219,7 @@ def _run_history(batch: InjectionBatch, repo: Repository, validate_inline: bool,
     from .engine.injectors import history
 
     spec = repo_spec(repo)
-    validator = Validator(executor(), workspaces(), default_limits(repo))
+    validator = sandboxes.validator(repo)
     known = set(Bug.objects.filter(repository=repo, base_commit=repo.pinned_commit).values_list("patch_hash", flat=True))
     found = [c for c in history.find(spec.mirror, spec.commit, limit=batch.requested * 3)
              if Bug.hash_patch(c.patch) not in known][: batch.requested]

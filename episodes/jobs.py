@@ -21,7 +21,8 @@ from bugforge_web.queues import enqueue
 from .engine.flakiness import StopRule
 from .engine.validation import BugSpec, RunRecord, Validator
 from .models import Bug, Repository, VerificationRun
-from .sandboxes import default_limits, executor, repo_spec, workspaces
+from .engine.sandbox import Limits
+from .sandboxes import executor, repo_spec, validator, workspaces
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,58 @@ def enqueue_baseline(repo: Repository):
 
 
 def run_baseline(repo_id: int) -> str:
+    """The clean suite once under coverage: per-test status, the coverage map, and whether the
+    repository is ready — with the reason, and the setting that would fix it, when not."""
     repo = Repository.objects.get(pk=repo_id)
     repo.mark(Repository.Status.BASELINING)
     try:
         spec = repo_spec(repo, with_baseline=False)
-        validator = Validator(executor(), workspaces(), default_limits(), on_run=lambda r: _save_run(repo.pk, None, r))
+        validator = Validator(executor(), workspaces(), Limits(timeout_s=settings.BUGFORGE_BASELINE_TIMEOUT),
+                              test_timeout_s=settings.BUGFORGE_TEST_TIMEOUT, on_run=lambda r: _save_run(repo.pk, None, r))
         record, coverage = validator.baseline(spec)
     except Exception as exc:
         repo.mark(Repository.Status.BROKEN, f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
         raise
-    passing = [t for t, s in record.tests.items() if s == "passed"]
     repo.baseline_tests = {t: {"status": s} for t, s in record.tests.items()}
     repo.coverage = coverage or {}
     repo.baseline_duration_s = record.duration_s
     repo.baseline_at = timezone.now()
-    if record.outcome == "timeout":
-        repo.status, repo.error = Repository.Status.BROKEN, "baseline timed out: the suite is skipped"
-    elif not passing:
-        repo.status, repo.error = Repository.Status.BROKEN, f"baseline has no passing test ({record.outcome})"
+    problem = baseline_problem(repo, record, coverage)
+    if problem:
+        repo.status, repo.error = Repository.Status.BROKEN, problem
     else:
-        failing = len(record.tests) - len(passing)
+        counts = repo.baseline_counts
+        failing = counts["failed"] + counts["error"]
         repo.status = Repository.Status.READY
         repo.error = f"{failing} test(s) fail on clean code and are left out of FAIL_TO_PASS/PASS_TO_PASS" if failing else ""
     repo.save()
     return repo.status
+
+
+def baseline_problem(repo: Repository, record, coverage: dict | None) -> str:
+    """Why a baseline leaves the repository unusable ("" when it is ready)."""
+    counts, needed = repo.baseline_counts, settings.BUGFORGE_MIN_PASSING_TESTS
+    tail = record.log_excerpt[-1500:]
+    if record.outcome == "timeout":
+        return (f"the baseline did not finish within {settings.BUGFORGE_BASELINE_TIMEOUT:g} s (BUGFORGE_BASELINE_TIMEOUT): "
+                "raise it, or narrow the test command to part of the suite (e.g. `python -m pytest tests/unit`)."
+                f"\n\n{tail}")
+    if not record.tests:
+        return (f"the test command `{repo.test_command}` ran no pytest session (exit {record.exit_code}): BugForge reads "
+                "per-test results from pytest, so the test command has to run pytest; check it and the packages of "
+                f"the environment.\n\n{tail}")
+    if counts["passed"] < needed:
+        return (f"only {counts['passed']} test(s) pass at baseline ({counts['failed']} failed, {counts['error']} errors, "
+                f"{counts['skipped']} skipped); BugForge needs at least {needed} (BUGFORGE_MIN_PASSING_TESTS) to find "
+                "FAIL_TO_PASS and PASS_TO_PASS tests. Check the test command and the environment's packages."
+                f"\n\n{tail}")
+    if not coverage or not coverage.get("lines"):
+        return ("the baseline made no usable coverage map: no line of the repository's own code is executed by a "
+                "passing test, so there is nothing to plant bugs in. Are the tests importing an installed copy of the "
+                "package instead of the checkout (remove it from the packages / install command), or is the code "
+                "outside the checkout?" if coverage is not None else
+                "the baseline made no coverage map (the pytest session did not finish; see the log).") + f"\n\n{tail}"
+    return ""
 
 
 # --- validation -------------------------------------------------------------------------
@@ -94,10 +123,8 @@ def enqueue_validation(bug: Bug):
 
 
 def _validator_for(bug: Bug, target: float | None = None) -> Validator:
-    return Validator(
-        executor(),
-        workspaces(),
-        default_limits(bug.repository),
+    return validator(
+        bug.repository,
         flake=StopRule(target=target or settings.BUGFORGE_FLAKE_TARGET, max_runs=settings.BUGFORGE_FLAKE_MAX_RUNS),
         workers=settings.BUGFORGE_VALIDATION_WORKERS,
         on_run=lambda record: (_save_run(bug.repository_id, bug.pk, record), bug.beat()),

@@ -7,8 +7,8 @@ from django.conf import settings
 
 from .engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
 from .engine.coverage_map import COVERAGE_PACKAGE
-from .engine.validation import RepoSpec
-from .engine.workspace import WorkspaceFactory
+from .engine.validation import RepoSpec, Validator
+from .engine.workspace import WorkspaceFactory, git
 
 
 @lru_cache(maxsize=None)
@@ -38,21 +38,36 @@ def probe_reports():
     return probe_all(settings.BUGFORGE_WORK_DIR, docker_url=settings.BUGFORGE_DOCKER_URL or None)
 
 
+def validator(repo=None, **kwargs) -> Validator:
+    """A Validator with the configured sandbox, limits (scaled to ``repo``'s suite) and suite
+    settings; ``kwargs`` go to Validator (flake rule, workers, callbacks)."""
+    kwargs.setdefault("test_timeout_s", settings.BUGFORGE_TEST_TIMEOUT)
+    kwargs.setdefault("suite_scope", settings.BUGFORGE_SUITE_SCOPE)
+    return Validator(executor(), workspaces(), default_limits(repo), **kwargs)
+
+
+def environment_spec(repo, source_dir) -> EnvironmentSpec:
+    """The environment a repository's tests need: its packages, and coverage.py for the
+    baseline's coverage map. With an install step, the source tree is part of what it is."""
+    return EnvironmentSpec(
+        name=repo.name,
+        pip_packages=(*repo.environment_spec.get("pip_packages", ()), COVERAGE_PACKAGE),
+        setup_command=repo.install_command,
+        python=repo.environment_spec.get("python") or "python3",
+        **({"source_tree": git("rev-parse", "HEAD^{tree}", cwd=source_dir).strip()} if repo.install_command else {}),
+    )
+
+
 def repo_spec(repo, with_baseline: bool = True) -> RepoSpec:
     """Fetch the mirror and build the environment (both cached), then describe the repo."""
     mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)
-    spec = EnvironmentSpec(
-        name=repo.name,
-        # coverage.py for the baseline's coverage map (engine.coverage_map)
-        pip_packages=(*repo.environment_spec.get("pip_packages", ()), COVERAGE_PACKAGE),
-        setup_command=repo.install_command,
-    )
     with workspaces().checkout(mirror, repo.pinned_commit) as source_dir:
-        environment = executor().ensure_environment(spec, source_dir)
+        environment = executor().ensure_environment(environment_spec(repo, source_dir), source_dir)
     return RepoSpec(
         mirror=mirror,
         commit=repo.pinned_commit,
         test_command=repo.test_command,
         environment=environment,
         baseline=repo.baseline_tests if with_baseline else {},
+        coverage=repo.coverage if with_baseline else {},
     )

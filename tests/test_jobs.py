@@ -59,7 +59,7 @@ def test_validation_job_stores_runs_and_verdict(sample_repo, redis_conn, setting
     assert (bug.clean_runs, bug.clean_passes, bug.buggy_runs, bug.buggy_fails) == (2, 2, 2, 2)
     assert bug.flake_upper_bound == pytest.approx(1 - 0.05 ** 0.5) and bug.flake_target == 0.8
     assert bug.stable_at(0.8) and not bug.stable_at(0.5) and bug.validation_s > 0
-    assert bug.runs.filter(scope="suite", code="buggy").count() == 1
+    assert bug.runs.filter(scope="tests", code="buggy", purpose="validation").count() == 1 and bug.suite_scope == "covering"
     assert bug.runs.filter(scope="verifier").count() == 4
     assert bug.validation_progress == {}
 

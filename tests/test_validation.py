@@ -48,9 +48,16 @@ def test_valid_bug(sample_repo):
     assert 0.6 < fl.upper_bound < 0.65  # "< 63% at 95%" after 3 runs a side: weak evidence, and it says so
     assert fl.stable and "(stable at < 70%)" in fl.describe()
     kinds = {(r.code, r.scope) for r in records}
-    assert {("clean", "verifier"), ("buggy", "verifier"), ("buggy", "suite"), ("reverse", "verifier")} <= kinds
-    suite = next(r for r in records if r.scope == "suite")
-    assert suite.outcome == "failed" and suite.tests  # per-test status came from JUnit XML
+    assert {("clean", "verifier"), ("buggy", "verifier"), ("buggy", "tests"), ("reverse", "verifier")} <= kinds
+    # only the tests that execute the patched lines ran; per-test status came from the plugin
+    suite = next(r for r in records if r.scope == "tests" and r.purpose == "validation")
+    assert suite.outcome == "failed" and 0 < len(suite.tests) < len(spec.baseline) / 2
+    assert verdict.suite_scope == "covering" and set(suite.tests) >= set(verdict.fail_to_pass)
+    # the whole suite gives the very same FAIL_TO_PASS and PASS_TO_PASS
+    full = Validator(executor(), workspaces(), Limits(timeout_s=60), flake=StopRule(target=0.99), suite_scope="full")
+    whole = full.validate(spec, BugSpec(make_patch(spec, BOUNDARY_BUG), SHIPPING_VERIFIER), seed=7)
+    assert whole.suite_scope == "full" and whole.suite_tests_run == len(spec.baseline)
+    assert (whole.fail_to_pass, whole.pass_to_pass) == (verdict.fail_to_pass, verdict.pass_to_pass)
 
 
 def test_verifier_that_passes_on_buggy_code_is_invalid(sample_repo):

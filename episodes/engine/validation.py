@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import coverage_map, flakiness, junit
+from . import coverage_map, flakiness, suite_report
 from .flakiness import StopRule
 from .run_pool import RunPool
 from .sandbox.base import KILLED_TIMEOUT, ExecResult, Executor, Limits
 from .workspace import PatchError, WorkspaceFactory, is_pristine, join_hunks, split_hunks
 
 VERIFIER_PATH = ".bugforge/verifier.py"
-JUNIT_PATH = ".bugforge/junit.xml"
 LOG_EXCERPT_CHARS = 4000
 
 
@@ -35,6 +34,7 @@ class RepoSpec:
     test_command: str = "python -m pytest"
     environment: str | None = None
     baseline: dict[str, dict] = field(default_factory=dict)  # {test_id: {"status", ...}}
+    coverage: dict = field(default_factory=dict)  # coverage_map of the baseline ({} when none)
 
 
 @dataclass
@@ -66,6 +66,10 @@ class Verdict:
     patch: str = ""  # the patch kept (decoration hunks dropped)
     fail_to_pass: list[str] = field(default_factory=list)
     pass_to_pass: list[str] = field(default_factory=list)
+    # which tests the buggy suite run ran: "covering" (the tests executing the patched code; the
+    # others pass by construction and count as PASS_TO_PASS) or "full" (the whole suite)
+    suite_scope: str = ""
+    suite_tests_run: int = 0
     original_patch: str = ""  # the patch as planted, when hunks were dropped
     dropped: list[str] = field(default_factory=list)  # the dropped hunks, each a patch
     flakiness: flakiness.Flakiness | None = None
@@ -108,7 +112,10 @@ class Validator:
     """``flake`` decides how many verifier runs a bug gets (sequential reruns until the flake
     rate's bound is below its target, or a disagreement); ``workers`` runs of one bug go in
     parallel; a first run that goes the wrong way is confirmed by ``confirm_runs`` more (one
-    only when it hit a limit or ran no test: that is deterministic, not a flake)."""
+    only when it hit a limit or ran no test: that is deterministic, not a flake).
+    ``test_timeout_s`` fails a single hanging test of a suite run (0: none); ``suite_scope``
+    "covering" runs only the tests that execute a candidate's patched lines where the coverage
+    map can tell, "full" always the whole suite."""
 
     def __init__(
         self,
@@ -118,6 +125,8 @@ class Validator:
         flake: StopRule = StopRule(),
         workers: int = 1,
         confirm_runs: int = 2,
+        test_timeout_s: float = 0,
+        suite_scope: str = "covering",
         on_run: Callable[[RunRecord], None] = lambda run: None,
         on_progress: Callable[[str, int, int], None] = lambda step, done, total: None,
     ):
@@ -127,6 +136,8 @@ class Validator:
         self.flake = flake
         self.workers = max(1, workers)
         self.confirm_runs = max(1, confirm_runs)
+        self.test_timeout_s = test_timeout_s
+        self.suite_scope = suite_scope
         self.on_run = on_run
         self.on_progress = on_progress
 
@@ -176,16 +187,15 @@ class Validator:
 
     def run_suite(
         self, repo: RepoSpec, path: Path, code: str, purpose: str, tests: list[str] | None = None,
-        argv: list[str] | None = None,
+        coverage: bool = False,
     ) -> RunRecord:
-        """The repository's test command (or just ``tests``) with a JUnit report.
-        A test expected but missing from the report counts as failed."""
-        (path / JUNIT_PATH).parent.mkdir(exist_ok=True)
-        argv = (argv or shlex.split(repo.test_command)) + [f"--junitxml={JUNIT_PATH}", *junit.PYTEST_REPORT_ARGS]
-        argv += tests or []
-        result = self.executor.run(argv, path, environment=repo.environment, limits=self.limits)
-        report = path / JUNIT_PATH
-        statuses = {t: r["status"] for t, r in junit.parse_junit(report).items()} if report.exists() else {}
+        """The repository's test command (or just ``tests``), per-test results from BugForge's
+        pytest plugin (and, with ``coverage``, the coverage map in ``path``). A test expected
+        but missing from the results counts as failed."""
+        env = suite_report.install(path, self.test_timeout_s, coverage=coverage)
+        argv = shlex.split(repo.test_command) + suite_report.PYTEST_ARGS + (tests or [])
+        result = self.executor.run(argv, path, environment=repo.environment, env=env, limits=self.limits)
+        statuses = {t: r["status"] for t, r in suite_report.read_results(path).items()}
         for test in tests or repo.baseline:
             if "::" in test:  # a test id, not a file or folder selector
                 statuses.setdefault(test, "missing")
@@ -203,22 +213,13 @@ class Validator:
     # --- whole procedures --------------------------------------------------------------
 
     def baseline(self, repo: RepoSpec, with_coverage: bool = True) -> tuple[RunRecord, dict | None]:
-        """The clean suite once, with per-test status and (when the test command is
-        ``python -m pytest``) a coverage map of which tests execute which lines. Refuses an
-        environment that holds the repository's own code (``EnvironmentLeak``)."""
-        argv = coverage_map.coverage_argv(repo.test_command) if with_coverage else None
+        """The clean suite once, with per-test status and a coverage map of which tests execute
+        which lines (None when the run made none). Refuses an environment that holds the
+        repository's own code (``EnvironmentLeak``)."""
         with self.workspaces.checkout(repo.mirror, repo.commit) as path:
             self.check_environment(repo, path)
-            if argv is None:
-                return self.run_suite(repo, path, "clean", "baseline"), None
-            (path / coverage_map.RCFILE).parent.mkdir(exist_ok=True)
-            (path / coverage_map.RCFILE).write_text(coverage_map.RC_TEXT)
-            record = self.run_suite(repo, path, "clean", "baseline", argv=argv)
-            report = self.executor.run(coverage_map.JSON_ARGV, path, environment=repo.environment, limits=self.limits)
-            json_path = path / coverage_map.JSON_FILE
-            if not report.ok or not json_path.exists():
-                return record, None
-            return record, coverage_map.build(json_path, [t for t, s in record.tests.items() if s == "passed"])
+            record = self.run_suite(repo, path, "clean", "baseline", coverage=with_coverage)
+            return record, suite_report.read_coverage_map(path) if with_coverage else None
 
     def check_environment(self, repo: RepoSpec, checkout: Path) -> None:
         """Raise ``EnvironmentLeak`` when the repository's own packages import from the
@@ -350,15 +351,16 @@ class Validator:
         buggy += pool.run(["buggy"], "validation")
         if verdict := settled(buggy, "buggy", "failed"):
             return verdict
-        progress("test suite on buggy code", 2)
+        scope = self.tests_to_run(repo, bug.patch)
+        progress("test suite on buggy code" if scope is None else f"the {len(scope)} test(s) covering the patch", 2)
         checkout = pool.checkout()
         try:
-            suite = self.run_suite(repo, checkout.prepare(patch=bug.patch), "buggy", "validation")
+            suite = self.run_suite(repo, checkout.prepare(patch=bug.patch), "buggy", "validation", tests=scope)
         finally:
             pool.release(checkout)
 
         # 3. The suite: F2P ≥ 1, P2P ≥ 1, nothing newly passing, no silent errors.
-        verdict = self._judge_suite(repo, bug, suite)
+        verdict = self._judge_suite(repo, bug, suite, ran_all=scope is None)
         if verdict.status == "invalid":
             verdict.flakiness = figures()
             return verdict
@@ -397,7 +399,14 @@ class Validator:
             return "verifier_fails_clean", f"verifier does not pass on clean code ({_outcomes(runs)})"
         return "verifier_passes_buggy", f"verifier does not fail on buggy code ({_outcomes(runs)})"
 
-    def _judge_suite(self, repo: RepoSpec, bug: BugSpec, suite: RunRecord) -> Verdict:
+    def tests_to_run(self, repo: RepoSpec, patch: str) -> list[str] | None:
+        """The tests a candidate's suite run needs (None: the whole suite). A test that does not
+        execute any patched line cannot change outcome, so it is not run again."""
+        if self.suite_scope != "covering" or not repo.coverage:
+            return None
+        return coverage_map.tests_for_patch(repo.coverage, patch)
+
+    def _judge_suite(self, repo: RepoSpec, bug: BugSpec, suite: RunRecord, ran_all: bool = True) -> Verdict:
         invalid = lambda kind, reason: Verdict("invalid", reason, kind, patch=bug.patch)  # noqa: E731
         if suite.outcome == "timeout":
             return invalid("suite_timeout", "test suite times out on buggy code")
@@ -405,6 +414,8 @@ class Validator:
             return invalid("suite_error", f"test suite exits {suite.exit_code} on buggy code with no failing test")
         was_passing = {t for t, r in repo.baseline.items() if r.get("status") == "passed"}
         now_passing = {t for t, s in suite.tests.items() if s == "passed"}
+        if not ran_all:  # the tests not run do not execute the patched code: they pass as before
+            now_passing |= was_passing - set(suite.tests)
         newly = sorted(now_passing - was_passing - {t for t, s in suite.tests.items() if t not in repo.baseline})
         if newly:
             return invalid("newly_passing", f"{len(newly)} test(s) pass on buggy code but not on clean code: {', '.join(newly[:5])}")
@@ -414,7 +425,8 @@ class Validator:
             return invalid("no_fail_to_pass", "no test of the suite fails on buggy code (FAIL_TO_PASS is empty)")
         if not p2p:
             return invalid("no_pass_to_pass", "every test fails on buggy code (PASS_TO_PASS is empty)")
-        return Verdict("valid", patch=bug.patch, fail_to_pass=f2p, pass_to_pass=p2p)
+        return Verdict("valid", patch=bug.patch, fail_to_pass=f2p, pass_to_pass=p2p,
+                       suite_scope="full" if ran_all else "covering", suite_tests_run=len(suite.tests))
 
     def _hunk_needed(self, repo: RepoSpec, pool: RunPool, hunks: list[str], hunk: str, f2p: list[str]) -> bool:
         others = [h for h in hunks if h is not hunk]

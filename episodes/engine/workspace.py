@@ -64,7 +64,8 @@ class WorkspaceFactory:
         return self.mirrors / f"{slug}-{hashlib.sha1(source.encode()).hexdigest()[:10]}.git"
 
     def ensure_mirror(self, source: str, commit: str) -> Path:
-        """A bare mirror of ``source`` that contains ``commit`` (fetching only when missing)."""
+        """A bare mirror of ``source`` that contains ``commit`` (fetching only when missing;
+        "": any commit)."""
         mirror = self.mirror_path(source)
         with file_lock(mirror.with_suffix(".lock")):
             if not mirror.exists():
@@ -74,11 +75,29 @@ class WorkspaceFactory:
                     (tmp / "m.git").rename(mirror)
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
-            if not self._has_commit(mirror, commit):
+            if commit and not self._has_commit(mirror, commit):
                 git("fetch", "--quiet", "origin", "+refs/*:refs/*", cwd=mirror)
-                if not self._has_commit(mirror, commit):
+                if commit and not self._has_commit(mirror, commit):
                     raise GitError(f"commit {commit} not found in {source}")
         return mirror
+
+    def resolve(self, source: str, ref: str = "") -> tuple[Path, str]:
+        """(mirror, 40-hex commit) for ``ref`` — a branch, tag, commit (abbreviated or not) or ""
+        for the default branch. A moving ref is fetched first, so it resolves to the commit it
+        names now; the caller pins that commit, never the ref."""
+        ref = ref.strip() or "HEAD"
+        if re.fullmatch(r"[0-9a-f]{40}", ref):
+            return self.ensure_mirror(source, ref), ref
+        mirror = self.mirror_path(source)
+        if mirror.exists():
+            with file_lock(mirror.with_suffix(".lock")):
+                git("fetch", "--quiet", "--prune", "origin", "+refs/*:refs/*", cwd=mirror)
+        else:
+            self.ensure_mirror(source, "")
+        try:
+            return mirror, git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", cwd=mirror).strip()
+        except GitError:
+            raise GitError(f"{ref!r} is not a branch, tag or commit of {source}") from None
 
     @staticmethod
     def _has_commit(mirror: Path, commit: str) -> bool:

@@ -36,6 +36,8 @@ class InjectionBatch(models.Model):
     options = models.JSONField(default=dict, blank=True, help_text="operators, LLM endpoint, mode")
     status = models.CharField(max_length=16, choices=Status, default=Status.QUEUED)
     error = models.TextField(blank=True)
+    # why the batch made no (or fewer) candidates than asked: never "done, 0 candidates" unexplained
+    note = models.TextField(blank=True)
     job_id = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -126,6 +128,9 @@ class Bug(models.Model):
     problem_statement = models.TextField(blank=True)
     fail_to_pass = models.JSONField(default=list, blank=True)
     pass_to_pass = models.JSONField(default=list, blank=True)
+    # "covering": the buggy run was only the tests executing the patched lines (the others pass by
+    # construction and are in PASS_TO_PASS); "full": the whole suite ran
+    suite_scope = models.CharField(max_length=16, blank=True)
 
     status = models.CharField(max_length=16, choices=Status, default=Status.CANDIDATE)
     invalid_reason = models.TextField(blank=True)
@@ -215,6 +220,7 @@ class Bug(models.Model):
         self.invalid_kind = verdict.kind if verdict.status == self.Status.INVALID else ""
         self.error = ""
         self.fail_to_pass, self.pass_to_pass = verdict.fail_to_pass, verdict.pass_to_pass
+        self.suite_scope = verdict.suite_scope
         if verdict.flakiness:
             self._set_flakiness(verdict.flakiness)
         self.validated_at = timezone.now()

@@ -1,5 +1,9 @@
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
+
+COMMIT = RegexValidator(r"^[0-9a-f]{40}$", "a pinned commit is the full 40-hex commit id, never a branch or HEAD")
 
 
 class Repository(models.Model):
@@ -7,13 +11,24 @@ class Repository(models.Model):
 
     class Status(models.TextChoices):
         NEW = "new", "new"
+        PREPARING = "preparing", "fetching and building"
         BASELINING = "baselining", "running baseline"
         READY = "ready", "ready"
         BROKEN = "broken", "baseline failed"
 
     name = models.SlugField(max_length=100, unique=True)
     source = models.CharField(max_length=500, help_text="git URL or local path of a git repository")
-    pinned_commit = models.CharField(max_length=40)
+    ref = models.CharField(max_length=200, blank=True, help_text="the branch, tag or commit asked for")
+    # Always the resolved 40-hex commit ("" only until the first fetch resolves ``ref``).
+    pinned_commit = models.CharField(max_length=40, blank=True, validators=[COMMIT])
+    previous_pin = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repins")
+    # What add_repo inferred from the checkout and why (engine.repo_detect.Detected.to_dict()),
+    # and which fields the user set instead.
+    detected = models.JSONField(default=dict, blank=True)
+    overridden = models.JSONField(default=list, blank=True)
+    progress = models.JSONField(default=dict, blank=True)  # {"step", "done", "total"} while preparing
+    job_id = models.CharField(max_length=64, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True, help_text="removed from use; its bugs stay")
     install_command = models.CharField(
         max_length=500, blank=True, help_text="run once when the environment is built (e.g. pip install -r requirements.txt)"
     )
@@ -43,6 +58,36 @@ class Repository(models.Model):
 
     def get_absolute_url(self):
         return reverse("repository_detail", args=[self.pk])
+
+    @property
+    def short_commit(self) -> str:
+        return self.pinned_commit[:12]
+
+    @property
+    def baseline_counts(self) -> dict[str, int]:
+        """Tests at baseline by status: passed, failed, error, skipped (and missing)."""
+        counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+        for result in self.baseline_tests.values():
+            counts[result.get("status", "error")] = counts.get(result.get("status", "error"), 0) + 1
+        return counts
+
+    @property
+    def coverage_summary(self) -> dict:
+        from ..engine.coverage_map import summary
+
+        return summary(self.coverage)
+
+    @property
+    def pip_packages(self) -> list[str]:
+        return list(self.environment_spec.get("pip_packages", []))
+
+    def step(self, step: str, done: int, total: int) -> None:
+        self.progress = {"step": step, "done": done, "total": total}
+        Repository.objects.filter(pk=self.pk).update(progress=self.progress, updated_at=timezone.now())
+
+    def archive(self) -> None:
+        self.archived_at = timezone.now()
+        self.save(update_fields=["archived_at", "updated_at"])
 
     @property
     def passing_tests(self) -> list[str]:
