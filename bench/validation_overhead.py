@@ -33,7 +33,8 @@ def main() -> None:
     from episodes.engine.flakiness import StopRule
     from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
     from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
-    from episodes.engine.validation import JUNIT_PATH, VERIFIER_PATH, BugSpec, RepoSpec, Validator
+    from episodes.engine import suite_report
+    from episodes.engine.validation import VERIFIER_PATH, BugSpec, RepoSpec, Validator
     from episodes.engine.workspace import apply_patch, git
 
     sample = sample_setup(args.backend, docker_url=os.environ.get("BUGFORGE_DOCKER_URL"))
@@ -78,12 +79,12 @@ def main() -> None:
                 (d / VERIFIER_PATH).write_text(bug.verifier)
                 dirs[code] = d
             for run in runs:
+                env = {**os.environ, "PYTHONPATH": ".", "PYTHONDONTWRITEBYTECODE": "1"}
                 if run.scope == "verifier":
                     argv = [python, VERIFIER_PATH]
-                else:
-                    argv = [python, "-m", "pytest", f"--junitxml={JUNIT_PATH}", "-p", "no:cacheprovider",
-                            "-o", "junit_family=xunit1", "-q"] + (list(run.tests) if run.scope == "tests" else [])
-                env = {**os.environ, "PYTHONPATH": ".", "PYTHONDONTWRITEBYTECODE": "1"}
+                else:  # the same plugin the sandboxed suite runs get
+                    argv = [python, "-m", "pytest", *suite_report.PYTEST_ARGS] + (list(run.tests) if run.scope == "tests" else [])
+                    env.update(suite_report.install(dirs[run.code], validator.test_timeout_s))
                 if run.seed is not None:
                     env["PYTHONHASHSEED"] = str(run.seed)
                 t0 = time.perf_counter()

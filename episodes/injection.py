@@ -79,16 +79,21 @@ def _run_procedural(batch: InjectionBatch, repo: Repository, validate_inline: bo
     known = set(Bug.objects.filter(repository=repo, base_commit=repo.pinned_commit).values_list("patch_hash", flat=True))
     with workspaces().checkout(spec.mirror, spec.commit) as checkout:
         sources = procedural.read_sources(checkout, repo.coverage)
-    candidates = procedural.plan(
-        sources, repo.coverage, batch.requested, batch.seed,
-        operators=batch.options.get("operators") or None, known_patch_hashes=known, hash_patch=Bug.hash_patch,
-    )
-    batch.planned = len(candidates)
-    batch.save(update_fields=["planned"])
+    stats: dict = {}
+    operators = batch.options.get("operators") or None
+    candidates = procedural.plan(sources, repo.coverage, batch.requested, batch.seed, operators=operators,
+                                 known_patch_hashes=known, hash_patch=Bug.hash_patch, stats=stats)
+    _planned(batch, len(candidates), procedural.shortfall(stats, batch.requested, len(candidates), operators))
     for i, candidate in enumerate(candidates):
         procedural.derive_verifier(validator, spec, candidate)
         bug = _save_candidate(batch, repo, candidate)
         _hand_on(batch, bug, i + 1, len(candidates), validate_inline, progress)
+
+
+def _planned(batch: InjectionBatch, planned: int, note: str = "") -> None:
+    """How many candidates the batch will try, and why fewer than asked (shown on the batch)."""
+    batch.planned, batch.note = planned, note
+    batch.save(update_fields=["planned", "note"])
 
 
 def _hand_on(batch, bug, done, total, validate_inline, progress) -> None:
@@ -127,11 +132,13 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
     if wanted:
         targets = [t for t in targets if f"{t.path}::{t.qualname}" in wanted]
     if not targets:
-        raise RuntimeError("no covered function to inject into")
+        raise RuntimeError(
+            f"no function to inject into: {'none of the asked targets is' if wanted else 'no function is'} executed by a "
+            f"passing test and above the complexity floor ({procedural.MIN_COMPLEXITY} branches) in the "
+            f"{len(sources)} covered file(s)")
     rng = random.Random(batch.seed)
     chosen = [rng.choice(targets) for _ in range(batch.requested)]
-    batch.planned = len(chosen)
-    batch.save(update_fields=["planned"])
+    _planned(batch, len(chosen))
     mode = "modify" if batch.method == Bug.Method.LLM_MODIFY else "rewrite"
     sequence = LLMCall.objects.filter(batch=batch).count()
     failures = []
@@ -192,9 +199,10 @@ def _run_combine(batch: InjectionBatch, repo: Repository, validate_inline: bool,
     ]
     chosen = combine.groups(components, size, batch.requested, batch.seed)
     if not chosen:
-        raise RuntimeError(f"no module has {size} valid bugs in different functions to combine")
-    batch.planned = len(chosen)
-    batch.save(update_fields=["planned"])
+        raise RuntimeError(f"no module has {size} valid bugs in different functions to combine "
+                           f"({len(components)} valid bug(s) at this pin)")
+    _planned(batch, len(chosen), "" if len(chosen) >= batch.requested else
+             f"{len(chosen)} of {batch.requested}: only so many groups of {size} valid bugs of one module")
     spec = repo_spec(repo)
     failures = []
     for i, group in enumerate(chosen):
@@ -221,10 +229,11 @@ def _run_history(batch: InjectionBatch, repo: Repository, validate_inline: bool,
     spec = repo_spec(repo)
     validator = sandboxes.validator(repo)
     known = set(Bug.objects.filter(repository=repo, base_commit=repo.pinned_commit).values_list("patch_hash", flat=True))
-    found = [c for c in history.find(spec.mirror, spec.commit, limit=batch.requested * 3)
-             if Bug.hash_patch(c.patch) not in known][: batch.requested]
-    batch.planned = len(found)
-    batch.save(update_fields=["planned"])
+    commits = history.find(spec.mirror, spec.commit, limit=batch.requested * 3)
+    found = [c for c in commits if Bug.hash_patch(c.patch) not in known][: batch.requested]
+    _planned(batch, len(found), "" if len(found) >= batch.requested else
+             f"{len(found)} of {batch.requested}: the history has {len(commits)} commit(s) changing both source and "
+             f"tests, {len(commits) - len(found)} of them already planted")
     for i, candidate in enumerate(found):
         started = time.perf_counter()
         history.derive_verifier(validator, spec, candidate)

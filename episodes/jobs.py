@@ -49,8 +49,11 @@ def _save_run(repository_id: int, bug_id: int | None, record: RunRecord) -> Veri
 
 
 def enqueue_baseline(repo: Repository):
-    repo.mark(Repository.Status.BASELINING)
-    return enqueue("verify", run_baseline, repo.pk)
+    with transaction.atomic():
+        repo.job_id = enqueue("verify", run_baseline, repo.pk)
+        repo.status, repo.error = Repository.Status.BASELINING, ""
+        repo.save(update_fields=["job_id", "status", "error", "updated_at"])
+    return repo.job_id
 
 
 def run_baseline(repo_id: int) -> str:

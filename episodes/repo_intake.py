@@ -118,17 +118,18 @@ def _current(repo: Repository, field_name: str):
     return getattr(repo, field_name)
 
 
-def enqueue_prepare(repo: Repository):
+def enqueue_prepare(repo: Repository, first_batch: int = 0):
     with transaction.atomic():
-        repo.job_id = enqueue("verify", prepare, repo.pk)
+        repo.job_id = enqueue("verify", prepare, repo.pk, first_batch=first_batch)
         repo.status, repo.error, repo.progress = Repository.Status.PREPARING, "", {"step": "queued", "done": 0, "total": len(STEPS)}
         repo.save(update_fields=["job_id", "status", "error", "progress", "updated_at"])
     return repo.job_id
 
 
-def prepare(repo_id: int, progress=None) -> str:
+def prepare(repo_id: int, progress=None, first_batch: int = 0) -> str:
     """Fetch, pin, detect, build and baseline; the repository ends ready or broken (with the
-    reason and the setting to change), never half-way. ``progress(step, done, total)`` too."""
+    reason and the setting to change), never half-way. ``progress(step, done, total)`` too.
+    Once ready, ``first_batch`` procedural candidates are queued on 'inject'."""
     repo = Repository.objects.get(pk=repo_id)
     repo.mark(Repository.Status.PREPARING)
 
@@ -155,6 +156,10 @@ def prepare(repo_id: int, progress=None) -> str:
     step(3)
     status = jobs.run_baseline(repo.pk)
     Repository.objects.filter(pk=repo.pk).update(progress={})
+    if first_batch and status == Repository.Status.READY:
+        from . import injection
+
+        injection.start_batch(Repository.objects.get(pk=repo.pk), "procedural", first_batch)
     if progress:
         progress("done", len(STEPS), len(STEPS))
     return status
@@ -174,3 +179,33 @@ def _apply(repo: Repository, found: repo_detect.Detected) -> None:
         spec["python"] = found.python
     repo.environment_spec = spec
     repo.save()
+
+
+def report_lines(repo: Repository) -> list[str]:
+    """The baseline report, as the command prints it (the page shows the same facts)."""
+    counts, cov = repo.baseline_counts, repo.coverage_summary
+    lines = [f"{repo.name}: {repo.get_status_display()} at {repo.pinned_commit or '(not pinned)'}"
+             + (f" ({repo.ref})" if repo.ref else "")]
+    if repo.baseline_at:
+        lines.append(f"  tests: {len(repo.baseline_tests)} found, {counts['passed']} passing, {counts['failed']} failing, "
+                     f"{counts['error']} erroring, {counts['skipped']} skipped; suite {repo.baseline_duration_s or 0:.1f} s")
+        lines.append(f"  coverage: {cov['files']} file(s), {cov['lines']} line(s) executed by {cov['tests']} passing test(s)")
+    lines.append(f"  test command: {repo.test_command}   install: {repo.install_command or '—'}")
+    lines.append(f"  packages: {', '.join(repo.pip_packages) or '—'}")
+    for reason in repo.detected.get("reasons", []):
+        lines.append(f"  inferred: {reason}")
+    for warning in repo.detected.get("warnings", []):
+        lines.append(f"  warning: {warning}")
+    if repo.overridden:
+        lines.append(f"  set by you: {', '.join(repo.overridden)}")
+    if repo.error:
+        lines.append("  " + repo.error.split("\n\n")[0])
+    return lines
+
+
+def summary_row(repo: Repository) -> list[str]:
+    counts = repo.baseline_counts
+    return [repo.name, repo.status, repo.short_commit or "—",
+            f"{counts['passed']}/{len(repo.baseline_tests)}" if repo.baseline_at else "—",
+            f"{repo.baseline_duration_s:.1f}s" if repo.baseline_duration_s is not None else "—",
+            str(repo.coverage_summary["lines"]), (repo.error.split("\n")[0][:70] if repo.error else "")]

@@ -54,7 +54,7 @@ def environment_spec(repo, source_dir) -> EnvironmentSpec:
         pip_packages=(*repo.environment_spec.get("pip_packages", ()), COVERAGE_PACKAGE),
         setup_command=repo.install_command,
         python=repo.environment_spec.get("python") or "python3",
-        **({"source_tree": git("rev-parse", "HEAD^{tree}", cwd=source_dir).strip()} if repo.install_command else {}),
+        source_tree=git("rev-parse", "HEAD^{tree}", cwd=source_dir).strip() if repo.install_command else "",
     )
 
 

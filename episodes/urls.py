@@ -4,7 +4,13 @@ from . import curation_views, episode_views, teacher_views, views
 
 urlpatterns = [
     path("repositories/", views.repository_list, name="repository_list"),
+    path("repositories/new/", views.repository_new, name="repository_new"),
+    path("repositories/add/", views.repository_add, name="repository_add"),
     path("repositories/<int:pk>/", views.repository_detail, name="repository_detail"),
+    path("repositories/<int:pk>/progress/", views.repository_progress, name="repository_progress"),
+    path("repositories/<int:pk>/prepare/", views.repository_prepare, name="repository_prepare"),
+    path("repositories/<int:pk>/repin/", views.repository_repin, name="repository_repin"),
+    path("repositories/<int:pk>/archive/", views.repository_archive, name="repository_archive"),
     path("repositories/<int:pk>/baseline/", views.repository_baseline, name="repository_baseline"),
     path("repositories/<int:pk>/inject/", views.repository_inject, name="repository_inject"),
     path("batches/<int:pk>/progress/", views.batch_progress, name="batch_progress"),

@@ -6,14 +6,81 @@ from django.views.decorators.http import require_GET
 
 from bugforge_web.auth import staff_required
 
-from . import injection, jobs
+from . import injection, jobs, repo_intake
+from .engine.workspace import GitError
+from .forms import AddRepositoryForm
 from .engine.mutators import OPERATORS
 from .models import AuditEvent, Bug, InjectionBatch, LLMEndpoint, Repository
 
 
 @require_GET
 def repository_list(request):
-    return render(request, "episodes/repository_list.html", {"repositories": Repository.objects.all()})
+    archived = request.GET.get("archived") == "1"
+    repositories = Repository.objects.with_figures().select_related("previous_pin")
+    if not archived:
+        repositories = repositories.filter(archived_at__isnull=True)
+    return render(request, "episodes/repository_list.html", {"repositories": repositories, "archived": archived})
+
+
+@require_GET
+def repository_new(request):
+    return render(request, "episodes/repository_add.html", {"form": AddRepositoryForm()})
+
+
+@staff_required
+def repository_add(request):
+    form = AddRepositoryForm(request.POST)
+    if not form.is_valid():
+        return render(request, "episodes/repository_add.html", {"form": form}, status=400)
+    repo = repo_intake.register(form.request())
+    repo_intake.enqueue_prepare(repo, first_batch=form.cleaned_data["first_batch"] or 0)
+    AuditEvent.record(request.user, "add_repository", repo, after={"source": repo.source, "ref": repo.ref,
+                                                                  "overridden": repo.overridden})
+    messages.info(request, f"{repo.name} added: fetching, building its environment and running its baseline.")
+    return redirect(repo)
+
+
+@require_GET
+def repository_progress(request, pk):
+    """The preparation's live progress, polled by htmx while it runs."""
+    repo = get_object_or_404(Repository, pk=pk)
+    response = render(request, "episodes/partials/repository_progress.html", {"repo": repo})
+    if not repo.busy and request.headers.get("HX-Request"):
+        response["HX-Refresh"] = "true"  # finished: the page shows the report
+    return response
+
+
+@staff_required
+def repository_prepare(request, pk):
+    repo = get_object_or_404(Repository, pk=pk)
+    repo_intake.enqueue_prepare(repo)
+    AuditEvent.record(request.user, "prepare_repository", repo)
+    messages.info(request, f"{repo.name}: environment and baseline queued again.")
+    return redirect(repo)
+
+
+@staff_required
+def repository_repin(request, pk):
+    repo = get_object_or_404(Repository, pk=pk)
+    try:
+        new = repo_intake.repin(repo, request.POST.get("ref", "").strip())
+    except (ValueError, GitError) as exc:
+        messages.error(request, f"Not re-pinned: {exc}")
+        return redirect(repo)
+    repo_intake.enqueue_prepare(new)
+    AuditEvent.record(request.user, "repin_repository", new, before={"pin": repo.pinned_commit, "repository": repo.name},
+                      after={"pin": new.pinned_commit or new.ref})
+    messages.info(request, f"{new.name}: a new pin of {repo.source}; {repo.name} and its bugs stay as they are.")
+    return redirect(new)
+
+
+@staff_required
+def repository_archive(request, pk):
+    repo = get_object_or_404(Repository, pk=pk)
+    repo.archive()
+    AuditEvent.record(request.user, "archive_repository", repo)
+    messages.info(request, f"{repo.name} removed from use: no new batches; its {repo.bugs.count()} bug(s) stay reproducible.")
+    return redirect("repository_list")
 
 
 @require_GET
@@ -25,6 +92,8 @@ def repository_detail(request, pk):
         "episodes/repository_detail.html",
         {
             "repo": repo,
+            "counts": repo.baseline_counts,
+            "coverage": repo.coverage_summary,
             "baseline": baseline,
             "figures": injection.figures(repo),
             "batches": repo.batches.with_progress()[:10],
@@ -44,7 +113,9 @@ def repository_inject(request, pk):
     except ValueError:
         count = 0
     endpoint = LLMEndpoint.objects.filter(pk=request.POST.get("endpoint") or None).first()
-    if not 1 <= count <= 1000:
+    if repo.archived_at:
+        messages.error(request, f"{repo.name} is removed from use; re-pin it to plant new bugs.")
+    elif not 1 <= count <= 1000:
         messages.error(request, "Ask for between 1 and 1000 candidates.")
     elif method not in injection.METHODS:
         messages.error(request, f"Unknown injection method {method!r}.")

@@ -6,6 +6,30 @@ from django.utils import timezone
 COMMIT = RegexValidator(r"^[0-9a-f]{40}$", "a pinned commit is the full 40-hex commit id, never a branch or HEAD")
 
 
+class RepositoryQuerySet(models.QuerySet):
+    def with_figures(self):
+        """Bug counts for the list: candidates made, valid (approved included), invalid."""
+        return self.annotate(
+            bug_count=models.Count("bugs"),
+            valid_count=models.Count("bugs", filter=models.Q(bugs__status__in=["valid", "approved"])),
+            invalid_count=models.Count("bugs", filter=models.Q(bugs__status="invalid")),
+        )
+
+
+    def sweep_stale(self) -> list[tuple[int, str]]:
+        """Repositories left preparing or baselining by a job that died (worker killed, job
+        lost): broken, with why and what to do. Returns (repository id, why)."""
+        from bugforge_web.queues import dead_job_reason
+
+        swept = []
+        for repo in self.filter(status__in=["preparing", "baselining"]).exclude(job_id=""):
+            if why := dead_job_reason("verify", repo.job_id):
+                self.filter(pk=repo.pk, status=repo.status).update(
+                    status="broken", progress={}, error=f"preparation interrupted: {why}; prepare it again")
+                swept.append((repo.pk, why))
+        return swept
+
+
 class Repository(models.Model):
     """A codebase BugForge plants bugs in, pinned at one commit, with its test environment."""
 
@@ -49,6 +73,8 @@ class Repository(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = RepositoryQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "repositories"
@@ -84,6 +110,15 @@ class Repository(models.Model):
     def step(self, step: str, done: int, total: int) -> None:
         self.progress = {"step": step, "done": done, "total": total}
         Repository.objects.filter(pk=self.pk).update(progress=self.progress, updated_at=timezone.now())
+
+    @property
+    def yield_rate(self) -> float | None:
+        """Valid bugs per candidate (with_figures() rows only)."""
+        return self.valid_count / self.bug_count if getattr(self, "bug_count", 0) else None
+
+    @property
+    def busy(self) -> bool:
+        return self.status in (self.Status.PREPARING, self.Status.BASELINING)
 
     def archive(self) -> None:
         self.archived_at = timezone.now()

@@ -68,24 +68,51 @@ def plan(
     operators: list[str] | None = None,
     known_patch_hashes: set[str] = frozenset(),
     hash_patch=None,
+    stats: dict | None = None,
 ) -> list[Candidate]:
     """Up to ``count`` distinct mutations of lines that passing tests execute, spread over
     operators and functions by ``seed``; patches already known (by normalized hash) are
-    skipped. A mutation's covering tests are those that execute its very line."""
+    skipped. A mutation's covering tests are those that execute its very line. ``stats``
+    (when given) gets the counts that say why there are fewer (``shortfall``)."""
     hash_patch = hash_patch or (lambda p: hashlib.sha256(p.encode()).hexdigest())
     seen = set(known_patch_hashes)
     covered: list[Mutation] = []
     covering: dict[int, list[str]] = {}
+    counts = {"files": len(sources), "mutations": 0, "uncovered": 0, "duplicates": 0}
     for path, source in sorted(sources.items()):
         for m in _all_mutations(source, path, tuple(operators) if operators else None):
+            counts["mutations"] += 1
             tests = coverage_map.tests_covering(coverage, path, m.line, m.line)
             h = hash_patch(m.patch)
-            if tests and h not in seen:
+            if not tests:
+                counts["uncovered"] += 1
+            elif h in seen:
+                counts["duplicates"] += 1
+            else:
                 seen.add(h)
                 covering[id(m)] = tests
                 covered.append(m)
+    if stats is not None:
+        stats.update(counts)
     rng = random.Random(seed)
     return [Candidate(m, covering[id(m)], seed=rng.randrange(2**31)) for m in sample(covered, min(count, len(covered)), seed)]
+
+
+def shortfall(stats: dict, requested: int, planned: int, operators: list[str] | None = None) -> str:
+    """Why a plan has fewer candidates than asked ("" when it has them all)."""
+    if planned >= requested:
+        return ""
+    got = f"{planned} of {requested} candidate(s)"
+    if not stats.get("files"):
+        return f"{got}: the coverage map has no source file (run the baseline again and read its report)"
+    if not stats.get("mutations"):
+        ops = f" with the operators {', '.join(operators)}" if operators else ""
+        return (f"{got}: no mutation{ops} in the {stats['files']} covered file(s) — no function reaches the "
+                f"complexity floor ({MIN_COMPLEXITY} branches), or the operators apply nowhere")
+    usable = stats["mutations"] - stats["uncovered"] - stats["duplicates"]
+    return (f"{got}: of {stats['mutations']} possible mutation(s) in {stats['files']} covered file(s), "
+            f"{stats['uncovered']} are on lines no passing test executes and {stats['duplicates']} are bugs "
+            f"this repository already has; {usable} remain")
 
 
 def derive_verifier(validator: Validator, repo: RepoSpec, candidate: Candidate) -> Candidate:

@@ -83,11 +83,14 @@ class EnvironmentSpec:
     pip_packages: tuple[str, ...] = ()
     setup_command: str = ""
     python: str = "python3"
+    # the source's git tree when there is a setup_command: what it builds depends on the source
+    source_tree: str = ""
 
     @property
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return f"{self.name}-{hashlib.sha256(blob).hexdigest()[:12]}"
+        """By content only: repositories with the same environment share one build."""
+        content = {k: v for k, v in asdict(self).items() if k != "name"}
+        return f"env-{hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
 @dataclass

@@ -44,6 +44,7 @@ import uuid
 from pathlib import Path
 
 from ..locks import file_lock
+from . import artifacts
 from .base import (
     KILLED_CPU,
     KILLED_FILE_SIZE,
@@ -265,6 +266,8 @@ class LocalExecutor:
                     shutil.copytree(source_dir, work, symlinks=True)
                 else:
                     work.mkdir()
+                # the copy keeps the checkout's owner and 0700 mode: the sandbox uid must own it
+                _chown_tree(work, self.run_as_uid, self.run_as_gid)
                 _chown_tree(tmp, self.run_as_uid, self.run_as_gid)
                 res = self._run(
                     ["/bin/sh", "-c", spec.setup_command], work, env_dir=tmp, env_writable=True,
@@ -276,6 +279,10 @@ class LocalExecutor:
                         f"setup_command for {spec.name!r} failed (exit {res.exit_code}, "
                         f"killed_by={res.killed_by}):\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
                     )
+                _chown_tree(tmp, 0, 0)
+                if source_dir.is_dir() and artifacts.collect(source_dir, work, tmp / artifacts.FOLDER):
+                    site = next((tmp / "lib").glob("python3*/site-packages"))
+                    artifacts.install_finder(site, str(self.environment_path(spec.key) / artifacts.FOLDER))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
 

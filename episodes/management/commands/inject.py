@@ -52,6 +52,8 @@ class Command(BaseCommand):
             own = injection.batch_figures(batch)
             self.stdout.write(f"batch {batch.pk}: {batch.status}, {own['candidates']} candidate(s) from "
                               f"{own['attempts']} attempt(s){(': ' + batch.error.splitlines()[0]) if batch.error else ''}")
+            if batch.note:
+                self.stdout.write(f"  {batch.note}")
             self._print(own)
             self.stdout.write("all batches of this repository:")
             self._report(repository)

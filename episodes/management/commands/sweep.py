@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 
-from episodes.models import Bug, Episode
+from episodes.models import Bug, Episode, Repository
 
 
 class Command(BaseCommand):
     help = (
-        "Reset bugs stuck in 'validating', and fail episodes and training runs stuck in 'running' "
+        "Reset bugs stuck in 'validating', mark repositories whose preparation died broken, and fail episodes and training runs stuck in 'running' "
         "whose job died (worker killed, job lost or silent)."
     )
 
@@ -17,6 +17,8 @@ class Command(BaseCommand):
         for pk, why in swept:
             self.stdout.write(f"bug {pk}: reset to candidate ({why})")
         self.stdout.write(f"{len(swept)} bug(s) reset")
+        for pk, why in Repository.objects.sweep_stale():
+            self.stdout.write(f"repository {pk}: broken ({why})")
         failed = Episode.objects.sweep_stale(stale_after)
         for pk, why in failed:
             self.stdout.write(f"episode {pk}: failed ({why})")
