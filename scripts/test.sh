@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_venv requirements-dev.txt
-apt_install bubblewrap git
+# gcc, make and the Python headers: the install-step tests build a C extension (tests/test_add_repo.py)
+apt_install bubblewrap git gcc make python3-dev
 bash scripts/install-browser.sh
 ensure_postgres
 export BUGFORGE_TEST_REDIS_URL=${BUGFORGE_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
