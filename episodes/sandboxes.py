@@ -6,9 +6,8 @@ from functools import lru_cache
 from django.conf import settings
 
 from .engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
-from .engine.coverage_map import COVERAGE_PACKAGE
 from .engine.validation import RepoSpec, Validator
-from .engine.workspace import WorkspaceFactory, git
+from .engine.workspace import WorkspaceFactory
 
 
 @lru_cache(maxsize=None)
@@ -47,15 +46,8 @@ def validator(repo=None, **kwargs) -> Validator:
 
 
 def environment_spec(repo, source_dir) -> EnvironmentSpec:
-    """The environment a repository's tests need: its packages, and coverage.py for the
-    baseline's coverage map. With an install step, the source tree is part of what it is."""
-    return EnvironmentSpec(
-        name=repo.name,
-        pip_packages=(*repo.environment_spec.get("pip_packages", ()), COVERAGE_PACKAGE),
-        setup_command=repo.install_command,
-        python=repo.environment_spec.get("python") or "python3",
-        source_tree=git("rev-parse", "HEAD^{tree}", cwd=source_dir).strip() if repo.install_command else "",
-    )
+    return EnvironmentSpec.for_repository(repo.name, source_dir, repo.environment_spec.get("pip_packages", ()),
+                                          repo.install_command, repo.environment_spec.get("python") or "")
 
 
 def repo_spec(repo, with_baseline: bool = True) -> RepoSpec:

@@ -205,6 +205,7 @@ def rl_task(bug) -> dict:
             "name": repo.name,
             "pip_packages": list(repo.environment_spec.get("pip_packages", ())),
             "setup_command": repo.install_command,
+            "python": repo.environment_spec.get("python", ""),
         },
         "baseline_duration_s": repo.baseline_duration_s,
         "problem_statement": bug.problem_statement,

@@ -21,7 +21,6 @@ import threading
 from pathlib import Path
 
 from episodes.engine.agent.tools import Workbench
-from episodes.engine.coverage_map import COVERAGE_PACKAGE
 from episodes.engine.reward import grade
 from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
 from episodes.engine.validation import BugSpec, RepoSpec
@@ -57,12 +56,10 @@ class Sandbox:
             if key not in self._specs:
                 mirror = self.workspaces.ensure_mirror(task["source"], task["commit"])
                 env = task.get("environment") or {}
-                spec = EnvironmentSpec(
-                    name=env.get("name") or task.get("repository") or "repo",
-                    pip_packages=(*env.get("pip_packages", ()), COVERAGE_PACKAGE),
-                    setup_command=env.get("setup_command") or "",
-                )
                 with self.workspaces.checkout(mirror, task["commit"]) as source_dir:
+                    spec = EnvironmentSpec.for_repository(
+                        env.get("name") or task.get("repository") or "repo", source_dir, env.get("pip_packages", ()),
+                        env.get("setup_command") or "", env.get("python") or "")
                     environment = self.executor.ensure_environment(spec, source_dir)
                 self._specs[key] = RepoSpec(mirror=mirror, commit=task["commit"],
                                             test_command=task.get("test_command") or "python -m pytest",

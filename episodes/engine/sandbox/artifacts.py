@@ -22,18 +22,23 @@ FINDER = '''\
 import importlib.machinery, importlib.util, os, sys
 
 ROOT = {root!r}
+LAYOUTS = ("", "src")  # packages at the repository root or under src/ (as own_packages sees them)
 SUFFIXES = importlib.machinery.EXTENSION_SUFFIXES + [".py"]
 
 
 class ArtifactFinder:
+    # Consulted only after the normal finders missed (appended last), so a file in the
+    # workspace always wins; the install step's outputs are not in git, hence not there.
     @staticmethod
     def find_spec(fullname, path=None, target=None):
         if "." not in fullname:
             return None  # never a top-level name: the package itself comes from the workspace
-        base = os.path.join(ROOT, *fullname.split("."))
-        for suffix in SUFFIXES:
-            if os.path.isfile(base + suffix):
-                return importlib.util.spec_from_file_location(fullname, base + suffix)
+        # a submodule of a package already imported (from the workspace): <ROOT>/a/b/c.<suffix>
+        for layout in LAYOUTS:
+            base = os.path.join(ROOT, layout, *fullname.split("."))
+            for suffix in SUFFIXES:
+                if os.path.isfile(base + suffix):  # the suffix picks the loader (extension/source)
+                    return importlib.util.spec_from_file_location(fullname, base + suffix)
         return None
 
 
@@ -42,7 +47,9 @@ sys.meta_path.append(ArtifactFinder)
 
 
 def collect(source: Path, built: Path, dest: Path) -> list[str]:
-    """Copy files of ``built`` that are new or changed against ``source`` into ``dest``."""
+    """Copy the files of ``built`` (the install step's copy of ``source``) that are new or
+    changed against ``source`` into ``dest``; return their relative paths. Version control,
+    caches and packaging leftovers (build/, dist/, *.egg-info, .eggs) are not kept."""
     found = []
     for dirpath, dirnames, filenames in os.walk(built):
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")]
@@ -50,17 +57,22 @@ def collect(source: Path, built: Path, dest: Path) -> list[str]:
             path = Path(dirpath) / name
             rel = path.relative_to(built)
             original = source / rel
-            if path.is_symlink() or name.endswith(".pyc"):
+            # plain files only: the step is untrusted (a link could point anywhere, a fifo blocks)
+            if path.is_symlink() or not path.is_file() or name.endswith(".pyc"):
                 continue
             if original.is_file() and filecmp.cmp(original, path, shallow=False):
                 continue
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, dest / rel)
+            shutil.copyfile(path, dest / rel)
+            # readable by all, never setuid/setgid: the copy is made as root
+            os.chmod(dest / rel, (path.stat().st_mode & 0o755) | 0o644)
             found.append(str(rel))
     return sorted(found)
 
 
 def install_finder(site_packages: Path, root: str) -> None:
-    """The finder module and the .pth that loads it at interpreter start-up."""
+    """The finder module (serving ``root``, the artifacts' path as the sandbox sees it) and
+    the .pth that loads it at interpreter start-up, written into ``site_packages``."""
+    site_packages.mkdir(parents=True, exist_ok=True)
     (site_packages / "bugforge_artifacts.py").write_text(FINDER.format(root=root))
     (site_packages / "bugforge_artifacts.pth").write_text("import bugforge_artifacts\n")

@@ -86,6 +86,21 @@ class EnvironmentSpec:
     # the source's git tree when there is a setup_command: what it builds depends on the source
     source_tree: str = ""
 
+    @classmethod
+    def for_repository(cls, name: str, source_dir: Path, pip_packages=(), setup_command: str = "",
+                       python: str = "") -> "EnvironmentSpec":
+        """A repository's test environment as episodes and training both build it: its packages
+        plus coverage.py (the baseline's coverage map); with an install step, the source tree is
+        part of what it is (the step's build outputs depend on it)."""
+        from ..coverage_map import COVERAGE_PACKAGE
+        from ..workspace import git
+
+        return cls(
+            name=name, pip_packages=(*pip_packages, COVERAGE_PACKAGE), setup_command=setup_command,
+            python=python or "python3",
+            source_tree=git("rev-parse", "HEAD^{tree}", cwd=source_dir).strip() if setup_command else "",
+        )
+
     @property
     def key(self) -> str:
         """By content only: repositories with the same environment share one build."""

@@ -59,6 +59,7 @@ import uuid
 from pathlib import Path
 
 from ..locks import file_lock
+from . import artifacts
 from .base import (
     KILLED_CPU,
     KILLED_FILE_SIZE,
@@ -82,6 +83,7 @@ IMAGE_REPO_ENV = "bugforge-sandbox/env"
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
 WORKSPACE = "/workspace"
+ARTIFACTS_DIR = "/opt/bugforge-artifacts"  # an install step's build outputs (see artifacts.py)
 RUNNER_PATH = "/usr/lib/bugforge/runner.py"
 IMAGE_PYTHON = "/usr/bin/python3"
 STATUS_MAGIC = b"\x00BUGFORGE-RUNNER-STATUS:"
@@ -957,10 +959,6 @@ class DockerExecutor:
             layer = work / "layer"
             pyver = "python%d.%d" % tuple(info["version"][:2])
             self._pip_install_target(pkgs, layer / "usr/local/lib" / pyver / "dist-packages", info)
-            layer_tar = io.BytesIO()
-            with tarfile.open(fileobj=layer_tar, mode="w") as tf:
-                tf.add(layer / "usr", arcname="usr",
-                       filter=lambda ti: (setattr(ti, "uid", 0), setattr(ti, "gid", 0), ti)[-1])
             src_copy = work / "src"
             if source_dir and Path(source_dir).is_dir():
                 shutil.copytree(source_dir, src_copy, symlinks=True,
@@ -976,13 +974,21 @@ class DockerExecutor:
                 cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"], security_opt=["no-new-privileges"],
                 environment={"HOME": "/root"},
             )
-            if not container.put_archive("/", layer_tar.getvalue()):
+            if not container.put_archive("/", self._tar_bytes(layer)):
                 raise SandboxError("copying the pip layer into the build container failed")
             container.start()
             result = container.wait(timeout=1800)
             if result.get("StatusCode") != 0:
                 tail = container.logs(tail=50).decode("utf-8", "replace")
-                raise SandboxError(f"setup for {spec.key} failed (exit {result.get('StatusCode')}):\n{tail}")
+                raise SandboxError(f"setup for {spec.name!r} ({spec.key}) failed "
+                                   f"(exit {result.get('StatusCode')}):\n{tail}")
+            # what the step built in the copy is hidden by each run's /workspace mount: keep
+            # it in the image, served to workspace packages by a finder (see artifacts.py)
+            extra = work / "artifacts"
+            if artifacts.collect(source_dir, src_copy, extra / ARTIFACTS_DIR.lstrip("/")):
+                artifacts.install_finder(extra / "usr/local/lib" / pyver / "dist-packages", ARTIFACTS_DIR)
+                if not container.put_archive("/", self._tar_bytes(extra)):
+                    raise SandboxError("copying the build artifacts into the environment image failed")
             container.commit(repo, version, changes=f"LABEL {LABEL}.env={spec.key}")
         except SandboxError:
             raise
@@ -992,6 +998,20 @@ class DockerExecutor:
             if container is not None:
                 self._remove(container)
             shutil.rmtree(work, ignore_errors=True)
+
+    @staticmethod
+    def _tar_bytes(root: Path) -> bytes:
+        """``root``'s contents as a tar for put_archive: owned by root, readable by all."""
+        def _filter(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+            ti.uid = ti.gid = 0
+            ti.mode = (ti.mode & 0o755) | (0o755 if ti.isdir() else 0o644)
+            return ti
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for top in sorted(root.iterdir()):
+                tf.add(top, arcname=top.name, filter=_filter)
+        return buf.getvalue()
 
     # ------------------------------------------------------------------ run
     def run(

@@ -206,8 +206,10 @@ class LocalExecutor:
         named by the spec, not by the untrusted repository. ``setup_command`` is repository
         controlled, so it runs inside the sandbox as ``run_as_uid`` with the network shared
         (downloads), the venv writable and a throwaway copy of ``source_dir`` as its working
-        directory (editable installs of the checkout therefore do not survive; install
-        non-editable).
+        directory. The repository's own code always comes from the run's workspace (the
+        checkout is never installed into the environment); what the step builds in the copy
+        (an extension's .so, a generated module) is kept under ``<env>/bugforge-artifacts`` and
+        served to workspace packages by a finder (see artifacts.py); the marker lists it.
         """
         key = spec.key
         final = self.environment_path(key)
@@ -223,11 +225,12 @@ class LocalExecutor:
                 shutil.rmtree(final, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=self.envs_dir))
             try:
-                self._build_venv(spec, tmp, Path(source_dir))
+                built = self._build_venv(spec, tmp, Path(source_dir))
                 self._relocate_scripts(tmp, final)
                 (tmp / ENV_MARKER).write_text(json.dumps({
                     "key": key, "spec": spec.name, "pip_packages": list(spec.pip_packages),
-                    "setup_command": spec.setup_command, "built_at": time.time(),
+                    "setup_command": spec.setup_command, "source_tree": spec.source_tree,
+                    "artifacts": built, "built_at": time.time(),
                 }))
                 _chown_tree(tmp, 0, 0)
                 _chmod_readable(tmp)
@@ -237,7 +240,8 @@ class LocalExecutor:
                 raise
         return key
 
-    def _build_venv(self, spec: EnvironmentSpec, tmp: Path, source_dir: Path) -> None:
+    def _build_venv(self, spec: EnvironmentSpec, tmp: Path, source_dir: Path) -> list[str]:
+        """Build the venv in ``tmp``; return the build outputs kept (see artifacts.py)."""
         python = SYSTEM_PYTHON if spec.python in ("python3", "python", "", SYSTEM_PYTHON) \
             else spec.python
         if not os.path.exists(python):
@@ -257,34 +261,39 @@ class LocalExecutor:
             [str(tmp / "bin" / "python"), "-m", "pip", "install", "--no-input", *packages],
             "installing packages", env=env, timeout=1800,
         )
-        if spec.setup_command:
-            scratch = Path(tempfile.mkdtemp(prefix="bugforge-setup-", dir="/var/tmp"))
-            try:
-                os.chmod(scratch, 0o755)
-                work = scratch / "src"
-                if source_dir.is_dir():
-                    shutil.copytree(source_dir, work, symlinks=True)
-                else:
-                    work.mkdir()
-                # the copy keeps the checkout's owner and 0700 mode: the sandbox uid must own it
-                _chown_tree(work, self.run_as_uid, self.run_as_gid)
-                _chown_tree(tmp, self.run_as_uid, self.run_as_gid)
-                res = self._run(
-                    ["/bin/sh", "-c", spec.setup_command], work, env_dir=tmp, env_writable=True,
-                    env=None, limits=Limits(timeout_s=1800, memory_mb=4096, pids=512,
-                                            file_size_mb=1024, network=True),
+        if not spec.setup_command:
+            return []
+        scratch = Path(tempfile.mkdtemp(prefix="bugforge-setup-", dir="/var/tmp"))
+        try:
+            os.chmod(scratch, 0o755)
+            work = scratch / "src"
+            if source_dir.is_dir():
+                shutil.copytree(source_dir, work, symlinks=True)
+            else:
+                work.mkdir()
+            # the copy keeps the checkout's owner and modes (a worktree is a 0700 root
+            # dir): the sandbox uid must own and be able to write all of it
+            _chown_tree(work, self.run_as_uid, self.run_as_gid, owner_rw=True)
+            _chown_tree(tmp, self.run_as_uid, self.run_as_gid)
+            res = self._run(
+                ["/bin/sh", "-c", spec.setup_command], work, env_dir=tmp, env_writable=True,
+                env=None, limits=Limits(timeout_s=1800, memory_mb=4096, pids=512,
+                                        file_size_mb=1024, network=True),
+            )
+            if not res.ok:
+                raise SandboxError(
+                    f"setup_command for {spec.name!r} failed (exit {res.exit_code}, "
+                    f"killed_by={res.killed_by}):\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
                 )
-                if not res.ok:
-                    raise SandboxError(
-                        f"setup_command for {spec.name!r} failed (exit {res.exit_code}, "
-                        f"killed_by={res.killed_by}):\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}"
-                    )
-                _chown_tree(tmp, 0, 0)
-                if source_dir.is_dir() and artifacts.collect(source_dir, work, tmp / artifacts.FOLDER):
-                    site = next((tmp / "lib").glob("python3*/site-packages"))
-                    artifacts.install_finder(site, str(self.environment_path(spec.key) / artifacts.FOLDER))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+            _chown_tree(tmp, 0, 0)
+            # what the step built in the copy would go with it: keep it in the environment
+            built = artifacts.collect(source_dir, work, tmp / artifacts.FOLDER)
+            if built:
+                site = next((tmp / "lib").glob("python3*/site-packages"))
+                artifacts.install_finder(site, str(self.environment_path(spec.key) / artifacts.FOLDER))
+            return built
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     @staticmethod
     def _relocate_scripts(tmp: Path, final: Path) -> None:
@@ -729,12 +738,18 @@ def _wait4(proc: subprocess.Popen, timeout: float):
         delay = min(delay * 2, 0.01)
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    os.lchown(root, uid, gid)
+def _chown_tree(root: Path, uid: int, gid: int, owner_rw: bool = False) -> None:
+    """lchown everything under ``root``; ``owner_rw``: also give the owner rw (rwx on dirs)."""
+    def own(p) -> None:
+        os.lchown(p, uid, gid)
+        if owner_rw and not stat.S_ISLNK(mode := os.lstat(p).st_mode):
+            os.chmod(p, mode | (0o700 if stat.S_ISDIR(mode) else 0o600))
+
+    own(root)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             try:
-                os.lchown(os.path.join(dirpath, name), uid, gid)
+                own(os.path.join(dirpath, name))
             except FileNotFoundError:
                 pass
 
