@@ -75,7 +75,8 @@ def test_repository_list_and_detail_show_sample_baseline(page, live_server, staf
     row = page.locator("table tr", has=page.get_by_role("link", name="cartcalc", exact=True))
     expect(row).to_have_count(1)
     expect(row.locator(".status")).to_have_text("ready")
-    expect(row.locator("td").nth(3)).to_have_text(str(len(sample_repo.passing_tests)))
+    n = len(sample_repo.passing_tests)
+    expect(row.locator("td").nth(4)).to_contain_text(f"{n}/{len(sample_repo.baseline_tests)} in ")  # baseline
 
     row.get_by_role("link", name="cartcalc", exact=True).click()
     page.wait_for_url(f"**/repositories/{sample_repo.pk}/")
@@ -85,7 +86,8 @@ def test_repository_list_and_detail_show_sample_baseline(page, live_server, staf
     expect(tests_table.locator("tr")).to_have_count(len(sample_repo.baseline_tests) + 1)  # + header
     some_test = sorted(sample_repo.baseline_tests)[0]
     expect(tests_table).to_contain_text(some_test)
-    expect(page.locator("dl.facts")).to_contain_text(f"{len(sample_repo.passing_tests)}/")
+    expect(page.locator("#baseline-report")).to_contain_text(f"{n} passing")
+    expect(page.locator("#coverage-report")).to_contain_text("passing test(s)")  # the map is shown
     expect(page.get_by_role("button", name="Run baseline")).to_be_visible()  # staff may rerun it
 
     ARTIFACTS.mkdir(exist_ok=True)
