@@ -169,17 +169,18 @@ def test_module_generated_by_make(local_executor, sandbox_base):
     env = repo.build(local_executor, repo.spec("make", "generated"))
     res = repo.pytest(local_executor, env)
     assert res.ok and "2 passed" in res.stdout, res
-    assert _marker(local_executor, env)["artifacts"] == ["pkg/_generated.py", "pkg/shadow.py"]
+    # the rewritten tracked file is not kept: its copy would be clean source an agent could read
+    assert _marker(local_executor, env)["artifacts"] == ["pkg/_generated.py"]
     repo.assert_no_leak(local_executor, env, "pkg")
 
 
 def test_trivial_install_command_runs(local_executor, sandbox_base):
     """The reported bug: even `true` failed (bwrap could not chdir into the 0700 copy)."""
     repo = Repo(sandbox_base, {"pkg/__init__.py": "", "pkg/data.txt": "x\n"})
-    spec = repo.spec("true && touch made-by-setup && test -w pkg/data.txt")
+    spec = repo.spec("true && touch pkg/made_by_setup.py && test -w pkg/data.txt")
     env = repo.build(local_executor, spec)
     assert env == spec.key
-    assert _marker(local_executor, env)["artifacts"] == ["made-by-setup"]
+    assert _marker(local_executor, env)["artifacts"] == ["pkg/made_by_setup.py"]  # ran in the copy
 
 
 def test_failing_install_command_says_why(local_executor, sandbox_base):

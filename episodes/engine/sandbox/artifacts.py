@@ -9,7 +9,7 @@ the environment-leak check (the package importable from an empty folder) still h
 """
 from __future__ import annotations
 
-import filecmp
+import importlib.machinery
 import os
 import shutil
 from pathlib import Path
@@ -46,10 +46,15 @@ sys.meta_path.append(ArtifactFinder)
 '''
 
 
+MODULE_SUFFIXES = (*importlib.machinery.EXTENSION_SUFFIXES, ".py")
+
+
 def collect(source: Path, built: Path, dest: Path) -> list[str]:
-    """Copy the files of ``built`` (the install step's copy of ``source``) that are new or
-    changed against ``source`` into ``dest``; return their relative paths. Version control,
-    caches and packaging leftovers (build/, dist/, *.egg-info, .eggs) are not kept."""
+    """Copy the importable files (modules, extensions) of ``built`` (the install step's copy of
+    ``source``) that ``source`` does not have into ``dest``; return their relative paths.
+    Only new modules: the finder serves nothing else, and a tracked file the build rewrote
+    would put a copy of clean source where an agent can read it. Version control, caches and
+    packaging leftovers (build/, dist/, *.egg-info, .eggs) are not kept."""
     found = []
     for dirpath, dirnames, filenames in os.walk(built):
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS and not d.endswith(".egg-info")]
@@ -58,9 +63,9 @@ def collect(source: Path, built: Path, dest: Path) -> list[str]:
             rel = path.relative_to(built)
             original = source / rel
             # plain files only: the step is untrusted (a link could point anywhere, a fifo blocks)
-            if path.is_symlink() or not path.is_file() or name.endswith(".pyc"):
+            if path.is_symlink() or not path.is_file() or not name.endswith(MODULE_SUFFIXES):
                 continue
-            if original.is_file() and filecmp.cmp(original, path, shallow=False):
+            if os.path.lexists(original):
                 continue
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, dest / rel)
