@@ -15,6 +15,7 @@ HARNESS_OF_FORMAT = {
     "claude_code": Teacher.Harness.CLAUDE_CODE,
     "codex": Teacher.Harness.CODEX,
     "mini_swe_agent": Teacher.Harness.IMPORTED,
+    "swe_agent": Teacher.Harness.IMPORTED,
 }
 
 

@@ -5,18 +5,20 @@
     episode.trajectory, episode.metadata, episode.events
 
 Formats: ``claude_code`` (a session JSONL from ``~/.claude/projects/…``), ``codex`` (a rollout
-JSONL from ``~/.codex/sessions/…``), ``mini_swe_agent`` (a ``*.traj.json``). Input that is not
-in the format raises ``ImportFormatError`` naming the line (or message) at fault.
+JSONL from ``~/.codex/sessions/…``), ``mini_swe_agent`` (a ``*.traj.json``), ``swe_agent``
+(SWE-agent's ``<instance>.traj``). Input that is not in the format raises ``ImportFormatError``
+naming the line (or message) at fault.
 """
 from pathlib import Path
 
-from . import claude_code, codex, mini_swe_agent
+from . import claude_code, codex, mini_swe_agent, swe_agent
 from .base import ImportedEpisode, ImportFormatError
 
 FORMATS = {
     "claude_code": claude_code.parse,
     "codex": codex.parse,
     "mini_swe_agent": mini_swe_agent.parse,
+    "swe_agent": swe_agent.parse,
 }
 
 

@@ -10,7 +10,9 @@ from episodes.models import Bug
 
 
 # What a folder given on the command line is searched for (recursively), per format.
-PATTERNS = {"claude_code": "*.jsonl", "codex": "rollout-*.jsonl", "mini_swe_agent": "*.traj.json"}
+PATTERNS = {
+    "claude_code": "*.jsonl", "codex": "rollout-*.jsonl", "mini_swe_agent": "*.traj.json", "swe_agent": "*.traj",
+}
 
 
 def expand(paths: list[Path], fmt: str) -> list[Path]:
@@ -24,8 +26,8 @@ def expand(paths: list[Path], fmt: str) -> list[Path]:
 class Command(BaseCommand):
     help = (
         "Import agent logs recorded elsewhere (Claude Code sessions, Codex rollouts, mini-swe-agent "
-        ".traj.json) as Episodes of a teacher on a bug, in the canonical trajectory form. Without "
-        "--bug, only converts and checks the files (nothing is stored). A file that fails is "
+        ".traj.json, SWE-agent .traj) as Episodes of a teacher on a bug, in the canonical trajectory "
+        "form. Without --bug, only converts and checks the files (nothing is stored). A file that fails is "
         "reported and skipped; the others are still imported."
     )
 
@@ -36,7 +38,8 @@ class Command(BaseCommand):
         parser.add_argument("--bug", type=int, help="the bug these episodes attempted; omit to only check the files")
         parser.add_argument("--again", action="store_true", help="import files already imported for this teacher and bug")
         parser.add_argument("--grade", action="store_true",
-                            help="grade each submitted patch (mini-swe-agent) in the sandbox, as solving does")
+                            help="grade each submitted patch (mini-swe-agent, SWE-agent) in the sandbox, as solving "
+                                 "does")
 
     def handle(self, files, fmt, teacher, bug, again, grade, **options):
         target = None
