@@ -18,9 +18,7 @@ GRADING_MARGIN_S = 600  # checkouts and the two grading runs, on top of the agen
 
 
 def job_timeout(episode: Episode) -> int:
-    from .solving import agent_limits
-
-    return int(agent_limits(episode.teacher).max_wall_s + 2 * settings.BUGFORGE_RUN_TIMEOUT + GRADING_MARGIN_S)
+    return int(episode.teacher.limits().max_wall_s + 2 * settings.BUGFORGE_RUN_TIMEOUT + GRADING_MARGIN_S)
 
 
 def enqueue_episode(episode: Episode) -> str:

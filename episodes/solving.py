@@ -34,11 +34,14 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from .engine import passk
-from .engine.agent.loop import AgentLimits, run_agent, task_prompt
-from .engine.agent.tools import TOOL_SCHEMAS, Workbench
+from .engine.agent.loop import run_agent
+from .engine.agent.tools import Workbench
 from .engine.reward import grade
 from .engine.runners import run_external_agent
 from .engine.sandbox.base import Limits
+from .engine.scrub import Scrubber
+from .engine.task_format import TOOL_SCHEMAS, task_prompt
+from .gateway.budget import is_infrastructure_failure
 from .engine.validation import BugSpec
 from .gateway.server import gateway_url, serve_in_background
 from .models import Bug, Episode, SolveBatch, Teacher
@@ -49,6 +52,9 @@ log = logging.getLogger(__name__)
 BUILTIN_PROTOCOLS = ("openai_chat", "anthropic")
 EXTERNAL_PROTOCOL = {Teacher.Harness.CLAUDE_CODE: "anthropic", Teacher.Harness.CODEX: "openai_responses"}
 FINISHED = (Episode.Status.SOLVED, Episode.Status.UNSOLVED, Episode.Status.FAILED)
+GRADED = (Episode.Status.SOLVED, Episode.Status.UNSOLVED)  # what solve rate and pass@k count
+LIMIT_REASONS = (Episode.ExitReason.STEP_LIMIT, Episode.ExitReason.TOKEN_LIMIT, Episode.ExitReason.COST_LIMIT)
+SESSION_LOG_MAX_CHARS = 5_000_000
 HEARTBEAT_S = 30.0
 
 
@@ -72,10 +78,6 @@ def teacher_problem(teacher: Teacher) -> str:
     if want and endpoint.protocol != want:
         return f"{teacher.get_harness_display()} needs an endpoint speaking {want}, not {endpoint.protocol}"
     return ""
-
-
-def agent_limits(teacher: Teacher) -> AgentLimits:
-    return AgentLimits.from_dict(teacher.config)
 
 
 # --- launching ------------------------------------------------------------------------------
@@ -145,17 +147,15 @@ def cancel(batch: SolveBatch) -> int:
 
 @dataclass
 class Attempt:
-    """What a harness run left behind, whichever harness it was."""
+    """What a harness run left behind, whichever harness it was. Its steps, tokens and cost are
+    not here: the gateway's per-call records are the one source of those."""
 
     exit_reason: str
     error: str = ""
-    steps: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
     messages: list[dict] = field(default_factory=list)  # the agent's own view (built-in only)
     events: list = field(default_factory=list)  # the CLI's JSON events (external only)
     stats: dict = field(default_factory=dict)
+    session_log: str = ""  # the CLI's own log (external only)
 
 
 def run_episode(episode_id: int) -> str:
@@ -210,7 +210,7 @@ def _run(episode: Episode) -> str:
     repo = bug.repository
     spec = repo_spec(repo)
     token = episode.issue_gateway_token()
-    task = task_prompt(bug.problem_statement)
+    task = task_prompt(bug.problem_statement, harness=teacher.harness)
     with workspaces().task_checkout(spec.mirror, spec.commit, patch=bug.patch) as workspace:
         if teacher.harness == Teacher.Harness.BUILTIN:
             attempt = _run_builtin(episode, workspace, spec.environment, task, token)
@@ -221,20 +221,19 @@ def _run(episode: Episode) -> str:
             fail_to_pass=bug.fail_to_pass, pass_to_pass=bug.pass_to_pass, workspace=workspace,
             limits=default_limits(repo), suspicious=settings.BUGFORGE_SUSPICIOUS_EPISODES,
         )
-    return _store(episode, attempt, result)
+    return _store(episode, attempt, result, secrets=(token, teacher.endpoint.api_key))
 
 
 def _run_builtin(episode: Episode, workspace: Path, environment: str | None, task: str, token: str) -> Attempt:
     endpoint = episode.teacher.endpoint
-    limits = agent_limits(episode.teacher)
+    limits = episode.teacher.limits()
     bench = Workbench(executor(), workspace, _command_limits(), environment=environment)
     with gateway_url() as base:
         config = endpoint.engine_config()
         config.base_url, config.api_key = base, token  # the agent only ever holds the token
         run = run_agent(config, bench, task, limits=limits)
     return Attempt(
-        exit_reason=run.exit_reason, error=run.error, steps=run.steps, tokens_in=run.tokens_in,
-        tokens_out=run.tokens_out, cost_usd=run.cost_usd, messages=run.messages,
+        exit_reason=run.exit_reason, error=run.error, messages=run.messages,
         stats={"calls": run.calls, "malformed": run.malformed, "tool_errors": run.tool_errors,
                "elapsed_s": run.elapsed_s, "gateway": True},
     )
@@ -242,7 +241,7 @@ def _run_builtin(episode: Episode, workspace: Path, environment: str | None, tas
 
 def _run_external(episode: Episode, workspace: Path, environment: str | None, task: str, token: str) -> Attempt:
     teacher = episode.teacher
-    limits = agent_limits(teacher)
+    limits = teacher.limits()
     sandbox = Limits(timeout_s=limits.max_wall_s, memory_mb=4096, pids=512)
     socket_dir = Path(workspace).parent / f".gw-{episode.pk}-{Path(workspace).name}"
     socket_dir.mkdir(mode=0o755, exist_ok=True)
@@ -256,10 +255,8 @@ def _run_external(episode: Episode, workspace: Path, environment: str | None, ta
     finally:
         shutil.rmtree(socket_dir, ignore_errors=True)
     summary = run.summary or {}
-    return Attempt(
-        exit_reason=run.exit_reason, error=run.error, steps=int(summary.get("turns") or 0),
-        tokens_in=int(summary.get("tokens_in") or 0), tokens_out=int(summary.get("tokens_out") or 0),
-        cost_usd=float(summary.get("cost_usd") or 0), events=run.events,
+    return Attempt(  # steps, tokens and cost: the gateway's records (the CLI's own are in the summary)
+        exit_reason=run.exit_reason, error=run.error, events=run.events, session_log=run.session_log,
         stats={"exit_code": run.exit_code, "duration_s": run.duration_s, "summary": summary,
                "stderr_tail": run.stderr_tail, "gateway": True},
     )
@@ -270,38 +267,63 @@ def _command_limits() -> Limits:
     return Limits(timeout_s=settings.BUGFORGE_RUN_TIMEOUT)
 
 
-def _store(episode: Episode, attempt: Attempt, result) -> str:
+def outcome(calls: list[dict], attempt: Attempt, rewarded: bool) -> tuple[str, str, str]:
+    """(status, exit reason, error) of a finished attempt.
+
+    The gateway's records decide what the harness cannot be trusted to say: a call refused
+    for a limit makes the exit reason that limit (whatever the CLI then printed), and the
+    attempt is graded as usual. An infrastructure failure — the upstream down, a 5xx to the
+    last call, the harness or the sandbox failing — makes the episode an *error*: not a
+    failed attempt, so it never counts in solve rate or pass@k. Its reason is the first clear
+    one: the gateway's record of the first failing call, else the harness's own error line."""
+    limit = next((c["refused"] for c in calls if c.get("refused") in LIMIT_REASONS), "")
+    if rewarded:
+        return Episode.Status.SOLVED, limit or attempt.exit_reason, ""
+    if limit:
+        return Episode.Status.UNSOLVED, limit, ""
+    answered = [c for c in calls if not c.get("refused") and c.get("error") != "client disconnected"]
+    if answered and (is_infrastructure_failure(answered[-1]) or any(c.get("refused") for c in calls)):
+        streak = []  # the failures that ended the episode, in order
+        for c in reversed(answered):
+            if not is_infrastructure_failure(c):
+                break
+            streak.insert(0, c)
+        first = streak[0] if streak else answered[-1]
+        reason = f"upstream failure: {first.get('error') or 'HTTP %s' % first.get('status_code')}"
+        return Episode.Status.FAILED, Episode.ExitReason.ERROR, "\n".join(filter(None, [reason, attempt.error]))
+    if attempt.exit_reason == Episode.ExitReason.ERROR:
+        return Episode.Status.FAILED, Episode.ExitReason.ERROR, attempt.error
+    return Episode.Status.UNSOLVED, attempt.exit_reason, attempt.error
+
+
+def _store(episode: Episode, attempt: Attempt, result, secrets=()) -> str:
+    """Store what the attempt left. Steps, tokens and cost are not set here: the gateway adds
+    every call to the episode's totals as it records it (the one source of those figures)."""
     calls = list(episode.llm_calls.order_by("sequence").values("protocol", "path", "request", "response", "status_code",
-                                                                "error", "tokens_in", "tokens_out", "cost_usd"))
-    if result.reward:
-        status = Episode.Status.SOLVED
-    elif attempt.exit_reason == Episode.ExitReason.ERROR:
-        status = Episode.Status.FAILED
-    else:
-        status = Episode.Status.UNSOLVED
-    fields = {
-        "status": status,
-        "exit_reason": attempt.exit_reason,
-        "error": attempt.error,
-        "final_patch": result.patch,
-        "reward": 1.0 if result.reward else 0.0,
-        "grading": result.to_dict(),
-        "integrity": Episode.integrity_of(result.to_dict()),
-        "trajectory": _trajectory(calls, attempt),
-        "agent_events": attempt.events,
-        "agent_stats": attempt.stats,
-        "finished_at": timezone.now(),
-    }
-    if calls:  # the recorded calls are the truth (the gateway keeps these totals as it goes)
-        fields["tokens_in"] = sum(c["tokens_in"] for c in calls)
-        fields["tokens_out"] = sum(c["tokens_out"] for c in calls)
-        fields["cost_usd"] = sum((c["cost_usd"] for c in calls), Decimal(0))
-        fields["steps"] = attempt.steps or sum(1 for c in calls if not c["error"] and (c["status_code"] or 200) < 300)
-    else:
-        fields.update(tokens_in=attempt.tokens_in, tokens_out=attempt.tokens_out,
-                      cost_usd=Decimal(str(attempt.cost_usd)).quantize(Decimal("0.000001")), steps=attempt.steps)
-    Episode.objects.filter(pk=episode.pk).update(**fields)
+                                                                "error", "refused"))
+    status, exit_reason, error = outcome(calls, attempt, bool(result.reward))
+    scrub = Scrubber(*secrets)  # e.g. an agent that printed its environment: the token is in its events
+    Episode.objects.filter(pk=episode.pk).update(
+        status=status,
+        exit_reason=exit_reason,
+        error=scrub.text(error)[:20000],
+        final_patch=scrub.text(result.patch),
+        reward=1.0 if result.reward else 0.0,
+        grading=scrub.obj(result.to_dict()),
+        integrity=Episode.integrity_of(result.to_dict()),
+        trajectory=scrub.obj(_trajectory(calls, attempt)),
+        agent_events=scrub.obj(attempt.events),
+        agent_stats=scrub.obj(attempt.stats),
+        session_log=_capped(scrub.text(attempt.session_log), SESSION_LOG_MAX_CHARS),
+        finished_at=timezone.now(),
+    )
     return status
+
+
+def _capped(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[bugforge: session log cut at {limit} of {len(text)} characters]\n"
 
 
 def _trajectory(calls: list[dict], attempt: Attempt) -> dict:
@@ -337,12 +359,13 @@ def _trajectory(calls: list[dict], attempt: Attempt) -> dict:
 
 def figures(episodes, k: int | None = None) -> dict:
     """Totals over a set of episodes: counts by status, solve rate (solved / graded), tokens,
-    cost, and per-bug pass@1 / pass@k with tokens and cost per solved bug."""
+    cost, and per-bug pass@1 / pass@k (graded attempts only: errors are apart, with their
+    commonest reasons) with tokens and cost per solved bug."""
     counts = dict(episodes.values_list("status").annotate(n=Count("id")).order_by())
     totals = episodes.aggregate(tin=Sum("tokens_in"), tout=Sum("tokens_out"), cost=Sum("cost_usd"))
     per_bug = {
         row["bug_id"]: (row["n"], row["c"])
-        for row in episodes.filter(status__in=FINISHED).values("bug_id").annotate(
+        for row in episodes.filter(status__in=GRADED).values("bug_id").annotate(
             n=Count("id"), c=Count("id", filter=Q(status=Episode.Status.SOLVED))
         ).order_by()
     }
@@ -359,12 +382,23 @@ def figures(episodes, k: int | None = None) -> dict:
         "solved": solved,
         "graded": graded,
         "solve_rate": solved / graded if graded else None,
+        "errors": counts.get(Episode.Status.FAILED, 0),
+        "error_reasons": error_reasons(episodes),
         "tokens": tokens,
         "cost_usd": cost,
         **bugs,
         "tokens_per_solved_bug": tokens / bugs["bugs_solved"] if bugs["bugs_solved"] else None,
         "cost_per_solved_bug": cost / bugs["bugs_solved"] if bugs["bugs_solved"] else None,
     }
+
+
+def error_reasons(episodes, top: int = 5) -> list[tuple[str, int]]:
+    """The commonest first lines of the errors among ``episodes``, with their counts."""
+    reasons: dict[str, int] = {}
+    for error in episodes.filter(status=Episode.Status.FAILED).values_list("error", flat=True)[:2000]:
+        line = (error or "no reason recorded").strip().splitlines()[0][:300]
+        reasons[line] = reasons.get(line, 0) + 1
+    return sorted(reasons.items(), key=lambda kv: -kv[1])[:top]
 
 
 def teacher_figures(teacher: Teacher) -> dict:

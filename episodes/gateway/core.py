@@ -17,13 +17,17 @@ Answers the gateway makes itself are in the calling protocol's error shape: 401 
 expired token (nothing forwarded), 400 protocol mismatch (an Anthropic endpoint called on an
 OpenAI route or the reverse), 404 unknown route, 405 wrong method, 413 request too large, 502
 upstream unreachable or broken before answering, 504 upstream timed out. Upstream answers,
-errors included, are passed back with their status, headers and body unchanged.
+errors included, are passed back with their status, headers and body unchanged. A call past the
+episode's step, token or cost budget, or after the upstream failed several times in a row, is
+refused with a 400 without being forwarded (``budget.py``).
 
 The ``call`` dict handed to ``record``: episode_id, endpoint_id, protocol (of the route), path,
 streamed, request (JSON body as forwarded; ``{"raw": ...}`` if not JSON), response (the
 reassembled answer in the non-streaming shape), raw_stream (SSE bytes as text, capped at
 ``raw_stream_max_bytes`` with a truncation note), status_code, error, tokens_in, tokens_out,
-cost_usd, latency_ms, ttfb_ms, step (a completed generation: 2xx, no error, not count_tokens).
+cache_read, cache_write (parts of tokens_in), cost_usd (cache priced apart), latency_ms, ttfb_ms, step (a
+completed generation of a request offering tools: 2xx, no error, not count_tokens), refused (the
+limit a call was refused for, see budget.py: it was not forwarded).
 The real key and the token are scrubbed from everything in it.
 """
 from __future__ import annotations
@@ -49,8 +53,11 @@ except ImportError:  # pragma: no cover
         return json.dumps(value).encode()
 
 from episodes.engine.llm.client import EndpointConfig
+from episodes.engine.llm.usage import Usage, usage_of
+from episodes.engine.scrub import Scrubber
 
-from .reassemble import Reassembler, usage_of
+from .budget import REFUSAL_STATUS, Budget, Ledger, Spent
+from .reassemble import Reassembler
 
 log = logging.getLogger("bugforge.gateway")
 
@@ -71,7 +78,6 @@ FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "anthropic-version", "ant
 # Hop-by-hop headers, and the ones the ASGI server writes itself.
 DROPPED_RESPONSE_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-authenticate",
                             "proxy-authorization", "te", "trailer", "upgrade", "date", "server"}
-REDACTED = "[redacted]"
 MAX_ERROR_CHARS = 2000
 
 
@@ -85,14 +91,19 @@ class Upstream:
     model: str = ""
     usd_per_mtok_in: Decimal | float = 0
     usd_per_mtok_out: Decimal | float = 0
+    usd_per_mtok_cache_read: Decimal | float | None = None
+    usd_per_mtok_cache_write: Decimal | float | None = None
     episode_id: int | None = None
     endpoint_id: int | None = None
+    budget: Budget | None = None  # the episode's limits, enforced per call (see budget.py)
+    spent: Spent | None = None  # the episode's recorded totals when the token was looked up
 
     def __post_init__(self):
         # One normalisation of base URLs and one cost rule for the whole project: the LLM client's.
         self._config = EndpointConfig(
             "anthropic" if self.protocol == "anthropic" else "openai_chat", self.base_url, self.model,
             usd_per_mtok_in=self.usd_per_mtok_in, usd_per_mtok_out=self.usd_per_mtok_out,
+            usd_per_mtok_cache_read=self.usd_per_mtok_cache_read, usd_per_mtok_cache_write=self.usd_per_mtok_cache_write,
         )
 
     def url_for(self, route: str) -> str:
@@ -100,8 +111,8 @@ class Upstream:
         # Anthropic's base is the server root; an OpenAI base already ends in /v1 (or its own path).
         return base + (route if self.protocol == "anthropic" else route[len("/v1"):])
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        return self._config.cost(tokens_in, tokens_out)
+    def cost(self, usage: Usage) -> float:
+        return self._config.cost(usage)
 
     def auth_headers(self) -> list[tuple[str, str]]:
         if not self.api_key:
@@ -135,31 +146,6 @@ def _bearer(value: str | None) -> str:
     return ""
 
 
-class _Scrubber:
-    """Replaces the secrets (real key, gateway token) wherever they appear in what is stored."""
-
-    def __init__(self, *secrets: str):
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
-        self._bytes = [s.encode() for s in self.secrets]
-
-    def present_in(self, data: bytes) -> bool:
-        return any(s in data for s in self._bytes)
-
-    def text(self, value: str) -> str:
-        for s in self.secrets:
-            value = value.replace(s, REDACTED)
-        return value
-
-    def obj(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(k) if isinstance(k, str) else k: self.obj(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.obj(v) for v in value]
-        return value
-
-
 def _buffered(stream) -> bytes:
     """What an aiohttp stream has received but not handed over (private API; aiohttp is pinned)."""
     try:
@@ -182,7 +168,7 @@ class GatewayApp:
 
     def __init__(self, resolve: Resolve, record: Record, *, timeout_s: float = 600, connect_timeout_s: float = 10,
                  max_request_bytes: int = 32 * 1024 * 1024, raw_stream_max_bytes: int = 4 * 1024 * 1024,
-                 on_shutdown: Callable[[], Any] | None = None):
+                 on_shutdown: Callable[[], Any] | None = None, max_upstream_failures: int = 3):
         self.resolve = resolve
         self.record = record
         # No total cap (a long generation is fine); a silent upstream times out between bytes.
@@ -190,6 +176,7 @@ class GatewayApp:
         self.max_request_bytes = max_request_bytes
         self.raw_stream_max_bytes = raw_stream_max_bytes
         self.on_shutdown = on_shutdown
+        self.ledger = Ledger(max_upstream_failures)
         self._client: aiohttp.ClientSession | None = None
 
     # -- ASGI plumbing ------------------------------------------------------------------------
@@ -312,7 +299,7 @@ class GatewayApp:
 
     async def _forward(self, receive, send, started: float, upstream: Upstream, token: str, protocol: str,
                        route: str, query: str, headers: dict, body: bytes):
-        scrub = _Scrubber(upstream.api_key, token)
+        scrub = Scrubber(upstream.api_key, token)
         request_doc, outgoing = self._prepare(upstream, body)
         out_headers = [(k, headers[k]) for k in FORWARDED_REQUEST_HEADERS if k in headers]
         if protocol == "anthropic" and "anthropic-version" not in headers:
@@ -325,8 +312,13 @@ class GatewayApp:
             "path": (route + (f"?{query}" if query else ""))[:200], "streamed": wants_stream,
             "request": scrub.obj(request_doc) if scrub.present_in(body) else request_doc,
             "response": {}, "raw_stream": "", "status_code": None, "error": "", "tokens_in": 0, "tokens_out": 0,
-            "cost_usd": 0.0, "latency_ms": None, "ttfb_ms": None, "step": False,
+            "cache_read": 0, "cache_write": 0, "cost_usd": 0.0, "latency_ms": None, "ttfb_ms": None, "step": False,
+            "refused": "",
         }
+        refusal = self.ledger.refusal(upstream.episode_id, upstream.budget, upstream.spent)
+        if refusal is not None:  # over budget, or the upstream is down: not forwarded
+            call["refused"] = refusal[0]
+            return await self._failed(send, call, started, protocol, REFUSAL_STATUS, refusal[1], scrub)
 
         # The client may hang up at any time, also while the upstream is still thinking: then the
         # upstream request is dropped at once rather than when (if ever) it answers.
@@ -434,7 +426,7 @@ class GatewayApp:
         return requesting.result()
 
     def _describe_answer(self, call: dict, protocol: str, route: str, response, raw: bytes, total: int,
-                         reassembler: Reassembler | None, scrub: _Scrubber, upstream: Upstream) -> None:
+                         reassembler: Reassembler | None, scrub: Scrubber, upstream: Upstream) -> None:
         status = response.status
         problem = ""
         if reassembler is not None:
@@ -471,12 +463,14 @@ class GatewayApp:
         if problem and not call["error"]:
             call["error"] = scrub.text(str(problem))[:MAX_ERROR_CHARS]
         if route != "/v1/messages/count_tokens":
-            call["tokens_in"], call["tokens_out"] = usage_of(protocol, body)
-            call["cost_usd"] = upstream.cost(call["tokens_in"], call["tokens_out"])
-            call["step"] = 200 <= status < 300 and not call["error"]
+            usage = usage_of(protocol, body)
+            call.update(tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cache_read=usage.cache_read,
+                        cache_write=usage.cache_write, cost_usd=upstream.cost(usage))
+            offers_tools = isinstance(call["request"], dict) and bool(call["request"].get("tools"))
+            call["step"] = 200 <= status < 300 and not call["error"] and offers_tools
 
     async def _failed(self, send, call: dict, started: float, protocol: str, status: int, message: str,
-                      scrub: _Scrubber) -> None:
+                      scrub: Scrubber) -> None:
         message = scrub.text(message)[:MAX_ERROR_CHARS]
         payload = error_body(protocol, status, f"bugforge gateway: {message}")
         await self._json(send, status, payload)
@@ -485,6 +479,7 @@ class GatewayApp:
         await self._record(call)
 
     async def _record(self, call: dict) -> None:
+        self.ledger.add(call["episode_id"], call)  # before the (slower) store: the next call sees it
         log.info("%s %s episode=%s status=%s tokens=%d/%d %.1f ms%s", call["protocol"], call["path"],
                  call["episode_id"], call["status_code"], call["tokens_in"], call["tokens_out"],
                  call["latency_ms"] or 0, f" error: {call['error'][:200]}" if call["error"] else "")

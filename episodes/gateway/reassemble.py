@@ -11,7 +11,7 @@ the protocol's *non-streaming* shape, so a streamed call and a plain one are sto
 * ``openai_responses``: the ``response`` of ``response.completed`` (or, if the stream stopped
   early, one built from the output items and deltas seen so far).
 
-``usage_of(protocol, body)`` reads (tokens_in, tokens_out) from a response in that shape.
+The usage of the reassembled response is read by ``episodes.engine.llm.usage.usage_of``.
 """
 from __future__ import annotations
 
@@ -57,29 +57,6 @@ class SSEDecoder:
                 self._event = value
             elif name == "data":
                 self._data.append(value)
-
-
-def _int(value) -> int:
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def usage_of(protocol: str, body) -> tuple[int, int]:
-    """(tokens_in, tokens_out) of a response body in the protocol's non-streaming shape."""
-    if not isinstance(body, dict):
-        return 0, 0
-    usage = body.get("usage")
-    if not isinstance(usage, dict):
-        return 0, 0
-    if protocol == "openai_chat":
-        return _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
-    if protocol == "anthropic":
-        tokens_in = (_int(usage.get("input_tokens")) + _int(usage.get("cache_creation_input_tokens"))
-                     + _int(usage.get("cache_read_input_tokens")))
-        return tokens_in, _int(usage.get("output_tokens"))
-    return _int(usage.get("input_tokens")), _int(usage.get("output_tokens"))
 
 
 def _json(data: str):

@@ -23,6 +23,7 @@ from decimal import Decimal
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Max
 
+from .budget import Spent
 from .core import Upstream
 
 log = logging.getLogger("bugforge.gateway")
@@ -39,7 +40,10 @@ def resolve_token(token: str) -> Upstream | None:
     return Upstream(
         protocol=endpoint.protocol, base_url=endpoint.base_url, api_key=endpoint.api_key, model=endpoint.model,
         usd_per_mtok_in=endpoint.usd_per_mtok_in, usd_per_mtok_out=endpoint.usd_per_mtok_out,
-        episode_id=episode.pk, endpoint_id=endpoint.pk,
+        usd_per_mtok_cache_read=endpoint.usd_per_mtok_cache_read,
+        usd_per_mtok_cache_write=endpoint.usd_per_mtok_cache_write,
+        episode_id=episode.pk, endpoint_id=endpoint.pk, budget=episode.teacher.budget(),
+        spent=Spent(steps=episode.steps, tokens=episode.tokens_in + episode.tokens_out, cost_usd=float(episode.cost_usd)),
     )
 
 
@@ -81,6 +85,8 @@ def record_calls(calls: list[dict]) -> list[int | None]:
                     path=call["path"], streamed=call["streamed"], sequence=last + n, request=call["request"],
                     response=call["response"], raw_stream=call["raw_stream"], status_code=call["status_code"],
                     error=call["error"], tokens_in=call["tokens_in"], tokens_out=call["tokens_out"],
+                    cache_read=call.get("cache_read") or 0, cache_write=call.get("cache_write") or 0,
+                    refused=call.get("refused") or "",
                     cost_usd=_cost(call), latency_ms=call["latency_ms"], ttfb_ms=call["ttfb_ms"],
                 ))
         created = LLMCall.objects.bulk_create(rows)

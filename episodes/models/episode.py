@@ -26,6 +26,14 @@ class LLMEndpoint(models.Model):
     api_key = models.CharField(max_length=500, blank=True)
     usd_per_mtok_in = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     usd_per_mtok_out = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    usd_per_mtok_cache_read = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True,
+        help_text="USD per million input tokens read from the prompt cache; blank = the provider's ratio "
+                  "(Anthropic 0.1×, OpenAI 0.1× the input price)")
+    usd_per_mtok_cache_write = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True,
+        help_text="USD per million input tokens written to the prompt cache; blank = the provider's ratio "
+                  "(Anthropic 1.25×, OpenAI 1× the input price)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -41,6 +49,7 @@ class LLMEndpoint(models.Model):
         return EndpointConfig(
             protocol=self.protocol, base_url=self.base_url, model=self.model, api_key=self.api_key,
             usd_per_mtok_in=self.usd_per_mtok_in, usd_per_mtok_out=self.usd_per_mtok_out,
+            usd_per_mtok_cache_read=self.usd_per_mtok_cache_read, usd_per_mtok_cache_write=self.usd_per_mtok_cache_write,
         )
 
     def __repr__(self):  # never leak the key into logs or tracebacks
@@ -70,6 +79,19 @@ class Teacher(models.Model):
 
     def __str__(self):
         return self.name
+
+    def limits(self):
+        """The episode limits in ``config`` (steps, tokens, cost, wall time), defaults filled in."""
+        from episodes.engine.agent.loop import AgentLimits
+
+        return AgentLimits.from_dict(self.config)
+
+    def budget(self):
+        """What the gateway enforces on every call of this teacher's episodes, any harness."""
+        from episodes.gateway.budget import Budget
+
+        limits = self.limits()
+        return Budget(max_steps=limits.max_steps, max_tokens=limits.max_tokens, max_cost_usd=limits.max_cost_usd)
 
 
 class SolveBatch(models.Model):
@@ -138,7 +160,7 @@ class Episode(models.Model):
         RUNNING = "running"
         SOLVED = "solved"
         UNSOLVED = "unsolved"
-        FAILED = "failed", "failed (error)"
+        FAILED = "failed", "error"  # infrastructure: never counted as a failed attempt
         CANCELLED = "cancelled"
 
     class ExitReason(models.TextChoices):
@@ -175,6 +197,8 @@ class Episode(models.Model):
     final_patch = models.TextField(blank=True)
     reward = models.FloatField(null=True, blank=True)
     trajectory = models.JSONField(default=dict, blank=True, help_text='canonical {"messages", "tools"}')
+    session_log = models.TextField(
+        blank=True, help_text="the CLI's own session log (Claude Code session / Codex rollout JSONL), secrets scrubbed")
     gateway_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     steps = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveBigIntegerField(default=0)
@@ -272,7 +296,12 @@ class LLMCall(models.Model):
     error = models.TextField(blank=True)
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
+    cache_read = models.PositiveIntegerField(default=0, help_text="of tokens_in: read from the prompt cache")
+    cache_write = models.PositiveIntegerField(default=0, help_text="of tokens_in: written to the prompt cache")
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    refused = models.CharField(
+        max_length=16, blank=True,
+        help_text="the gateway refused this call without forwarding it: step_limit, token_limit, cost_limit, upstream_down")
     latency_ms = models.FloatField(null=True, blank=True)
     ttfb_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

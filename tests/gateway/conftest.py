@@ -28,8 +28,8 @@ def module_db(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def make_episode(module_db, upstream):
-    """``make_episode(protocol, **endpoint_fields) -> (episode, token)``: a live episode whose
-    teacher's endpoint is the scripted upstream. Its rows (and calls) are deleted afterwards."""
+    """``make_episode(protocol, config=teacher_config, **endpoint_fields) -> (episode, token)``:
+    a live episode whose teacher's endpoint is the scripted upstream. Its rows (and calls) are deleted afterwards."""
     from episodes.models import Bug, Episode, LLMEndpoint, Repository, Teacher
 
     tag = uuid.uuid4().hex[:10]
@@ -37,13 +37,13 @@ def make_episode(module_db, upstream):
     bug = Bug.objects.create(repository=repo, base_commit="a" * 40, patch="p", verifier="v")
     made = []
 
-    def make(protocol="anthropic", status="running", **endpoint_kw):
+    def make(protocol="anthropic", status="running", config=None, **endpoint_kw):
         name = f"gw-{tag}-{len(made) + 1}"
         fields = dict(name=name, protocol=protocol, base_url=upstream.url, model="upstream-model",
                       api_key=KEY, usd_per_mtok_in=3, usd_per_mtok_out=15)
         fields.update(endpoint_kw)
         endpoint = LLMEndpoint.objects.create(**fields)
-        teacher = Teacher.objects.create(name=name, endpoint=endpoint)
+        teacher = Teacher.objects.create(name=name, endpoint=endpoint, config=config or {})
         episode = Episode.objects.create(bug=bug, teacher=teacher, status=status)
         made.append(episode)
         return episode, episode.issue_gateway_token()

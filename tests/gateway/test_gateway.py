@@ -16,8 +16,17 @@ ROUTE = {"openai_chat": "/v1/chat/completions", "openai_responses": "/v1/respons
 CALL = {"id": "call_7", "name": "edit", "arguments": {"path": "cartcalc/tax.py", "old": "a < b", "new": "a <= b"}}
 
 
-def request_body(protocol, stream=False):
+TOOL_OFFERED = {  # an agent's request offers tools: its completed calls are steps
+    "anthropic": {"name": "edit", "description": "edit a file", "input_schema": {"type": "object"}},
+    "openai_chat": {"type": "function", "function": {"name": "edit", "parameters": {"type": "object"}}},
+    "openai_responses": {"type": "function", "name": "edit", "parameters": {"type": "object"}},
+}
+
+
+def request_body(protocol, stream=False, tools=True):
     body = {"model": "agent-chosen-model", "max_tokens": 256}
+    if tools:
+        body["tools"] = [TOOL_OFFERED[protocol]]
     if protocol == "openai_responses":
         body["input"] = [{"role": "user", "content": "fix the bug"}]
     else:
@@ -290,7 +299,7 @@ def test_official_sdks_work_through_the_gateway(gateway, make_episode, upstream)
         message = s.get_final_message()
     assert message.content[1].input == CALL["arguments"]
     with openai.OpenAI(base_url=gateway + "/v1", api_key=o_token, max_retries=0).responses.stream(
-            model="x", input="hi") as s:
+            model="x", input="hi", tools=[TOOL_OFFERED["openai_responses"]]) as s:
         response = s.get_final_response()
     assert response.output_text == "done"
     [a_row] = wait_for_calls(a_episode, 1)

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from episodes.gateway.core import Upstream
-from episodes.gateway.reassemble import Reassembler, SSEDecoder, usage_of
+from episodes.engine.llm.usage import Usage, usage_of
+from episodes.gateway.reassemble import Reassembler, SSEDecoder
 from tests.llm.fake_upstream import STREAMERS, Reply
 
 CALL = {"id": "call_9", "name": "bash", "arguments": {"command": "pytest -q tests/test_tax.py", "timeout": 30}}
@@ -28,7 +29,7 @@ def test_any_chunking_gives_the_same_answer(protocol, size):
     r = feed_in_pieces(protocol, data, size)
     result = r.result()
     assert r.finished and r.error == ""
-    assert usage_of(protocol, result) == (9, 4)
+    assert (usage_of(protocol, result).tokens_in, usage_of(protocol, result).tokens_out) == (9, 4)
     if protocol == "openai_chat":
         message = result["choices"][0]["message"]
         assert message["content"] == "two words" and result["choices"][0]["finish_reason"] == "tool_calls"
@@ -70,7 +71,7 @@ def test_anthropic_thinking_and_malformed_tool_input_are_kept():
     assert result["content"][0] == {"type": "thinking", "thinking": "hmm", "signature": "sig"}
     assert result["content"][1]["input"] == {"_partial_json": '{"a": '}  # cut off, kept as it came
     assert r.error == "Overloaded" and not r.finished
-    assert usage_of("anthropic", result) == (8, 0)
+    assert usage_of("anthropic", result) == Usage(8, 0, cache_read=3)
 
 
 def test_garbage_in_a_stream_is_an_error_not_an_exception():
@@ -91,4 +92,4 @@ def test_upstream_urls(protocol, base, route, url):
     upstream = Upstream(protocol, base, "sk-secret", "m", 3, 15)
     assert upstream.url_for(route) == url
     assert "sk-secret" not in repr(upstream)
-    assert upstream.cost(1_000_000, 0) == 3
+    assert upstream.cost(Usage(1_000_000, 0)) == 3

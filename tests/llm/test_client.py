@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import pytest
 
+from episodes.engine.llm.usage import Usage
+
 from episodes.engine.llm import ChatResult, EndpointConfig, LLMClient
 
 from .fake_upstream import Reply
@@ -129,10 +131,10 @@ def test_cost_from_decimal_prices_and_anthropic_cache_tokens():
     config = EndpointConfig(
         "anthropic", "http://x", "m", usd_per_mtok_in=Decimal("0.8000"), usd_per_mtok_out=Decimal("4")
     )
-    assert config.cost(1_000_000, 250_000) == pytest.approx(1.8)
+    assert config.cost(Usage(1_000_000, 250_000)) == pytest.approx(1.8)
     body = {"content": [{"type": "text", "text": "t"}],
             "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 7}}
-    assert LLMClient._extract("anthropic", body) == ("t", 15, 7, "")
+    assert LLMClient._extract("anthropic", body) == ("t", Usage(15, 7, cache_read=5), "")
 
 
 def test_unknown_protocol_is_refused_and_results_default_empty():

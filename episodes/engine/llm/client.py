@@ -21,10 +21,12 @@ from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from ..scrub import Scrubber
+from .usage import Prices, Usage, family_of, usage_of
+
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("openai_chat", "anthropic")
-REDACTED = "[redacted]"
 MAX_ERROR_CHARS = 2000
 # what _extract says about a well-formed reply that has no text (fine when tools were offered)
 _NO_TEXT_PROBLEMS = ("response message has no text content", "response has no text content")
@@ -43,6 +45,8 @@ class EndpointConfig:
     usd_per_mtok_out: float | Decimal = 0
     timeout_s: float = 120
     max_tokens: int = 4096
+    usd_per_mtok_cache_read: float | Decimal | None = None  # None: the provider's published ratio
+    usd_per_mtok_cache_write: float | Decimal | None = None
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
@@ -55,9 +59,13 @@ class EndpointConfig:
             f"usd_per_mtok_out={self.usd_per_mtok_out}, timeout_s={self.timeout_s}, max_tokens={self.max_tokens})"
         )
 
-    def cost(self, tokens_in: int, tokens_out: int) -> float:
-        usd = Decimal(str(self.usd_per_mtok_in)) * tokens_in + Decimal(str(self.usd_per_mtok_out)) * tokens_out
-        return float(usd / Decimal(1_000_000))
+    @property
+    def prices(self) -> Prices:
+        return Prices(self.usd_per_mtok_in, self.usd_per_mtok_out, self.usd_per_mtok_cache_read,
+                      self.usd_per_mtok_cache_write, family=family_of(self.protocol))
+
+    def cost(self, usage: Usage) -> float:
+        return self.prices.cost(usage)
 
     def sdk_base_url(self) -> str:
         url = (self.base_url or "").strip().rstrip("/")
@@ -73,6 +81,8 @@ class ChatResult:
     text: str = ""
     tokens_in: int = 0
     tokens_out: int = 0
+    cache_read: int = 0  # of tokens_in (see usage.Usage)
+    cache_write: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0
     request: dict = field(default_factory=dict)
@@ -88,16 +98,7 @@ class ChatResult:
 
 
 def _scrub(value: Any, secret: str) -> Any:
-    """``value`` with every occurrence of ``secret`` replaced (strings inside containers too)."""
-    if not secret or len(secret) < 4:
-        return value
-    if isinstance(value, str):
-        return value.replace(secret, REDACTED)
-    if isinstance(value, dict):
-        return {_scrub(k, secret): _scrub(v, secret) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v, secret) for v in value]
-    return value
+    return Scrubber(secret).obj(value)
 
 
 def _body_of(http_response) -> tuple[dict, str]:
@@ -113,13 +114,6 @@ def _body_of(http_response) -> tuple[dict, str]:
     if not isinstance(body, dict):
         return {"raw": text[:MAX_ERROR_CHARS]}, "response body is not a JSON object"
     return body, ""
-
-
-def _int(value) -> int:
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 def _error_message(body: dict) -> str:
@@ -185,38 +179,31 @@ class LLMClient:
         return sdk.messages.with_raw_response.create(**body)
 
     @staticmethod
-    def _extract(protocol: str, body: dict) -> tuple[str, int, int, str]:
-        """(text, tokens_in, tokens_out, problem) from a successful response body."""
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    def _extract(protocol: str, body: dict) -> tuple[str, Usage, str]:
+        """(text, usage, problem) from a successful response body."""
+        usage = usage_of(protocol, body)
         if protocol == "openai_chat":
-            tokens_in, tokens_out = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
             choices = body.get("choices")
             if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-                return "", tokens_in, tokens_out, "response has no choices"
+                return "", usage, "response has no choices"
             message = choices[0].get("message")
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(content, list):  # some compatible servers send content parts
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
             if not isinstance(content, str) or not content:
-                return "", tokens_in, tokens_out, "response message has no text content"
-            return content, tokens_in, tokens_out, ""
-        tokens_in = (
-            _int(usage.get("input_tokens"))
-            + _int(usage.get("cache_creation_input_tokens"))
-            + _int(usage.get("cache_read_input_tokens"))
-        )
-        tokens_out = _int(usage.get("output_tokens"))
+                return "", usage, "response message has no text content"
+            return content, usage, ""
         blocks = body.get("content")
         if not isinstance(blocks, list):
-            return "", tokens_in, tokens_out, "response has no content blocks"
+            return "", usage, "response has no content blocks"
         text = "".join(
             b["text"]
             for b in blocks
             if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
         )
         if not text:
-            return "", tokens_in, tokens_out, "response has no text content"
-        return text, tokens_in, tokens_out, ""
+            return "", usage, "response has no text content"
+        return text, usage, ""
 
     # -- the call -----------------------------------------------------------------------------
 
@@ -245,6 +232,7 @@ class LLMClient:
                 self.on_call(result)
             return result
         started = time.perf_counter()
+        usage = Usage()
         try:
             raw = self._send(dict(request))
             result.status_code = raw.status_code
@@ -253,14 +241,15 @@ class LLMClient:
             if problem:
                 result.error = f"HTTP {raw.status_code}: {problem}"
             else:
-                text, tin, tout, problem = self._extract(cfg.protocol, body)
-                result.text, result.tokens_in, result.tokens_out = text, tin, tout
+                text, usage, problem = self._extract(cfg.protocol, body)
+                result.text, result.tokens_in, result.tokens_out = text, usage.tokens_in, usage.tokens_out
+                result.cache_read, result.cache_write = usage.cache_read, usage.cache_write
                 if problem and (need_text or problem not in _NO_TEXT_PROBLEMS):
                     result.error = f"HTTP {raw.status_code}: {problem}"
         except Exception as exc:  # the SDKs' own errors and anything else on the way
             result.error, result.status_code, result.response = self._describe(exc)
         result.latency_ms = (time.perf_counter() - started) * 1000
-        result.cost_usd = cfg.cost(result.tokens_in, result.tokens_out)
+        result.cost_usd = cfg.cost(usage)
         key = cfg.api_key
         result.error = _scrub(result.error, key)[:MAX_ERROR_CHARS]
         result.response = _scrub(result.response, key)
