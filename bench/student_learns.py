@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     args = parser.parse_args()
 
-    from episodes.engine.agent.loop import SYSTEM_PROMPT, AgentLimits, task_prompt
-    from episodes.engine.agent.tools import TOOL_SCHEMAS
+    from episodes.engine.agent.loop import AgentLimits
+    from episodes.engine.task_format import TOOL_SCHEMAS, prompt_messages
     from episodes.engine.samples import SAMPLE_BUGS, sample_patch
     from training.engine import datasets as ds
     from training.engine.evaluate import LocalModelServer, evaluate
@@ -45,8 +45,7 @@ def main() -> None:
         bug = SAMPLE_BUGS[0]
         model = str(make_tiny_model(work / "tiny"))
         trajectory = {"messages": [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": task_prompt(bug.problem_statement)},
+            *prompt_messages(bug.problem_statement),
             {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {
                 "name": "edit", "arguments": {"path": bug.path, "old": bug.new, "new": bug.old}}}]},
             {"role": "tool", "content": "edited"},

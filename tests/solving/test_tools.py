@@ -55,7 +55,7 @@ def test_an_absolute_path_inside_the_workspace_is_fine(bench):
 
 
 def test_bad_calls_are_error_texts_never_exceptions(bench):
-    assert bench.call("nope", {}).startswith("error: unknown tool 'nope'; the tools are: shell, view, edit, submit")
+    assert bench.call("nope", {}).startswith("error: unknown tool 'nope'; the tools are: edit, shell, submit, view")
     assert bench.call("view", "{not json").startswith("error: the arguments of view are not valid JSON")
     assert bench.call("view", [1, 2]) == "error: the arguments of view must be a JSON object, not list"
     assert bench.call("view", {"path": 3}) == "error: argument path of view must be a string, got int"
@@ -64,7 +64,8 @@ def test_bad_calls_are_error_texts_never_exceptions(bench):
 
 
 def test_schemas_are_openai_function_tools():
-    assert [t["function"]["name"] for t in TOOL_SCHEMAS] == ["shell", "view", "edit", "submit"]
+    # Alphabetical: the order TRL lists an environment's methods in (see grpo_env.BugEnvironment).
+    assert [t["function"]["name"] for t in TOOL_SCHEMAS] == ["edit", "shell", "submit", "view"]
     assert all(t["type"] == "function" and t["function"]["parameters"]["type"] == "object" for t in TOOL_SCHEMAS)
 
 

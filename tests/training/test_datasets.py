@@ -149,6 +149,8 @@ def test_datasets_are_immutable_and_names_unique(world):
 
 
 def test_rl_set_takes_approved_non_flaky_bugs(world):
+    from episodes.engine.task_format import prompt_messages
+
     bugs = world["bugs"]
     make_bug(world["repos"][0], 10, status="valid")
     make_bug(world["repos"][0], 11, status="flaky")
@@ -165,7 +167,8 @@ def test_rl_set_takes_approved_non_flaky_bugs(world):
     assert strict.train_rows == 1  # only the verifier staff vouched for passes a 1% bar it was never run to
     row = engine.load_jsonl(Path(ds.path) / "train.jsonl")[0]
     task = json.loads(row["task"])
-    assert row["prompt"][-1] == {"role": "user", "content": "bug 0"}
+    # the built-in agent's own head (system prompt and task), as the SFT rows and evaluation have it
+    assert row["prompt"] == prompt_messages("bug 0")
     assert {"source", "commit", "patch", "verifier", "fail_to_pass", "environment"} <= set(task)
     assert build_rl_dataset("rl-valid", {"statuses": ["approved", "valid"], "heldout_fraction": 0}).train_rows == 5
     with pytest.raises(ValueError, match="valid or approved bugs only"):
@@ -212,8 +215,8 @@ def test_sft_rows_render_the_prompt_the_agent_sends(tiny_model):
     request rendered by the local model server."""
     from transformers import AutoTokenizer
 
-    from episodes.engine.agent.loop import SYSTEM_PROMPT, request_body, task_prompt
-    from episodes.engine.agent.tools import TOOL_SCHEMAS
+    from episodes.engine.agent.loop import request_body
+    from episodes.engine.task_format import SYSTEM_PROMPT, TOOL_SCHEMAS, task_prompt
 
     head = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task_prompt("x fails")}]
     row = engine.sft_row({"messages": head + [{"role": "assistant", "content": "ok"}], "tools": TOOL_SCHEMAS}, 1, "r")

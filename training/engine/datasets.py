@@ -2,8 +2,10 @@
 
 SFT rows are canonical trajectories ``{"messages": [...], "tools": "<json string>"}`` (a JSON
 string because Arrow would pad differing tool schemas with nulls). RL rows carry the bug id,
-the prompt built from the problem statement and a ``task`` JSON string with everything the
-GRPO environment's ``reset`` needs to materialize the buggy workspace.
+the prompt built from the problem statement (the built-in agent's system prompt and task, from
+``episodes.engine.task_format``; the GRPO environment's tools are its ``TOOL_SCHEMAS``) and a
+``task`` JSON string with everything the GRPO environment's ``reset`` needs to materialize the
+buggy workspace.
 
 Every row also carries ``bug_id`` and ``repository`` (the split keys). A split is by bug or by
 repository; either way no bug (and, by repository, no repository) is on both sides.
@@ -16,11 +18,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-AGENT_INSTRUCTIONS = (
-    "You are working in a checkout of the repository {repository}. Fix the bug described below by "
-    "editing the source code with the tools you have. Do not modify the tests. When the fix is done, "
-    "stop calling tools and say so."
-)
+from episodes.engine.task_format import prompt_messages
+
 
 
 def canonical_json(value) -> str:
@@ -79,11 +78,12 @@ def _normalize_message(message: dict) -> dict:
     return message
 
 
-def rl_prompt(problem_statement: str, repository: str) -> list[dict]:
-    return [
-        {"role": "system", "content": AGENT_INSTRUCTIONS.format(repository=repository)},
-        {"role": "user", "content": problem_statement.strip() or "A test fails; find and fix the bug."},
-    ]
+def rl_prompt(problem_statement: str, repository: str = "") -> list[dict]:
+    """The conversation's head a GRPO rollout starts from: the built-in agent's own system prompt
+    and task (``task_format.prompt_messages``), so the student meets in GRPO the prompt it was
+    finetuned on and is evaluated with. (``repository`` is not part of the prompt: the agent is
+    not told it either.)"""
+    return prompt_messages(problem_statement)
 
 
 def rl_row(bug_id: int, repository: str, problem_statement: str, task: dict, **extra) -> dict:

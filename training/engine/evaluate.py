@@ -1,6 +1,8 @@
 """Run a model as the built-in agent over bugs, k attempts each, and grade every attempt
 (no Django). The agent loop, its tools and the grader are the episodes' own
-(``episodes.engine.agent.loop.run_agent``, ``Workbench``, ``reward.grade``); the model is any
+(``episodes.engine.agent.loop.run_agent``, ``Workbench``, ``reward.grade``), and so is the task
+(``episodes.engine.task_format``: the system prompt, task prompt and tools the SFT rows and the
+GRPO environment use too); the model is any
 OpenAI-compatible or Anthropic endpoint — a teacher's, or a local checkpoint served by
 ``training.engine.serve`` (see ``LocalModelServer``)."""
 from __future__ import annotations
@@ -14,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from episodes.engine.agent.loop import AgentLimits, run_agent, task_prompt
+from episodes.engine.agent.loop import AgentLimits, run_agent
 from episodes.engine.agent.tools import Workbench
 from episodes.engine.llm import EndpointConfig
 from episodes.engine.reward import grade
+from episodes.engine.task_format import task_prompt
 from episodes.engine.validation import BugSpec
 
 from .grpo_env import Sandbox

@@ -2,9 +2,12 @@
 
 One ``BugEnvironment`` per rollout (TRL pools instances and calls ``reset`` again for the next
 prompt). ``reset(**row)`` checks out the bug's buggy code in a fresh workspace with the real
-sandbox; the public methods ``shell``, ``view``, ``edit`` and ``submit`` are the built-in
-agent's tools — they delegate to the very same ``Workbench`` the episodes use, so a student
-trained here sees the tools it will be evaluated with. The reward, ``verifier_reward``, is the
+sandbox; the public methods ``edit``, ``shell``, ``submit`` and ``view`` are the built-in
+agent's tools — generated from ``TOOL_SCHEMAS`` (name, docstring, signature), so the schemas
+TRL renders into the prompt from them (``get_json_schema``) are ``TOOL_SCHEMAS`` exactly, and
+delegating to the very same ``Workbench`` the episodes use — so a student trained here sees the
+tools, and the error texts, it will be evaluated with. The prompt itself is the RL row's
+(``task_format.prompt_messages``: the built-in agent's system prompt and task). The reward, ``verifier_reward``, is the
 episodes' own verdict: ``episodes.engine.reward.grade`` on a pristine checkout with the bug
 record's verifier and tests, as 1.0 / 0.0.
 
@@ -15,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import threading
 from pathlib import Path
 
-from episodes.engine.agent.tools import Workbench
+from episodes.engine.agent.tools import TOOL_SCHEMAS, Workbench
 from episodes.engine.reward import grade
 from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
 from episodes.engine.validation import BugSpec, RepoSpec
@@ -96,57 +100,8 @@ class BugEnvironment:
         self._reward = None
         return None
 
-    # --- the tools (the same as the built-in agent's: shell, view, edit, submit) -----------
-
-    def shell(self, command: str) -> str:
-        """Run a bash command in the repository root (a sandbox without network access).
-
-        Args:
-            command: the bash command line.
-
-        Returns:
-            The exit code, stdout and stderr; long outputs are shortened in the middle.
-        """
-        return self._call("shell", {"command": command})
-
-    def view(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
-        """Show a file with line numbers, or list a directory.
-
-        Args:
-            path: a path relative to the repository root.
-            start_line: first line to show (1-based, inclusive).
-            end_line: last line to show (1-based, inclusive).
-
-        Returns:
-            The numbered lines of the file, or the directory's entries.
-        """
-        args = {"path": path}
-        if start_line is not None:
-            args["start_line"] = start_line
-        if end_line is not None:
-            args["end_line"] = end_line
-        return self._call("view", args)
-
-    def edit(self, path: str, old: str, new: str) -> str:
-        """Replace the exact text `old` with `new` in a file (`old` must occur exactly once).
-
-        Args:
-            path: a path relative to the repository root.
-            old: the exact text to replace; empty to create a new file.
-            new: the replacement text.
-
-        Returns:
-            The edited lines with a little context, or an error to act on.
-        """
-        return self._call("edit", {"path": path, "old": old, "new": new})
-
-    def submit(self) -> str:
-        """Say that the fix is done; the changes are then graded.
-
-        Returns:
-            A confirmation.
-        """
-        return self._call("submit", {})
+    # The tools — ``edit``, ``shell``, ``submit``, ``view`` — are generated from TOOL_SCHEMAS
+    # below the class (see ``_tool_method``).
 
     # --- reward and clean-up ----------------------------------------------------------------
 
@@ -178,6 +133,62 @@ class BugEnvironment:
             except Exception:  # noqa: BLE001 - a clean-up problem must not end the training
                 log.exception("could not remove a GRPO workspace")
         self._stack, self._bench = None, None
+
+
+_JSON_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+def tool_docstring(function: dict) -> str:
+    """A Google-style docstring that ``transformers.utils.get_json_schema`` parses back into
+    ``function``'s description and argument descriptions, word for word."""
+    lines = [function["description"]]
+    properties = function["parameters"].get("properties") or {}
+    if properties:
+        lines += ["", "Args:"] + [f"    {name}: {prop['description']}" for name, prop in properties.items()]
+    return "\n".join(lines)
+
+
+def _tool_method(tool: dict):
+    """The ``BugEnvironment`` method for one of TOOL_SCHEMAS, made from the schema itself: its
+    name, docstring and signature (argument names and order, JSON types as type hints, optional
+    arguments defaulting to None, no return hint) are what ``get_json_schema`` — which TRL uses
+    to render an environment's tools into the prompt — turns back into exactly ``tool``. The
+    call goes to the episodes' ``Workbench.call``, so arguments are checked by the same
+    ``parse_arguments`` and mistakes answered with the same ``error:`` texts as in evaluation."""
+    function = tool["function"]
+    name = function["name"]
+    parameters = function["parameters"]
+    required = set(parameters.get("required") or ())
+    names = list(parameters.get("properties") or {})
+
+    def method(self, *args, **arguments):
+        # TRL passes the model's arguments by name, unchecked (unknown or missing ones included:
+        # ``parse_arguments`` tells the model); Python callers may pass them in order too.
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {len(names)} positional argument(s)")
+        for arg, value in zip(names, args):
+            if arg in arguments:
+                raise TypeError(f"{name}() got multiple values for argument {arg!r}")
+            arguments[arg] = value
+        return self._call(name, arguments)
+
+    params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    annotations = {}
+    for arg, prop in (parameters.get("properties") or {}).items():
+        annotations[arg] = _JSON_TYPES[prop["type"]]
+        params.append(inspect.Parameter(arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotations[arg],
+                                        default=inspect.Parameter.empty if arg in required else None))
+    method.__name__ = name
+    method.__qualname__ = f"BugEnvironment.{name}"
+    method.__doc__ = tool_docstring(function)
+    method.__signature__ = inspect.Signature(params)
+    method.__annotations__ = annotations
+    return method
+
+
+for _tool in TOOL_SCHEMAS:
+    setattr(BugEnvironment, _tool["function"]["name"], _tool_method(_tool))
+del _tool
 
 
 def environment_factory(sandbox_config: dict):

@@ -3,12 +3,17 @@
     from episodes.engine.agent.loop import AgentLimits, run_agent
     from episodes.engine.agent.tools import Workbench
     from episodes.engine.llm import EndpointConfig
+    from episodes.engine.task_format import task_prompt
 
     endpoint = EndpointConfig("anthropic", gateway_url, "claude-…", api_key=episode_gateway_token)
-    result = run_agent(endpoint, Workbench(executor, workspace, environment=env), task_text,
+    result = run_agent(endpoint, Workbench(executor, workspace, environment=env), task_prompt(problem),
                        limits=AgentLimits(max_steps=30, max_tokens=300_000, max_cost_usd=2, max_wall_s=900))
     result.exit_reason   # submitted | finished | step_limit | token_limit | cost_limit | time_limit | error
     result.messages      # the conversation, OpenAI chat shape (tool_calls, role "tool" results)
+
+The task format is ``episodes.engine.task_format``'s: the conversation starts with its
+``SYSTEM_PROMPT`` and the task (``task_prompt(problem)``) and the tools are ``TOOL_SCHEMAS`` —
+the head the SFT rows record and the RL rows and the GRPO environment reproduce.
 
 Each step sends the whole conversation with the tool schemas to the endpoint — OpenAI Chat
 Completions or Anthropic Messages, whichever the endpoint speaks — and runs the tool calls the
@@ -33,26 +38,11 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from ..llm.client import ChatResult, EndpointConfig, LLMClient
+from ..task_format import SYSTEM_PROMPT
 from .tools import TOOL_SCHEMAS, ToolError, Workbench, parse_arguments
 
 EXIT_REASONS = ("submitted", "finished", "step_limit", "token_limit", "cost_limit", "time_limit", "error")
 RETRY_STATUSES = (408, 409, 429, 500, 502, 503, 504, 529)
-
-SYSTEM_PROMPT = """\
-You are a careful software engineer fixing a bug in a Python repository.
-You work through tools: `shell` runs a bash command in the repository root (a sandbox with no \
-network; `python` and `pytest` are the project's test environment), `view` shows a file or a \
-directory, `edit` replaces an exact piece of text in a file, and `submit` hands in your fix.
-Find the cause of the problem, fix it in the source code with the smallest sensible change, \
-check your fix, then call `submit`. Do not change or delete tests."""
-
-TASK_TEMPLATE = """\
-Fix this problem in the repository in your working directory:
-
-{problem}
-
-Change the source code, not the tests. Call `submit` when you are done."""
-
 
 @dataclass
 class AgentLimits:
@@ -94,13 +84,6 @@ class AgentResult:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def task_prompt(problem_statement: str) -> str:
-    problem = problem_statement.strip() or (
-        "The project's test suite has failures caused by a bug in the source code. Find the bug and fix it."
-    )
-    return TASK_TEMPLATE.format(problem=problem)
 
 
 # --- the loop -------------------------------------------------------------------------------

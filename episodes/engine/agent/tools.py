@@ -42,7 +42,34 @@ MAX_OUTPUT_CHARS = 10_000
 MAX_VIEW_LINES = 400
 SHELL_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PAGER": "cat", "GIT_PAGER": "cat", "TERM": "dumb"}
 
+# The order is alphabetical and every argument has a description, with no keyword a Python
+# signature cannot express (``additionalProperties``, ``minimum``): TRL's GRPOTrainer renders an
+# environment's tools from its methods (``transformers.utils.get_json_schema``, methods listed
+# by name), and ``training.engine.grpo_env.BugEnvironment`` builds those methods from these
+# schemas — so the student's prompt lists the very same tools, in the same order, in SFT rows,
+# GRPO and evaluation. ``parse_arguments`` (unknown, missing, mistyped arguments) and
+# ``Workbench.view`` (line numbers from 1) enforce what the schemas no longer say.
 TOOL_SCHEMAS: list[dict] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "edit",
+            "description": (
+                "Replace the exact text `old` with `new` in a file. `old` must occur exactly once "
+                "(include surrounding lines to make it unique; whitespace counts). With an empty "
+                "`old`, creates the file with `new` as its content (only if it does not exist)."
+            ),
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "the file's path, relative to the repository root"},
+                    "old": {"type": "string", "description": "exact text to replace (empty to create a new file)"},
+                    "new": {"type": "string", "description": "replacement text"},
+                },
+                "required": ["path", "old", "new"],
+            },
+        },
+    },
     {
         "type": "function",
         "function": {
@@ -55,8 +82,15 @@ TOOL_SCHEMAS: list[dict] = [
                 "type": "object",
                 "properties": {"command": {"type": "string", "description": "the bash command line"}},
                 "required": ["command"],
-                "additionalProperties": False,
             },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "submit",
+            "description": "Submit the current state of the repository as your fix. Ends the attempt.",
+            "parameters": {"type": "object", "properties": {}},
         },
     },
     {
@@ -70,42 +104,12 @@ TOOL_SCHEMAS: list[dict] = [
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "path": {"type": "string"},
-                    "start_line": {"type": "integer", "minimum": 1},
-                    "end_line": {"type": "integer", "minimum": 1},
+                    "path": {"type": "string", "description": "the file's or directory's path"},
+                    "start_line": {"type": "integer", "description": "first line to show (1 or more)"},
+                    "end_line": {"type": "integer", "description": "last line to show (1 or more)"},
                 },
                 "required": ["path"],
-                "additionalProperties": False,
             },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "edit",
-            "description": (
-                "Replace the exact text `old` with `new` in a file. `old` must occur exactly once "
-                "(include surrounding lines to make it unique; whitespace counts). With an empty "
-                "`old`, creates the file with `new` as its content (only if it does not exist)."
-            ),
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "path": {"type": "string"},
-                    "old": {"type": "string", "description": "exact text to replace"},
-                    "new": {"type": "string", "description": "replacement text"},
-                },
-                "required": ["path", "old", "new"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "submit",
-            "description": "Submit the current state of the repository as your fix. Ends the attempt.",
-            "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
         },
     },
 ]
@@ -222,6 +226,9 @@ class Workbench:
         return truncate("\n".join(parts), self.max_output_chars)
 
     def view(self, path: str, start_line: int | None = None, end_line: int | None = None) -> str:
+        for name, value in (("start_line", start_line), ("end_line", end_line)):
+            if value is not None and value < 1:
+                raise ToolError(f"{name} must be 1 or more (lines are numbered from 1)")
         target = self._resolve(path)
         if target.is_dir():
             if start_line is not None or end_line is not None:
