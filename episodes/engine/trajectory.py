@@ -446,6 +446,7 @@ def check_canonical(traj: Any) -> list[str]:
         return problems + ["no messages"]
     open_calls: set[str] = set()
     seen_calls: set[str] = set()
+    untooled = ""  # the first tool call made without any schema (a student could not learn the call)
     for i, m in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(m, dict):
@@ -471,13 +472,17 @@ def check_canonical(traj: Any) -> list[str]:
                 open_calls.add(cid)
                 if not isinstance(fn.get("arguments"), dict):
                     problems.append(f"{where}.tool_calls[{j}] ({fn.get('name')}) arguments are not a JSON object")
-                if names and fn.get("name") not in names:
+                if not names:
+                    untooled = untooled or f"{where}.tool_calls[{j}] calls {fn.get('name')!r}, but the trajectory has no tool schemas"
+                elif fn.get("name") not in names:
                     problems.append(f"{where}.tool_calls[{j}] calls {fn.get('name')!r}, which is not in tools")
         if role == "tool":
             cid = m.get("tool_call_id")
             if cid not in open_calls:
                 problems.append(f"{where} answers tool call {cid!r}, which no earlier assistant turn left open")
             open_calls.discard(cid)
+    if untooled:
+        problems.append(untooled)
     if messages and isinstance(messages[-1], dict) and messages[-1].get("role") != "assistant":
         problems.append("the last message is not an assistant turn")
     return problems

@@ -20,17 +20,17 @@ def test_claude_code_real_session():
     episode = import_file("claude_code", FIXTURES / "claude_code_session.jsonl")
     traj = episode.trajectory
     assert check_canonical(traj) == []
-    # the system reminders the CLI attached (environment, token budget) ride in the user turns
-    assert roles(traj) == ["system", "user", "assistant", "tool", "user", "assistant", "tool", "user",
-                           "assistant", "tool", "user", "assistant"]
+    # the system reminders the CLI attached (environment, token budget) are where a Claude model
+    # got them: in the first user turn, then appended to the tool results
+    assert roles(traj) == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]
     assert traj["messages"][1]["content"].startswith("<system-reminder>\n# Environment")
     assert traj["messages"][1]["content"].endswith("Fix pricing.py and run the test.")
-    assert "tokens left" in traj["messages"][4]["content"]
+    assert traj["messages"][3]["content"].endswith("<total_tokens>14999800 tokens left</total_tokens>\n</system-reminder>")
     calls = [m["tool_calls"][0]["function"] for m in traj["messages"] if m.get("tool_calls")]
     assert [c["name"] for c in calls] == ["Read", "Edit", "Bash"]
     assert calls[1]["arguments"]["new_string"] == "price * (1 - percent / 100)"
     results = {m["tool_call_id"]: m["content"] for m in traj["messages"] if m["role"] == "tool"}
-    assert results["toolu_03Bash"] == "2 checks passed"  # the Bash result, run in the sandbox
+    assert results["toolu_03Bash"].startswith("2 checks passed\n\n<system-reminder>")  # the Bash result, run in the sandbox
     # the logged request shape gives the exact system prompt and tool schemas
     assert "Claude" in traj["messages"][0]["content"]
     assert {"Bash", "Edit", "Read"} <= {t["function"]["name"] for t in traj["tools"]}
@@ -53,7 +53,8 @@ def test_claude_code_follows_the_parent_chain_not_file_order():
     assert first["tool_calls"][0]["id"] == "toolu_A1"
     assert traj["messages"][4] == {"role": "tool", "tool_call_id": "toolu_B1", "content": "The file /work/shop/shipping.py has been updated."}
     assert traj["messages"][5] == {"role": "user", "content": "Also run the tests please."}
-    assert check_canonical(traj) == []
+    # this hand-written log has no request shape: no tool schemas, so not SFT data as it stands
+    assert check_canonical(traj) == ["messages[1].tool_calls[0] calls 'Read', but the trajectory has no tool schemas"]
     # usage of the split response counted once
     assert episode.metadata["tokens_in"] == 800 + 1000 + 1000 + 1100
     assert episode.metadata["session_id"] == "s-1"
@@ -62,7 +63,8 @@ def test_claude_code_follows_the_parent_chain_not_file_order():
 def test_codex_real_rollout_keeps_one_copy_of_each_tool_output():
     episode = import_file("codex", FIXTURES / "codex_rollout.jsonl")
     traj = episode.trajectory
-    assert check_canonical(traj) == []
+    # a rollout holds no tool schemas (the gateway's record of the run does)
+    assert check_canonical(traj) == ["messages[3].tool_calls[0] calls 'exec_command', but the trajectory has no tool schemas"]
     tools = [m for m in traj["messages"] if m["role"] == "tool"]
     assert [t["tool_call_id"] for t in tools] == ["call_01cat", "call_02sed", "call_03test"]
     assert "2 checks passed" in tools[-1]["content"]
@@ -120,4 +122,4 @@ def test_unknown_claude_entry_types_are_skipped_and_counted():
     lines = (FIXTURES / "claude_code_branched.jsonl").read_text() + json.dumps({"type": "brand-new-kind", "x": 1}) + "\n"
     episode = import_text("claude_code", lines)
     assert episode.metadata["skipped_entries"] == 3  # summary, file-history-snapshot, brand-new-kind
-    assert check_canonical(episode.trajectory) == []
+    assert [m["role"] for m in episode.trajectory["messages"]][:3] == ["user", "assistant", "tool"]

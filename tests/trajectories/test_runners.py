@@ -1,3 +1,4 @@
+import json
 """The teacher CLIs for real: Claude Code and Codex (installed by ``npm ci --prefix agents``)
 run in the real sandbox, reach the real recording gateway through its unix socket, and the
 gateway forwards to the scripted upstream. The gateway's LLMCall rows then give a valid
@@ -96,25 +97,12 @@ def test_real_cli_fixes_the_scenario_through_the_gateway(harness, transactional_
     assert traj["messages"][-1] == {"role": "assistant", "content": "Fixed: `discounted()` now subtracts the percentage; the test passes."}
     assert {t["function"]["name"] for t in traj["tools"]} >= set(setup["tools"])
 
-    # the importer, reading the CLI's own log of the same run, agrees with the gateway record
+    # the importer, reading the CLI's own log of the same run, gives the trajectory the gateway
+    # recorded: the same messages (system reminders where the CLI put them on the wire)
     imported = import_text(harness, run.session_log).trajectory
-    assert check_canonical(imported) == []
-
-    def calls_of(t):
-        return [(c["id"], c["function"]["name"], c["function"]["arguments"]) for m in t["messages"] for c in m.get("tool_calls") or ()]
-
-    assert calls_of(imported) == calls_of(traj)
-    assert imported["messages"][-1] == traj["messages"][-1]
-    assert imported["messages"][0]["role"] == "system"
-    if harness == "codex":
-        # the rollout holds the whole input; only its copy of the base instructions is the
-        # unabridged one (Codex trims sections for tools it does not offer)
-        assert imported["messages"][1:] == traj["messages"][1:]
-    else:
-        # the logged request shape is the exact system prompt; the reminders folded into the
-        # prompt match up to the whitespace between blocks
-        assert imported["messages"][0] == traj["messages"][0]
-        assert imported["messages"][1]["content"].split() == traj["messages"][1]["content"].split()
+    assert imported["messages"] == traj["messages"]
+    if harness == "claude_code":  # its log records the request's shape: the same tool schemas
+        assert imported["tools"] == traj["tools"] and check_canonical(imported) == []
 
 
 def test_claude_code_turn_limit_is_a_step_limit_not_an_error(scratch):

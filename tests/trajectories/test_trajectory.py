@@ -180,6 +180,9 @@ def test_no_completed_call_is_an_error():
         canonical_from_calls([anthropic_call(TURN1, [], status_code=500, error="boom")])
 
 
+X_TOOL = {"type": "function", "function": {"name": "x", "description": "", "parameters": {"type": "object", "properties": {}}}}
+
+
 def test_validator_reports_what_sft_would_trip_on():
     traj = {
         "messages": [
@@ -205,5 +208,8 @@ def test_validator_reports_what_sft_would_trip_on():
     twice = {"messages": [
         {"role": "assistant", "content": "", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "x", "arguments": {}}}]},
         {"role": "tool", "tool_call_id": "a", "content": "1"}, {"role": "tool", "tool_call_id": "a", "content": "2"},
-        {"role": "assistant", "content": "ok"}], "tools": []}
+        {"role": "assistant", "content": "ok"}], "tools": [X_TOOL]}
     assert check_canonical(twice) == ["messages[2] answers tool call 'a', which no earlier assistant turn left open"]
+    # tool calls with no tool schemas at all: a student could not learn what it called
+    assert "messages[0].tool_calls[0] calls 'x', but the trajectory has no tool schemas" in check_canonical(
+        {**twice, "tools": []})

@@ -81,25 +81,57 @@ def _blocks(content) -> list[dict]:
     return list(content) if isinstance(content, list) else [{"type": "text", "text": content}]
 
 
+REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>\n", "\n</system-reminder>"
+
+
+def _model_of(chain: list[dict]) -> str:
+    for entry in chain:
+        model = (entry.get("message") or {}).get("model") if entry.get("type") == "assistant" else None
+        if model and model != "<synthetic>":
+            return model
+    return ""
+
+
 def _wire_turns(chain: list[dict]) -> list[tuple[str, list[dict]]]:
     """The chain as the turns the model was sent: one assistant turn per response (a response
     may be logged as several entries sharing ``message.id``), and the system reminders that
-    attachments rendered (environment, date, token budget…) folded into the user turn they
-    rode in: after its tool results, before its text (where the CLI puts them on the wire)."""
+    attachments rendered folded back where the CLI puts them on the wire. Where that is
+    depends on the model (checked against the gateway's record of the same runs, Claude Code
+    2.1; ``tests/solving/test_cli_teachers.py`` and ``tests/trajectories/test_runners.py``):
+
+    * Claude models: every reminder rides in the user turn it came with, wrapped in
+      ``<system-reminder>``: as text blocks before the turn's text, or, in a turn of tool
+      results, appended to the last result's content (trailing whitespace off) after a blank
+      line;
+    * other models (an open model behind the gateway): ``renderedRole: user`` reminders ride
+      in the turn as above; ``renderedRole: system`` ones become one system-role message right
+      after the turn, unwrapped, joined by blank lines (the canonical form, like the
+      gateway's, makes that a user turn).
+
+    A reminder rendered beside a tool result gets the newline the CLI adds."""
+    inline = _model_of(chain).startswith("claude")
     turns: list[tuple[str, list[dict]] | dict] = []
     last_id = None
-    reminders: list[dict] = []
+    reminders: list[str] = []
+    system: list[str] = []
 
     def flush():
-        if reminders and turns and isinstance(turns[-1], dict):
+        if turns and isinstance(turns[-1], dict):
             turns[-1]["reminders"].extend(reminders)
+            turns[-1]["system"].extend(system)
         reminders.clear()
+        system.clear()
 
     for entry in chain:
         kind = entry.get("type")
         if kind == "attachment" and isinstance(entry.get("rendered"), list):
-            reminders.extend({"type": "text", "text": r["content"]} for r in entry["rendered"]
-                             if isinstance(r, dict) and isinstance(r.get("content"), str))
+            for r in entry["rendered"]:
+                if not (isinstance(r, dict) and isinstance(r.get("content"), str)):
+                    continue
+                if entry.get("renderedRole") == "system" and not inline:
+                    system.append(r["content"].removeprefix(REMINDER_OPEN).removesuffix(REMINDER_CLOSE))
+                else:
+                    reminders.append(r["content"] + ("\n" if entry.get("renderedBesideToolResult") else ""))
         elif kind == "assistant":
             flush()
             message = entry["message"]
@@ -109,14 +141,26 @@ def _wire_turns(chain: list[dict]) -> list[tuple[str, list[dict]]]:
                 turns.append(("assistant", _blocks(message["content"])))
             last_id = message.get("id")
         elif kind == "user":
+            flush()
             blocks = _blocks(entry["message"]["content"])
             is_result = [isinstance(b, dict) and b.get("type") == "tool_result" for b in blocks]
-            turns.append({"results": [b for b, r in zip(blocks, is_result) if r], "reminders": list(reminders),
+            turns.append({"results": [dict(b) for b, r in zip(blocks, is_result) if r], "reminders": [], "system": [],
                           "others": [b for b, r in zip(blocks, is_result) if not r]})
-            reminders.clear()
             last_id = None
     flush()
-    return [("user", t["results"] + t["reminders"] + t["others"]) if isinstance(t, dict) else t for t in turns]
+    out: list[tuple[str, list[dict]]] = []
+    for t in turns:
+        if not isinstance(t, dict):
+            out.append(t)
+            continue
+        results, reminders_ = t["results"], t["reminders"]
+        if inline and results and reminders_ and isinstance(results[-1].get("content"), str):
+            results[-1]["content"] = "\n\n".join([results[-1]["content"].rstrip(), *reminders_])
+            reminders_ = []
+        out.append(("user", results + [{"type": "text", "text": r} for r in reminders_] + t["others"]))
+        if t["system"]:
+            out.append(("user", [{"type": "text", "text": "\n\n".join(t["system"])}]))
+    return out
 
 
 def _walk(leaf: dict, nodes: dict, source: str) -> list[dict]:

@@ -150,6 +150,9 @@ def codex_config(model: str) -> str:
         # Plugins make Codex sync a curated catalog from GitHub, and analytics are flushed to
         # OpenAI at exit; in the sandbox (no network) each only costs a DNS timeout (~5 s).
         "\n[features]\nplugins = false\n"
+        # Without its plan tool Codex trims the planning sections out of the instructions it
+        # sends, while its rollout keeps them whole: with the tool, the log and the wire agree.
+        "\n[tools.update_plan]\nenabled = true\n"
         "\n[analytics]\nenabled = false\n"
     )
 
