@@ -152,7 +152,7 @@ def test_the_gateway_holds_a_cli_teacher_to_its_budget(harness, limits, reason, 
     teacher = make_teacher(upstream, protocol=HARNESS[harness][2], harness=harness, max_wall_s=240, **limits)
     episode = Episode.objects.get(solve_batch=solving.launch(teacher, [approved_bug], k=1, sync=True))
     assert (episode.status, episode.exit_reason) == ("unsolved", reason), episode.error
-    assert episode.reward == 0.0 and episode.grading.get("runs")  # graded
+    assert episode.reward == 0.0 and episode.grading.get("reason")  # graded
     calls = list(LLMCall.objects.filter(episode=episode).order_by("sequence"))
     refused = [c for c in calls if c.refused]
     assert refused and all(c.refused == reason and c.status_code == 400 for c in refused)
@@ -176,6 +176,9 @@ def test_an_upstream_that_is_down_is_an_error_not_a_failed_attempt(harness, appr
     first_line = episode.error.splitlines()[0]
     assert first_line == "upstream failure: HTTP 500: upstream exploded", episode.error
     assert "Reading additional input from stdin" not in episode.error
+    # then the CLI's own words, readable: the refusal that stopped it
+    assert "upstream failed 3 times in a row" in episode.error.splitlines()[1]
+    assert '{"error"' not in episode.error
     # the gateway gave up after three failures in a row: the CLI's own retries were cut short
     assert len(upstream.requests) == 3
     assert LLMCall.objects.filter(episode=episode, refused="upstream_down").exists()

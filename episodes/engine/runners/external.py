@@ -203,7 +203,7 @@ def summarize_events(harness: str, events: list[dict]) -> dict:
                 summary["final_message"] = e["item"].get("text", "")
             elif kind in ("turn.failed", "error"):
                 message = (e.get("error") or {}).get("message") if isinstance(e.get("error"), dict) else e.get("message")
-                summary["error"] = f"Codex reported {kind}: {message or e}"
+                summary["error"] = f"Codex reported {kind}: {_api_message(message) or e}"
         summary.update({"turns": turns, "tokens_in": tokens_in, "tokens_out": tokens_out})
     return summary
 
@@ -288,16 +288,35 @@ def run_external_agent(
         run.error = f"{name} was stopped by the sandbox ({result.killed_by} limit)"
     elif run.summary.get("limit"):
         pass  # it stopped at a limit we set (and exits non-zero for it): reported as the exit reason
-    elif result.exit_code != 0:
-        tail = (result.stderr.strip() or result.stdout.strip())[-500:]
-        run.error = f"{name} exited with code {result.exit_code}: {tail}"
-    elif run.summary.get("error"):
+    elif run.summary.get("error"):  # the CLI's own words for what went wrong: the clearest reason
         run.error = run.summary["error"]
+    elif result.exit_code != 0:
+        run.error = f"{name} exited with code {result.exit_code}: {_last_lines(result.stderr or result.stdout)}"
     elif not events:
         run.error = f"{name} printed no events"
     run.exit_reason = ("time_limit" if run.timed_out else "error" if run.error
                        else run.summary.get("limit") or "finished")
     return run
+
+
+def _api_message(message):
+    """The message inside an API error body that a CLI passed on whole (JSON), else as given."""
+    try:
+        body = json.loads(message) if isinstance(message, str) and message.lstrip().startswith("{") else None
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error.get("message") if isinstance(error, dict) and error.get("message") else message
+
+
+# What a CLI prints on every run, never the reason it failed.
+STDERR_NOISE = ("Reading additional input from stdin...",)
+
+
+def _last_lines(text: str, max_chars: int = 500) -> str:
+    """The end of a CLI's output without its routine chatter."""
+    lines = [line for line in text.strip().splitlines() if line.strip() and line.strip() not in STDERR_NOISE]
+    return "\n".join(lines)[-max_chars:] or "(no output)"
 
 
 def _session_log(state: Path, harness: str, max_bytes: int = 20_000_000) -> str:
