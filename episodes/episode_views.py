@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
+from django.db.models.functions import Length
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET
@@ -134,7 +136,9 @@ def _pretty(value) -> str:
 
 @require_GET
 def episode_detail(request, pk):
-    episode = get_object_or_404(Episode.objects.select_related("teacher", "bug__repository", "solve_batch"), pk=pk)
+    episode = get_object_or_404(
+        Episode.objects.select_related("teacher", "bug__repository", "solve_batch").defer("session_log")
+        .annotate(session_log_chars=Length("session_log")), pk=pk)
     trajectory = episode.trajectory or {}
     derived = False
     problem = ""
@@ -173,7 +177,27 @@ def episode_detail(request, pk):
         "provenance_warning": episode.teacher.terms_allow_training is not True,
         "sft_problems": check_canonical(trajectory) if messages else [],
         "agent_stats": _flat_stats(getattr(episode, "agent_stats", None)),
+        "import_format": SESSION_LOG_FORMAT.get(episode.teacher.harness, ""),
+        # the first clear reason up front; the rest (the CLI's own words, a traceback) on demand
+        "error_reason": episode.error.strip().partition("\n")[0], "error_detail": episode.error.strip().partition("\n")[2],
     })
+
+
+# The importer that reads each CLI harness's own session log (``Episode.session_log``).
+SESSION_LOG_FORMAT = {Teacher.Harness.CLAUDE_CODE: "claude_code", Teacher.Harness.CODEX: "codex"}
+
+
+@require_GET
+def episode_session_log(request, pk):
+    """The CLI's own session log of an episode, as it wrote it (secrets scrubbed): a file
+    ``manage.py import_episodes`` reads back into the same trajectory."""
+    episode = get_object_or_404(Episode.objects.select_related("teacher").only("pk", "session_log", "teacher__harness"), pk=pk)
+    if not episode.session_log:
+        raise Http404("this episode has no session log (only CLI teachers write one)")
+    response = HttpResponse(episode.session_log, content_type="application/x-ndjson; charset=utf-8")
+    fmt = SESSION_LOG_FORMAT.get(episode.teacher.harness, "session")
+    response["Content-Disposition"] = f'attachment; filename="episode-{episode.pk}-{fmt}.jsonl"'
+    return response
 
 
 def _flat_stats(stats) -> list[tuple[str, str]]:

@@ -22,8 +22,11 @@ class EndpointForm(forms.ModelForm):
 
     class Meta:
         model = LLMEndpoint
-        fields = ["name", "protocol", "base_url", "model", "api_key", "usd_per_mtok_in", "usd_per_mtok_out"]
-        labels = {"usd_per_mtok_in": "USD per M input tokens", "usd_per_mtok_out": "USD per M output tokens"}
+        fields = ["name", "protocol", "base_url", "model", "api_key", "usd_per_mtok_in", "usd_per_mtok_out",
+                  "usd_per_mtok_cache_read", "usd_per_mtok_cache_write"]
+        labels = {"usd_per_mtok_in": "USD per M input tokens", "usd_per_mtok_out": "USD per M output tokens",
+                  "usd_per_mtok_cache_read": "USD per M cache-read tokens",
+                  "usd_per_mtok_cache_write": "USD per M cache-write tokens"}
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "endpoint_%s")  # three forms share the page: distinct element ids

@@ -49,7 +49,7 @@ def teacher_detail(request, pk):
 
 def _teacher_page(request, teacher, form, status=200):
     per_bug = list(
-        teacher.episodes.filter(status__in=solving.FINISHED)
+        teacher.episodes.filter(status__in=solving.GRADED)  # errors are not attempts
         .values("bug_id", "bug__repository__name")
         .annotate(attempts=Count("id"), solved=Count("id", filter=Q(status=Episode.Status.SOLVED)))
         .order_by("bug_id")

@@ -34,6 +34,7 @@ urlpatterns = [
     path("episodes/", episode_views.episode_list, name="episode_list"),
     path("episodes/<int:pk>/", episode_views.episode_detail, name="episode_detail"),
     path("episodes/<int:pk>/review/", episode_views.episode_review, name="episode_review"),
+    path("episodes/<int:pk>/session-log/", episode_views.episode_session_log, name="episode_session_log"),
     path("llm-calls/<int:pk>/", episode_views.llm_call_detail, name="llm_call_detail"),
     path("sandbox/", views.sandbox_status, name="sandbox_status"),
     path("teachers/", teacher_views.teacher_list, name="teacher_list"),

@@ -135,6 +135,39 @@ def test_a_cli_teacher_works_in_a_git_repository_and_its_run_is_kept(harness, ap
     assert check_canonical(episode.trajectory) == []
 
 
+def test_a_downloaded_session_log_and_diff_import_and_grade_as_the_episode(approved_bug, upstream, redis_conn, client,
+                                                                           tmp_path):
+    """What staff can take away from an episode page — the CLI's log and the agent's diff — goes
+    back in with `manage.py import_episodes --patch … --grade`: the same conversation, the same
+    reward."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    harness = "claude_code"
+    needs_cli(harness)
+    upstream.fallback = shell_script(harness, [FIX])
+    teacher = make_teacher(upstream, protocol=HARNESS[harness][2], harness=harness, max_wall_s=240)
+    episode = Episode.objects.get(solve_batch=solving.launch(teacher, [approved_bug], k=1, sync=True))
+    assert episode.status == "solved", episode.error
+    client.force_login(User.objects.create_user("viewer"))
+    page = client.get(f"/episodes/{episode.pk}/").content.decode()
+    assert f"/episodes/{episode.pk}/session-log/" in page and "import_episodes --format claude_code" in page
+    download = client.get(f"/episodes/{episode.pk}/session-log/")
+    assert download.status_code == 200
+    assert download["Content-Disposition"] == f'attachment; filename="episode-{episode.pk}-claude_code.jsonl"'
+    log, diff = tmp_path / "session.jsonl", tmp_path / "fix.diff"
+    log.write_bytes(download.content)
+    diff.write_text(episode.final_patch)
+
+    call_command("import_episodes", "--format", harness, "--teacher", "imported-cc", "--bug", str(approved_bug.pk),
+                 "--patch", str(diff), "--grade", str(log), stdout=open(tmp_path / "out.txt", "w"))
+    imported = Episode.objects.get(teacher__name="imported-cc")
+    assert imported.trajectory["messages"] == episode.trajectory["messages"]
+    assert (imported.status, imported.reward) == ("solved", 1.0), imported.grading.get("reason")
+    # and a page without a session log says so
+    assert client.get(f"/episodes/{imported.pk}/session-log/").status_code == 404
+
+
 LIMITS = [
     ("codex", {"max_steps": 2}, "step_limit"),
     ("claude_code", {"max_tokens": 150}, "token_limit"),

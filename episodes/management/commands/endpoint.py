@@ -8,6 +8,10 @@ from episodes.engine.llm.ping import ping
 from episodes.models import AuditEvent, LLMEndpoint
 
 
+def _or_ratio(price) -> str:
+    return "provider ratio" if price is None else f"${price}"
+
+
 class Command(BaseCommand):
     help = (
         "Model endpoints: add (or --update) one, list them, test a connection. The API key is read from an "
@@ -24,6 +28,10 @@ class Command(BaseCommand):
         add.add_argument("--model")
         add.add_argument("--usd-per-mtok-in", type=float)
         add.add_argument("--usd-per-mtok-out", type=float)
+        add.add_argument("--usd-per-mtok-cache-read", type=float,
+                         help="price of prompt-cache reads (default: the provider's ratio to the input price)")
+        add.add_argument("--usd-per-mtok-cache-write", type=float,
+                         help="price of prompt-cache writes (default: the provider's ratio to the input price)")
         key = add.add_mutually_exclusive_group()
         key.add_argument("--api-key-env", metavar="VAR", help="read the key from this environment variable")
         key.add_argument("--api-key-stdin", action="store_true", help="read the key from the first line of stdin")
@@ -36,7 +44,7 @@ class Command(BaseCommand):
         getattr(self, f"_{action}")(**options)
 
     def _add(self, name, protocol, base_url, model, usd_per_mtok_in, usd_per_mtok_out, api_key_env, api_key_stdin,
-             update, **_):
+             update, usd_per_mtok_cache_read=None, usd_per_mtok_cache_write=None, **_):
         endpoint = LLMEndpoint.objects.filter(name=name).first()
         if endpoint and not update:
             raise CommandError(f"endpoint {name!r} exists: pass --update to change it")
@@ -47,7 +55,9 @@ class Command(BaseCommand):
                 raise CommandError("a new endpoint needs --protocol, --base-url and --model")
             endpoint = LLMEndpoint(name=name)
         for field, value in (("protocol", protocol), ("base_url", base_url), ("model", model),
-                             ("usd_per_mtok_in", usd_per_mtok_in), ("usd_per_mtok_out", usd_per_mtok_out)):
+                             ("usd_per_mtok_in", usd_per_mtok_in), ("usd_per_mtok_out", usd_per_mtok_out),
+                             ("usd_per_mtok_cache_read", usd_per_mtok_cache_read),
+                             ("usd_per_mtok_cache_write", usd_per_mtok_cache_write)):
             if value is not None:
                 setattr(endpoint, field, value)
         if api_key_env:
@@ -72,7 +82,8 @@ class Command(BaseCommand):
         rows = list(LLMEndpoint.objects.all())
         for e in rows:
             self.stdout.write(f"{e.name}\t{e.protocol}\t{e.base_url}\t{e.model}\tkey {'set' if e.api_key else 'unset'}\t"
-                              f"${e.usd_per_mtok_in}/${e.usd_per_mtok_out} per Mtok")
+                              f"${e.usd_per_mtok_in}/${e.usd_per_mtok_out} per Mtok, cache "
+                              f"{_or_ratio(e.usd_per_mtok_cache_read)} read / {_or_ratio(e.usd_per_mtok_cache_write)} write")
         self.stdout.write(f"{len(rows)} endpoint(s)")
 
     def _test(self, name, **_):

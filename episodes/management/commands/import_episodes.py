@@ -38,11 +38,22 @@ class Command(BaseCommand):
         parser.add_argument("--bug", type=int, help="the bug these episodes attempted; omit to only check the files")
         parser.add_argument("--again", action="store_true", help="import files already imported for this teacher and bug")
         parser.add_argument("--grade", action="store_true",
-                            help="grade each submitted patch (mini-swe-agent, SWE-agent) in the sandbox, as solving "
-                                 "does")
+                            help="grade each submitted patch (mini-swe-agent, SWE-agent, or --patch) in the sandbox, "
+                                 "as solving does")
+        parser.add_argument("--patch", type=Path,
+                            help="the run's final workspace diff (`git diff` in its workspace), for logs that record "
+                                 "none (Claude Code sessions, Codex rollouts); one log file only")
 
-    def handle(self, files, fmt, teacher, bug, again, grade, **options):
+    def handle(self, files, fmt, teacher, bug, again, grade, patch=None, **options):
         target = None
+        submission = None
+        if patch is not None:
+            if bug is None:
+                raise CommandError("--patch needs --bug: the diff is stored with the episode of that bug")
+            try:
+                submission = patch.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CommandError(f"cannot read the patch {patch}: {exc}") from None
         if grade and bug is None:
             raise CommandError("--grade needs --bug: a patch is graded against its bug")
         if bug is not None:
@@ -52,6 +63,8 @@ class Command(BaseCommand):
         files = expand(files, fmt)
         if not files:
             raise CommandError(f"no {PATTERNS[fmt]} file in the given folder(s)")
+        if submission is not None and len(files) != 1:
+            raise CommandError(f"--patch is the diff of one run: give one log file, not {len(files)}")
         teacher_row = None
         failures = 0
         total = len(files)
@@ -63,6 +76,8 @@ class Command(BaseCommand):
                 failures += 1
                 self.stderr.write(f"{prefix}: {exc}")
                 continue
+            if submission is not None:
+                imported.metadata["submission"] = submission
             problems = check_canonical(imported.trajectory)
             messages = len(imported.trajectory["messages"])
             note = f"; {len(problems)} problem(s): {'; '.join(problems[:3])}" if problems else ""
