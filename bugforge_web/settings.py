@@ -150,6 +150,9 @@ BUGFORGE_TEST_TIMEOUT = env.float("BUGFORGE_TEST_TIMEOUT", default=60.0)
 # "covering": a candidate's suite run is only the tests that execute its patched lines (the
 # coverage map says which), "full": always the whole suite.
 BUGFORGE_SUITE_SCOPE = env("BUGFORGE_SUITE_SCOPE", default="covering")
+# Fernet keys for secrets at rest (model API keys), newest first; unset: derived from SECRET_KEY
+# (bugforge_web/encryption.py; rotate with `manage.py rotate_field_keys`).
+BUGFORGE_FIELD_KEYS = env.list("BUGFORGE_FIELD_KEYS", default=[])
 # A repository needs this many passing tests at baseline to be ready (a bug needs one test that
 # fails and one that still passes).
 BUGFORGE_MIN_PASSING_TESTS = env.int("BUGFORGE_MIN_PASSING_TESTS", default=2)

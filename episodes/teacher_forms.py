@@ -34,7 +34,8 @@ class EndpointForm(forms.ModelForm):
         self._old_key = self.instance.api_key if self.instance.pk else ""
         if self.instance.pk:
             self.fields["api_key"].help_text = (
-                f"{'a key is set' if self._old_key else 'no key set'}; leave blank to keep it"
+                f"{'a key is set' if self._old_key else 'no key set'}; leave blank to keep it "
+                "(a new base URL or protocol clears it: enter the key again)"
             )
             self.initial["api_key"] = ""
 

@@ -88,12 +88,19 @@ def endpoint_save(request, pk):
     form = EndpointForm(request.POST, instance=endpoint)
     if not form.is_valid():
         return render(request, "teachers/endpoint_edit.html", {"endpoint": endpoint, "form": form}, status=400)
+    lapsed = endpoint.key_lapses  # new address, old key: the save clears it
     endpoint = form.save()
     after = _endpoint_facts(endpoint)
-    if endpoint.api_key != key_before:
+    if lapsed:
+        after["key"] = "cleared: the base URL or protocol changed"
+    elif endpoint.api_key != key_before:
         after["key"] = "replaced"
     AuditEvent.record(request.user, "change_endpoint", endpoint, before=before, after=after)
-    messages.info(request, f"Endpoint {endpoint.name} saved.")
+    if lapsed:
+        messages.warning(request, f"Endpoint {endpoint.name} saved. Its key was cleared because the endpoint now "
+                                  "points elsewhere: enter the key for the new address.")
+    else:
+        messages.info(request, f"Endpoint {endpoint.name} saved.")
     return redirect(reverse("teacher_list") + "#endpoints")
 
 

@@ -3,6 +3,8 @@ import secrets
 
 from django.db import models
 
+from bugforge_web.encryption import EncryptedTextField
+
 GATEWAY_TOKEN_PREFIX = "bfgw_"
 
 
@@ -23,7 +25,7 @@ class LLMEndpoint(models.Model):
     protocol = models.CharField(max_length=20, choices=Protocol)
     base_url = models.URLField(max_length=500)
     model = models.CharField(max_length=200)
-    api_key = models.CharField(max_length=500, blank=True)
+    api_key = EncryptedTextField(blank=True, help_text="stored encrypted; cleared when base URL or protocol change")
     usd_per_mtok_in = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     usd_per_mtok_out = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     usd_per_mtok_cache_read = models.DecimalField(
@@ -41,6 +43,30 @@ class LLMEndpoint(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.model})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        endpoint = super().from_db(db, field_names, values)
+        endpoint._loaded = {f: getattr(endpoint, f) for f in ("base_url", "protocol", "api_key") if f in field_names}
+        return endpoint
+
+    @property
+    def key_lapses(self) -> bool:
+        """This unsaved change points the stored key somewhere else (a new base URL or protocol)
+        without a new key: saving it clears the key, so nobody can send the real key to an
+        address of their choosing with *Test connection* and read it there."""
+        loaded = getattr(self, "_loaded", None)
+        if not loaded or not self.api_key or self.api_key != loaded.get("api_key"):
+            return False
+        return (self.base_url, self.protocol) != (loaded.get("base_url"), loaded.get("protocol"))
+
+    def save(self, *args, **kwargs):
+        if self.key_lapses:
+            self.api_key = ""
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "api_key"}
+        super().save(*args, **kwargs)
+        self._loaded = {"base_url": self.base_url, "protocol": self.protocol, "api_key": self.api_key}
 
     def engine_config(self):
         """The plain-data endpoint the engine's LLM client takes."""

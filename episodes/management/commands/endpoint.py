@@ -71,7 +71,12 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
         created = endpoint.pk is None
+        lapsed = endpoint.key_lapses
         endpoint.save()
+        if lapsed:
+            self.stdout.write(self.style.WARNING(
+                "the base URL or protocol changed: the stored key was cleared (give the key for the new address "
+                "with --api-key-env or --api-key-stdin)"))
         AuditEvent.record(None, "add_endpoint" if created else "change_endpoint", endpoint,
                           after={"protocol": endpoint.protocol, "base_url": endpoint.base_url, "model": endpoint.model,
                                  "key": "set" if endpoint.api_key else "unset"})
