@@ -147,10 +147,13 @@ class Page:
         return (self.number - 1) * self.per_page + len(self.rows)
 
 
+MAX_PAGE = 1_000_000
+
+
 def paginate(queryset, page: str | int | None, per_page: int = PER_PAGE, cap: int = COUNT_CAP, counted=None) -> Page:
     """``counted``: the same rows without the display annotations (cheaper to count)."""
     try:
-        number = max(1, int(page or 1))
+        number = min(max(1, int(page or 1)), MAX_PAGE)  # a 30-digit page would overflow the OFFSET
     except (TypeError, ValueError):
         number = 1
     counted = queryset if counted is None else counted

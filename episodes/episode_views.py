@@ -57,7 +57,10 @@ def episode_list(request):
     if filters["repository"]:
         episodes = episodes.filter(bug__repository__name=filters["repository"])
     for key, lookup in (("since", "created_at__date__gte"), ("until", "created_at__date__lte")):
-        day = parse_date(filters[key]) if filters[key] else None
+        try:
+            day = parse_date(filters[key]) if filters[key] else None
+        except ValueError:  # well formed but impossible (2026-02-30)
+            day = None
         if day:
             episodes = episodes.filter(**{lookup: day})
         else:

@@ -90,3 +90,18 @@ def test_shell_runs_in_the_sandbox_workspace(engine_bug):
         assert "characters cut" in long and long.rstrip().endswith("100000")
         assert bench.call("shell", {"command": "sleep 30"}) == "[timed out after 5s]"
         assert bench.call("shell", {"command": "  "}) == "error: the command is empty"
+
+
+def test_filesystem_traps_the_agent_set_are_error_texts(bench):
+    """An agent that makes a symlink loop (or a name too long) and then views or edits it gets
+    an error it can read; the episode goes on (before, the job died with RuntimeError)."""
+    ws = bench.workspace
+    os.symlink(ws / "loop_b", ws / "loop_a")
+    os.symlink(ws / "loop_a", ws / "loop_b")
+    answers = [bench.call("view", {"path": "loop_a"}), bench.call("view", {"path": "loop_a/deeper"}),
+               bench.call("edit", {"path": "loop_b", "old": "", "new": "x"}),
+               bench.call("edit", {"path": "loop_a", "old": "a", "new": "b"}),
+               bench.call("view", {"path": "n" * 5000})]
+    assert all(a.startswith("error: ") for a in answers), answers
+    assert "Symlink loop" in answers[0] and "File name too long" in answers[-1]
+    assert bench.errors == len(answers)

@@ -196,6 +196,14 @@ class Workbench:
         except ToolError as exc:
             self.errors += 1
             return f"error: {exc}"
+        except (OSError, RuntimeError, ValueError) as exc:
+            if name == "shell":  # the sandbox itself failed: not the model's doing
+                raise
+            # view and edit work on files the agent controls: a symlink loop (RuntimeError), a
+            # name too long, a permission it removed are its to read and fix
+            self.errors += 1
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return f"error: {name} failed: {detail[:300]}"
 
     # -- tools ------------------------------------------------------------------------------
 
