@@ -4,15 +4,29 @@ from django.contrib import admin
 from .models import AuditEvent, Bug, Episode, InjectionBatch, LLMCall, LLMEndpoint, Repository, Review, Teacher, VerificationRun
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """Admin for data the system computes (statuses, baselines, verdicts, rewards, figures): to
+    look at, never to type in. Rows are made and changed by the product's own forms, commands
+    and jobs, which validate and audit (a staff user could otherwise create an "approved" bug
+    with invented figures)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+
 @admin.register(Repository)
-class RepositoryAdmin(admin.ModelAdmin):
+class RepositoryAdmin(RecordAdmin):
     list_display = ["name", "status", "pinned_commit", "baseline_at"]
     list_filter = ["status"]
     search_fields = ["name", "source"]
 
 
 @admin.register(Bug)
-class BugAdmin(admin.ModelAdmin):
+class BugAdmin(RecordAdmin):
     list_display = ["id", "repository", "method", "operator", "status", "flake_upper_bound", "created_at"]
     list_filter = ["status", "method", "quarantined", "repository"]
     search_fields = ["problem_statement", "target", "operator"]
@@ -21,7 +35,7 @@ class BugAdmin(admin.ModelAdmin):
 
 
 @admin.register(VerificationRun)
-class VerificationRunAdmin(admin.ModelAdmin):
+class VerificationRunAdmin(RecordAdmin):
     list_display = ["id", "bug", "code", "scope", "purpose", "outcome", "duration_s", "created_at"]
     list_filter = ["code", "scope", "outcome"]
     raw_id_fields = ["bug", "episode"]
@@ -59,7 +73,7 @@ class TeacherAdmin(admin.ModelAdmin):
 
 
 @admin.register(Episode)
-class EpisodeAdmin(admin.ModelAdmin):
+class EpisodeAdmin(RecordAdmin):
     list_display = ["id", "bug", "teacher", "status", "reward", "cost_usd", "created_at"]
     list_filter = ["status", "teacher"]
     raw_id_fields = ["bug"]
@@ -67,29 +81,26 @@ class EpisodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(admin.ModelAdmin):
+class LLMCallAdmin(RecordAdmin):
     list_display = ["id", "episode", "batch", "protocol", "sequence", "status_code", "tokens_in", "tokens_out"]
     raw_id_fields = ["episode", "batch"]
 
 
 @admin.register(InjectionBatch)
-class InjectionBatchAdmin(admin.ModelAdmin):
+class InjectionBatchAdmin(RecordAdmin):
     list_display = ["id", "repository", "method", "requested", "produced", "status"]
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(RecordAdmin):
     list_display = ["bug", "reviewer", "verdict", "underspecified", "rejects_valid_fixes", "other_major_issue"]
     raw_id_fields = ["bug"]
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(RecordAdmin):
     list_display = ["created_at", "actor", "action", "target_type", "target_id"]
     list_filter = ["action", "target_type"]
 
-    def has_change_permission(self, request, obj=None):
-        return False  # the audit trail is append-only
-
     def has_delete_permission(self, request, obj=None):
-        return False
+        return False  # the audit trail is append-only

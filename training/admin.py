@@ -1,21 +1,23 @@
 from django.contrib import admin
 
+from episodes.admin import RecordAdmin
+
 from .models import Dataset, MetricPoint, TrainingRun
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(RecordAdmin):
     list_display = ["name", "kind", "train_rows", "heldout_rows", "created_at"]
 
 
 @admin.register(TrainingRun)
-class TrainingRunAdmin(admin.ModelAdmin):
+class TrainingRunAdmin(RecordAdmin):
     list_display = ["name", "method", "status", "step", "max_steps", "created_at"]
     list_filter = ["status", "method"]
 
 
 @admin.register(MetricPoint)
-class MetricPointAdmin(admin.ModelAdmin):
+class MetricPointAdmin(RecordAdmin):
     list_display = ["run", "step", "name", "value"]
     list_filter = ["name"]
 
@@ -24,6 +26,6 @@ from .models import Evaluation  # noqa: E402
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(admin.ModelAdmin):
+class EvaluationAdmin(RecordAdmin):
     list_display = ["name", "subject", "dataset", "k", "status", "created_at"]
     list_filter = ["status", "subject"]
