@@ -164,8 +164,12 @@ def bug_bulk_apply(request):
         messages.error(request, "Nothing changed: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect(back)
     ids = form.cleaned_data["ids"]
-    done = curation.bulk_review(request.user, ids, data, form.cleaned_data["verdict"],
-                                notes=form.cleaned_data["notes"], difficulty=form.cleaned_data["difficulty"])
+    try:
+        done = curation.bulk_review(request.user, ids, data, form.cleaned_data["verdict"],
+                                    notes=form.cleaned_data["notes"], difficulty=form.cleaned_data["difficulty"])
+    except ValueError as exc:  # e.g. a reject without a reason: nothing was changed (one transaction)
+        messages.error(request, f"Nothing changed: {exc}")
+        return redirect(back)
     skipped = len(ids[:curation.BULK_CAP]) - len(done)
     messages.info(request, f"{curation.PAST[form.cleaned_data['verdict']].capitalize()} {len(done)} bug(s)"
                   + (f"; {skipped} changed since you confirmed and were left alone" if skipped else "") + ".")

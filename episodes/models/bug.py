@@ -233,13 +233,50 @@ class Bug(models.Model):
                 self.patch = verdict.patch
                 try:
                     with transaction.atomic():
+                        settled = self._settle_reviews()
                         self.save()
+                    self._audit_reviews(settled)
                     return
                 except IntegrityError:  # the twin arrived meanwhile
                     self.patch = self.original_patch
                     twin = self._twin(verdict.patch)
             self._mark_duplicate(twin, len(self.dropped_hunks))
+        settled = self._settle_reviews()
         self.save()
+        self._audit_reviews(settled)
+
+    def _settle_reviews(self) -> str:
+        """Curation is never lost to a new verdict: a reviewed bug found valid again gets its
+        reviews' outcome back (approved or rejected); one that is no longer valid says why its
+        outcome lapsed (its reviews are kept, and apply again once it is valid). Returns what
+        happened ("" for an unreviewed bug)."""
+        if not self.pk or not self.reviews.exists():
+            return ""
+        if self.status == self.Status.VALID:
+            self.status = self.reviewed_status()
+            return "kept"
+        self.invalid_reason = (f"{self.invalid_reason} — its review outcome lapsed: the new verdict is "
+                               f"{self.status}; the reviews are kept and apply again once it is valid").lstrip(" —")
+        return "lapsed"
+
+    def _audit_reviews(self, settled: str) -> None:
+        if settled:
+            from .audit import AuditEvent
+
+            AuditEvent.record(None, f"review_outcome_{settled}", self,
+                              after={"status": self.status, "reason": self.invalid_reason})
+
+    def reviewed_status(self, reviews=None) -> str:
+        """The outcome of the bug's reviews (SWE-bench Verified's rule: any severity ≥ 2, any
+        other major issue or any reject drops it; otherwise an approve approves it)."""
+        from .audit import Review
+
+        reviews = list(self.reviews.all()) if reviews is None else reviews
+        dropped = any(
+            r.verdict == Review.Verdict.REJECT or r.underspecified >= 2 or r.rejects_valid_fixes >= 2 or r.other_major_issue
+            for r in reviews
+        )
+        return self.Status.REJECTED if dropped else self.Status.APPROVED
 
     def _set_flakiness(self, figures) -> None:
         self.clean_runs, self.clean_passes = figures.clean_runs, figures.clean_passes
@@ -332,19 +369,15 @@ class Bug(models.Model):
 
     def review(self, reviewer, **rubric):
         """Record ``reviewer``'s rubric and verdict, then settle the bug from all reviews
-        (SWE-bench Verified's rule: any severity ≥ 2, any other major issue or any reject
-        drops it; otherwise an approve approves it)."""
+        (``reviewed_status``). A reject needs a reason in the notes."""
         from .audit import Review
 
         if self.status not in self.CURATABLE:
             raise ValueError(f"a {self.status} bug cannot be reviewed: only valid bugs are curated")
+        if rubric.get("verdict") == Review.Verdict.REJECT and not (rubric.get("notes") or "").strip():
+            raise ValueError("a reject needs a reason: say in the notes what is wrong with the bug")
         review, _ = Review.objects.update_or_create(bug=self, reviewer=reviewer, defaults=rubric)
-        reviews = list(self.reviews.all())
-        dropped = any(
-            r.verdict == Review.Verdict.REJECT or r.underspecified >= 2 or r.rejects_valid_fixes >= 2 or r.other_major_issue
-            for r in reviews
-        )
-        status = self.Status.REJECTED if dropped else self.Status.APPROVED
+        status = self.reviewed_status()
         difficulty = rubric.get("difficulty") or self.difficulty
 
         def change():

@@ -30,7 +30,11 @@ def test_review_bulk_and_list(bugs, staff, reviewer):
         run("review", str(bugs[2].pk), "--as", "staffer", "--verdict", "approve")
     assert "would reject 2 bug(s)" in run("bulk", "repository=demo", "--as", "staffer", "--verdict", "reject")
     assert Review.objects.count() == 1
-    assert "rejected 2 bug(s)" in run("bulk", "repository=demo", "--as", "staffer", "--verdict", "reject", "--yes")
+    with pytest.raises(CommandError, match="a reject needs a reason"):
+        run("bulk", "repository=demo", "--as", "staffer", "--verdict", "reject", "--yes")
+    assert not Bug.objects.filter(status="rejected").exists()  # one transaction: nothing changed
+    assert "rejected 2 bug(s)" in run("bulk", "repository=demo", "--as", "staffer", "--verdict", "reject", "--yes",
+                                      "--notes", "the verifier tests an implementation detail")
     assert set(Bug.objects.filter(status="rejected").values_list("id", flat=True)) == {bugs[0].pk, bugs[1].pk}
     assert "2 bug(s) match" in run("list", "status=rejected")
     with pytest.raises(CommandError, match="bad filter"):

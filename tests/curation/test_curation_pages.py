@@ -165,7 +165,10 @@ def test_bulk_review_is_capped(repo, staff_client, monkeypatch):
     monkeypatch.setattr(curation, "BULK_CAP", 2)
     confirm = staff_client.get(reverse("bug_bulk"), {"action": "reject"}).content.decode()
     assert "<b>reject</b> <b>2</b> bugs" in confirm and "run it again for the next 2" in confirm
-    response = staff_client.post(reverse("bug_bulk_apply"), {"verdict": "reject", "ids": ",".join(str(b.pk) for b in bugs)},
+    ids = ",".join(str(b.pk) for b in bugs)
+    unexplained = staff_client.post(reverse("bug_bulk_apply"), {"verdict": "reject", "ids": ids}, follow=True)
+    assert b"a reject needs a reason" in unexplained.content and not Bug.objects.filter(status="rejected").exists()
+    response = staff_client.post(reverse("bug_bulk_apply"), {"verdict": "reject", "ids": ids, "notes": "verifier too narrow"},
                                  follow=True)
     assert b"Rejected 2 bug(s)." in response.content and Bug.objects.filter(status="rejected").count() == 2
 

@@ -65,7 +65,10 @@ class Command(BaseCommand):
                 })
                 if not form.is_valid():
                     raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-                bug.review(actor, **form.cleaned_data)
+                try:
+                    bug.review(actor, **form.cleaned_data)
+                except ValueError as exc:
+                    raise CommandError(f"bug {bug.pk}: {exc}") from None
                 self.stdout.write(f"bug {bug.pk}: {opts['verdict']} saved; the bug is now {bug.status}")
             elif action == "quarantine":
                 bug.set_quarantined(actor, not opts["release"])
@@ -114,5 +117,9 @@ class Command(BaseCommand):
             self.stdout.write(f"would {opts['verdict']} {len(ids)} bug(s): {ids[:20]}{' …' if len(ids) > 20 else ''}; "
                               "add --yes to apply")
             return
-        done = curation.bulk_review(actor, ids, data, opts["verdict"], notes=opts["notes"], difficulty=opts["difficulty"])
+        try:
+            done = curation.bulk_review(actor, ids, data, opts["verdict"], notes=opts["notes"],
+                                        difficulty=opts["difficulty"])
+        except ValueError as exc:
+            raise CommandError(f"nothing changed: {exc}") from None
         self.stdout.write(f"{curation.PAST[opts['verdict']]} {len(done)} bug(s)")
