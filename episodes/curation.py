@@ -222,6 +222,43 @@ def bulk_candidates(data: dict):
     return filtered_bugs(data).filter(status__in=Bug.CURATABLE)
 
 
+def undo(actor, event: AuditEvent) -> list[str]:
+    """Undo a review or a bulk review from its audit event; returns what could not be undone
+    (a bug reviewed again since, or no longer curatable) — the rest is undone. Audited."""
+    if event.action == "review":
+        Bug.objects.get(pk=int(event.target_id)).undo_review(actor, event)
+        return []
+    if event.action != "bulk_review":
+        raise ValueError(f"a {event.action} cannot be undone here (reviews and bulk reviews can)")
+    if AuditEvent.objects.filter(action="undo_bulk_review", after__undoes=event.pk).exists():
+        raise ValueError(f"bulk review {event.pk} was already undone")
+    left, undone = [], []
+    with transaction.atomic():
+        for bug_id in event.after.get("bugs") or []:
+            review = (AuditEvent.objects.filter(action="review", actor=event.actor, target_type="episodes.bug",
+                                                target_id=str(bug_id), pk__lt=event.pk).order_by("-pk").first())
+            bug = Bug.objects.filter(pk=bug_id).first()
+            try:
+                if review is None or bug is None:
+                    raise ValueError("its review is gone")
+                bug.undo_review(actor, review)
+                undone.append(bug_id)
+            except ValueError as exc:
+                left.append(f"bug {bug_id}: {exc}")
+        AuditEvent.objects.create(actor=actor if getattr(actor, "is_authenticated", False) else None,
+                                  action="undo_bulk_review", target_type="episodes.bug", target_id="bulk",
+                                  after={"undoes": event.pk, "bugs": undone, "left": left})
+    return left
+
+
+def recent_bulk_reviews(n: int = 5) -> list[tuple[AuditEvent, bool]]:
+    """The latest bulk reviews, each with whether it was undone."""
+    events = list(AuditEvent.objects.filter(action="bulk_review").select_related("actor").order_by("-pk")[:n])
+    undone = set(AuditEvent.objects.filter(action="undo_bulk_review", after__undoes__in=[e.pk for e in events])
+                 .values_list("after__undoes", flat=True))
+    return [(e, e.pk in undone) for e in events]
+
+
 def bulk_review(actor, ids: list[int], data: dict, verdict: str, notes: str = "", difficulty: str = "") -> list[int]:
     """Review each confirmed bug that still matches the filter with the default rubric and
     ``verdict``; each goes through Bug.review (the Verified rule, a Review, an audit event).

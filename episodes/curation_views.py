@@ -142,6 +142,7 @@ def bug_bulk(request):
     ids = list(candidates.values_list("id", flat=True)[:curation.BULK_CAP + 1])
     qs = curation.query_string(data)
     return render(request, "episodes/bug_bulk.html", {
+        "recent_bulk": curation.recent_bulk_reviews(),
         "form": form,
         "filters": data,
         "qs": qs,
@@ -172,8 +173,24 @@ def bug_bulk_apply(request):
         return redirect(back)
     skipped = len(ids[:curation.BULK_CAP]) - len(done)
     messages.info(request, f"{curation.PAST[form.cleaned_data['verdict']].capitalize()} {len(done)} bug(s)"
-                  + (f"; {skipped} changed since you confirmed and were left alone" if skipped else "") + ".")
+                  + (f"; {skipped} changed since you confirmed and were left alone" if skipped else "")
+                  + ". To undo it: Bulk review → recent bulk reviews.")
     return redirect(back)
+
+
+@staff_required
+def audit_undo(request, pk):
+    """Undo a review or a bulk review from its audit event (itself audited)."""
+    event = get_object_or_404(AuditEvent, pk=pk)
+    try:
+        left = curation.undo(request.user, event)
+    except (ValueError, Bug.DoesNotExist) as exc:
+        messages.error(request, f"Nothing undone: {exc}")
+    else:
+        messages.info(request, f"Undone {event.action.replace('_', ' ')} {event.pk}"
+                      + (f"; left as they are: {'; '.join(left)}" if left else "") + ".")
+    target = reverse("bug_bulk") if event.target_id == "bulk" else reverse("bug_detail", args=[event.target_id])
+    return redirect(_back(request, target))
 
 
 @staff_required

@@ -26,6 +26,7 @@ urlpatterns = [
     path("bugs/stabilize/", curation_views.bugs_stabilize, name="bugs_stabilize"),
     path("bugs/bulk/", curation_views.bug_bulk, name="bug_bulk"),
     path("bugs/bulk/apply/", curation_views.bug_bulk_apply, name="bug_bulk_apply"),
+    path("audit/<int:pk>/undo/", curation_views.audit_undo, name="audit_undo"),
     path("bugs/<int:pk>/verifier/", curation_views.bug_edit_verifier, name="bug_edit_verifier"),
     path("flaky/", curation_views.flaky_list, name="flaky_list"),
     path("flaky/rows/", curation_views.flaky_rows, name="flaky_rows"),

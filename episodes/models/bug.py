@@ -81,6 +81,10 @@ class BugQuerySet(models.QuerySet):
         return swept
 
 
+# A review's rubric: what an undo puts back.
+RUBRIC = ("underspecified", "rejects_valid_fixes", "other_major_issue", "difficulty", "notes", "verdict")
+
+
 class Bug(models.Model):
     """A planted bug: a patch that breaks clean code, and a verifier that passes only once fixed."""
 
@@ -354,10 +358,10 @@ class Bug(models.Model):
 
     CURATABLE = ("valid", "approved", "rejected")
 
-    def _audited(self, actor, action: str, change, **after):
+    def _audited(self, actor, action: str, change, extra_before=None, extra_after=None, **after):
         from .audit import AuditEvent
 
-        before = {k: getattr(self, k) for k in after}
+        before = {**{k: getattr(self, k) for k in after}, **(extra_before or {})}
         fields = [f.attname for f in self._meta.concrete_fields if not f.primary_key]
         old = {name: getattr(self, name) for name in fields}
         change()
@@ -365,7 +369,8 @@ class Bug(models.Model):
         # newer figures (a rerun finishing while a reviewer had the page open)
         changed = [name for name in fields if getattr(self, name) != old[name]]
         self.save(update_fields=[*changed, "updated_at"])
-        AuditEvent.record(actor, action, self, before=before, after={k: getattr(self, k) for k in after})
+        AuditEvent.record(actor, action, self, before=before,
+                          after={**{k: getattr(self, k) for k in after}, **(extra_after or {})})
 
     def review(self, reviewer, **rubric):
         """Record ``reviewer``'s rubric and verdict, then settle the bug from all reviews
@@ -376,6 +381,7 @@ class Bug(models.Model):
             raise ValueError(f"a {self.status} bug cannot be reviewed: only valid bugs are curated")
         if rubric.get("verdict") == Review.Verdict.REJECT and not (rubric.get("notes") or "").strip():
             raise ValueError("a reject needs a reason: say in the notes what is wrong with the bug")
+        previous = Review.objects.filter(bug=self, reviewer=reviewer).values(*RUBRIC).first()
         review, _ = Review.objects.update_or_create(bug=self, reviewer=reviewer, defaults=rubric)
         status = self.reviewed_status()
         difficulty = rubric.get("difficulty") or self.difficulty
@@ -383,8 +389,40 @@ class Bug(models.Model):
         def change():
             self.status, self.difficulty = status, difficulty
 
-        self._audited(reviewer, "review", change, status=status, difficulty=difficulty)
+        # the reviewer's earlier rubric (or none) is kept in the event: what an undo restores
+        self._audited(reviewer, "review", change, extra_before={"review": previous},
+                      extra_after={"review": {k: rubric.get(k) for k in RUBRIC if k in rubric}},
+                      status=status, difficulty=difficulty)
         return review
+
+    def undo_review(self, actor, event) -> None:
+        """Undo the review recorded by audit ``event``: the reviewer's earlier rubric comes back
+        (or their review goes), the bug is settled again from the reviews left, and the undo is
+        audited. Refused when a later review by the same reviewer replaced it, or it was undone."""
+        from .audit import AuditEvent, Review
+
+        if event.action != "review" or event.target_type != "episodes.bug" or event.target_id != str(self.pk):
+            raise ValueError(f"audit event {event.pk} is not a review of bug {self.pk}")
+        events = AuditEvent.objects.filter(target_type="episodes.bug", target_id=str(self.pk))
+        if events.filter(action="undo_review", after__undoes=event.pk).exists():
+            raise ValueError(f"review {event.pk} was already undone")
+        if events.filter(action="review", actor=event.actor, pk__gt=event.pk).exists():
+            raise ValueError(f"a later review by {event.actor} replaced review {event.pk}: undo that one first")
+        if self.status not in self.CURATABLE:
+            raise ValueError(f"a {self.status} bug's reviews do not apply: validate it first")
+        previous = (event.before or {}).get("review")
+        if previous:
+            Review.objects.update_or_create(bug=self, reviewer=event.actor, defaults=previous)
+        else:
+            Review.objects.filter(bug=self, reviewer=event.actor).delete()
+        status = self.reviewed_status() if self.reviews.exists() else self.Status.VALID
+        difficulty = (event.before or {}).get("difficulty", self.difficulty)
+
+        def change():
+            self.status, self.difficulty = status, difficulty
+
+        self._audited(actor, "undo_review", change, extra_after={"undoes": event.pk}, status=status,
+                      difficulty=difficulty)
 
     def set_quarantined(self, actor, quarantined: bool) -> None:
         self._audited(actor, "quarantine" if quarantined else "unquarantine",

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from episodes import curation
 from episodes.forms import BugFilterForm, ReviewForm
-from episodes.models import Bug
+from episodes.models import AuditEvent, Bug
 
 
 class Command(BaseCommand):
@@ -30,6 +30,9 @@ class Command(BaseCommand):
             p = sub.add_parser(name)
             p.add_argument("bug_id", type=int)
             p.add_argument("--as", dest="username", required=True, help="the staff user acting")
+        undo = sub.add_parser("undo", help="undo a review or a bulk review, by its audit event id (bug history)")
+        undo.add_argument("event_id", type=int)
+        undo.add_argument("--as", dest="username", required=True)
         bulk = sub.add_parser("bulk", help=f"review the curatable bugs of a filter (at most {curation.BULK_CAP})")
         bulk.add_argument("filter")
         bulk.add_argument("--as", dest="username", required=True)
@@ -53,6 +56,8 @@ class Command(BaseCommand):
         actor = self._staff(opts["username"])
         if action == "bulk":
             return self._bulk(actor, opts)
+        if action == "undo":
+            return self._undo(actor, opts["event_id"])
         bug = Bug.objects.filter(pk=opts["bug_id"]).first()
         if bug is None:
             raise CommandError(f"no bug {opts['bug_id']}")
@@ -109,6 +114,16 @@ class Command(BaseCommand):
             self.stdout.write(f"{bug.pk:>8}  {bug.status:<10} {bug.repository.name:<16} {bug.method:<12} {bug.target}")
         more = "+" if page.capped else ""
         self.stdout.write(f"{page.count}{more} bug(s) match; first {len(page.rows)} shown")
+
+    def _undo(self, actor, event_id: int):
+        event = AuditEvent.objects.filter(pk=event_id).first()
+        if event is None:
+            raise CommandError(f"no audit event {event_id}")
+        try:
+            left = curation.undo(actor, event)
+        except (ValueError, Bug.DoesNotExist) as exc:
+            raise CommandError(f"nothing undone: {exc}") from None
+        self.stdout.write(f"undone {event.action} {event.pk}" + (f"; left as they are: {'; '.join(left)}" if left else ""))
 
     def _bulk(self, actor, opts):
         data = self._filter(opts["filter"])
