@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Substr
 from django.utils import timezone
 
 from .models import AuditEvent, Bug, Review, VerificationRun
@@ -96,6 +96,9 @@ def filtered_bugs(data: dict):
     return _annotate_sort(bugs, sort.lstrip("-")).order_by(*sort_ordering(sort))
 
 
+STATEMENT_PREVIEW_CHARS = 240
+
+
 def list_rows(bugs):
     """The columns the list shows, with each bug's review tally (subqueries run per shown row)."""
     tally = lambda verdict: Subquery(  # noqa: E731
@@ -105,7 +108,9 @@ def list_rows(bugs):
     return bugs.select_related("repository").only(
         "id", "status", "method", "operator", "target", "created_at", "flake_upper_bound", "difficulty",
         "quarantined", "repository__name",
-    ).annotate(approvals=tally(Review.Verdict.APPROVE), rejections=tally(Review.Verdict.REJECT))
+    ).annotate(approvals=tally(Review.Verdict.APPROVE), rejections=tally(Review.Verdict.REJECT),
+               # what the bug asks, under its row: `a` on the list never approves a bug unseen
+               statement=Substr("problem_statement", 1, STATEMENT_PREVIEW_CHARS))
 
 
 @dataclass
