@@ -55,6 +55,11 @@ class BugFilterForm(forms.Form):
     FIELDS = ("repository", "status", "method", "operator", "reason", "flaky", "verdict", "difficulty", "rated", "since", "until",
               "q", "sort")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():  # the filter bar shows no <label>s: name each control
+            field.widget.attrs.setdefault("aria-label", name.replace("_", " "))
+
     def filter_data(self) -> dict:
         """The valid part of the filter (invalid fields dropped, and reported by .errors)."""
         if not self.is_bound:
