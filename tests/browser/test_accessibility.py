@@ -58,3 +58,32 @@ def test_axe_finds_no_violation(page, live_server, staff):
                     found[f"{path} @{width}px"] = found.get(f"{path} @{width}px", []) + [{"id": "page wider than the window", "impact": "layout", "nodes": [overflow]}]
     Path("/tmp/axe.json").write_text(json.dumps(found, indent=1))
     assert not found, json.dumps(found, indent=1)[:4000]
+
+
+def tabs_until(page, selector: str, limit: int = 80) -> int:
+    """How many presses of Tab from the top of the page until focus is inside ``selector``."""
+    page.reload()
+    for n in range(1, limit + 1):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"!!document.activeElement.closest({selector!r})"):
+            return n
+    return limit + 1
+
+
+def test_the_review_is_two_tabs_away_and_leads_the_page(page, live_server, staff):
+    bug_page = detail_pages()[1]
+    log_in(page, "staffer", "pw-staff-123", path=bug_page)
+    plain = tabs_until(page, "#review-form")  # tabbing through everything above it
+    print(f"Tabs to the review form: {plain} without the skip link")
+    assert plain <= 25
+    page.reload()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the review"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("!!document.activeElement.closest('#review-form')")  # 3 Tabs and Enter
+    # statement, patch and review come before anything that re-runs
+    order = page.evaluate("""() => ['#problem-statement', '#bug-diff', '#review-form', '.actions']
+        .map(s => document.querySelector(s).getBoundingClientRect().top + window.scrollY)""")
+    assert order == sorted(order), order  # statement, diff, review, then the re-run buttons
