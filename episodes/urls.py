@@ -24,6 +24,7 @@ urlpatterns = [
     path("bugs/<int:pk>/stable/", curation_views.bug_mark_stable, name="bug_mark_stable"),
     path("bugs/<int:pk>/stabilize/", curation_views.bug_stabilize, name="bug_stabilize"),
     path("bugs/stabilize/", curation_views.bugs_stabilize, name="bugs_stabilize"),
+    path("bugs/<int:pk>/status-cell/", views.bug_status_cell, name="bug_status_cell"),
     path("bugs/bulk/", curation_views.bug_bulk, name="bug_bulk"),
     path("bugs/bulk/apply/", curation_views.bug_bulk_apply, name="bug_bulk_apply"),
     path("audit/<int:pk>/undo/", curation_views.audit_undo, name="audit_undo"),

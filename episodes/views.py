@@ -133,7 +133,12 @@ def repository_inject(request, pk):
 def batch_progress(request, pk):
     """One injection batch's live progress, polled by htmx while it runs."""
     batch = get_object_or_404(InjectionBatch.objects.with_progress(), pk=pk)
-    return render(request, "episodes/partials/batch_row.html", {"batch": batch})
+    response = render(request, "episodes/partials/batch_row.html", {"batch": batch})
+    if request.htmx and batch.status not in ("queued", "running") and not batch.settling:
+        # finished and every bug settled: reload the page once, so its figures (bugs, yield,
+        # "no injected bug yet") catch up; the reloaded row no longer polls
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @staff_required
@@ -143,6 +148,13 @@ def repository_baseline(request, pk):
     AuditEvent.record(request.user, "enqueue_baseline", repo)
     messages.info(request, f"Baseline of {repo} queued on the verify queue.")
     return redirect(repo)
+
+
+@require_GET
+def bug_status_cell(request, pk):
+    """A bug list row's status, polled by htmx while the bug is still being validated."""
+    bug = get_object_or_404(Bug.objects.only("pk", "status", "quarantined"), pk=pk)
+    return render(request, "episodes/partials/bug_status_cell.html", {"bug": bug})
 
 
 @require_GET

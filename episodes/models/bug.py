@@ -11,7 +11,8 @@ class InjectionBatchQuerySet(models.QuerySet):
     def with_progress(self):
         """Batches as their progress row shows them: repository loaded, valid bugs counted."""
         return self.select_related("repository").annotate(
-            valid=models.Count("bugs", filter=models.Q(bugs__status="valid"))
+            valid=models.Count("bugs", filter=models.Q(bugs__status__in=["valid", "approved"])),
+            settling=models.Count("bugs", filter=models.Q(bugs__status__in=["candidate", "validating"])),
         )
 
 
