@@ -306,7 +306,10 @@ def flaky_rows(request):
 
 def _triage_context(bug):
     grid = curation.run_grid(bug)
-    return {"bug": bug, "grid": grid, "rerun": curation.rerun_progress(bug, grid["count"])}
+    rerun = curation.rerun_progress(bug, grid["count"])
+    if rerun is not None and rerun.active:
+        bug.measure_flakiness()  # the stored figures are the last job's: show the runs so far
+    return {"bug": bug, "grid": grid, "rerun": rerun}
 
 
 @require_GET

@@ -40,3 +40,20 @@ def test_a_bug_list_row_follows_its_validation(repo, reviewer_client):
     Bug.objects.filter(pk=b.pk).update(status="valid")
     cell = reviewer_client.get(f"/bugs/{b.pk}/status-cell/", **HTMX).content.decode()
     assert "status-valid" in cell and "hx-get" not in cell
+
+
+def test_the_flaky_page_figures_follow_the_runs_while_a_rerun_runs(repo, reviewer_client, monkeypatch):
+    from django.utils import timezone
+
+    from episodes import curation
+    from episodes.models import VerificationRun
+
+    b = bug(repo, 1, "flaky")
+    Bug.objects.filter(pk=b.pk).update(clean_runs=1, clean_passes=1, buggy_runs=1, buggy_fails=1)  # the last job's
+    for outcome in ("passed", "failed", "passed"):  # reruns of the clean code arriving
+        VerificationRun.objects.create(bug=b, repository=repo, code="clean", scope="verifier", outcome=outcome)
+    monkeypatch.setattr(curation, "rerun_progress",
+                        lambda bug, counted: curation.RerunProgress(5, 3, 10, "started", timezone.now()))
+    live = reviewer_client.get(f"/flaky/{b.pk}/live/", **HTMX).content.decode()
+    assert '<dd id="clean-figure">2/3 pass</dd>' in live  # the runs so far, not the stored 1/1
+    assert Bug.objects.get(pk=b.pk).clean_runs == 1  # nothing saved by looking

@@ -323,13 +323,19 @@ class Bug(models.Model):
         runs = list(self.verifier_runs().values_list("code", "outcome"))
         return [o == "passed" for c, o in runs if c != "buggy"], [o == "failed" for c, o in runs if c == "buggy"]
 
-    def refresh_flakiness(self, target: float | None = None) -> None:
-        """Recompute the figures from every counted run (after reruns); a valid or approved
-        bug whose verifier now disagrees with itself becomes flaky."""
+    def measure_flakiness(self, target: float | None = None):
+        """The figures from every counted run so far, set on this instance (not saved): what a
+        page shows while reruns are still coming in."""
         from episodes.engine import flakiness
 
         figures = flakiness.measure(*self.run_outcomes(), target=target or self.flake_target)
         self._set_flakiness(figures)
+        return figures
+
+    def refresh_flakiness(self, target: float | None = None) -> None:
+        """Recompute the figures from every counted run (after reruns); a valid or approved
+        bug whose verifier now disagrees with itself becomes flaky."""
+        figures = self.measure_flakiness(target)
         if figures.disagrees and self.status in (self.Status.VALID, self.Status.APPROVED):
             self.status, self.invalid_reason = self.Status.FLAKY, figures.describe()
         self.save()
