@@ -628,28 +628,38 @@ def _clean_line(line: str) -> str:
     return line.rstrip()
 
 
+# pytest's own explanations (introspection, diff hints): tooling, never what a user would see
+_PYTEST_CHATTER = re.compile(r"^(\+|Use -v to get|Full diff:|Omitting \d+ identical items|At index \d+ diff:|\?)")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+
+
 def problem_statement_from_failure(test_output: str, qualname: str) -> str:
     """An issue-style statement from a failing run's assertion text, for bugs planted without a
-    model. Test names, paths and tooling are stripped; it never asks anyone to run tests."""
+    model. Test names, paths and tooling are stripped; it never asks anyone to run tests, and it
+    never names the changed function (``qualname``) or its file: a statement that does localizes
+    the bug for free, so the solver learns nothing about finding it. The symptom is all it
+    gives: the failing assertion or the exception, as a user would see it."""
     candidates = [ln[1:].strip() for ln in (test_output or "").splitlines() if ln.startswith("E ")]
     if not candidates:  # no pytest assertion lines: fall back to exception lines
         candidates = [ln.strip() for ln in (test_output or "").splitlines() if _EXCEPTION_LINE.match(ln.strip())]
+    names = {part for part in qualname.split(".") if len(part) > 2}
     evidence: list[str] = []
     for text in candidates:
-        if not text or re.search(r"py\.?test|unittest|conftest", text, re.I):
+        if not text or re.search(r"py\.?test|unittest|conftest", text, re.I) or _PYTEST_CHATTER.match(text):
             continue
-        text = _clean_line(text)
+        text = _ADDRESS.sub("0x…", _clean_line(text))
+        if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names):
+            continue  # a line naming the changed code would point at the fix
         if text.strip() and text not in evidence:
             evidence.append(text)
         if len(evidence) >= 12:
             break
-    name = qualname.split(".")[-1]
-    lines = [f"`{qualname}` gives wrong results", ""]
-    lines.append(
-        f"Since the last change, code that relies on `{qualname}` no longer behaves as documented: "
-        f"some inputs that used to work now give a different result or an error."
-    )
+    error = next((m.group(1) for m in (re.match(r"([A-Z]\w*(?:Error|Exception))\b", e) for e in evidence)
+                  if m and m.group(1) != "AssertionError"), "")
+    lines = [f"{error} since the last change" if error else "Wrong results since the last change", ""]
+    lines.append("Since the last change, code that relies on the library no longer behaves as documented: "
+                 "some inputs that used to work now give a different result or an error.")
     if evidence:
         lines += ["", "What I see:", "", "```", *evidence, "```"]
-    lines += ["", f"Expected: `{name}` should behave as its documentation and the rest of the library describe."]
+    lines += ["", "Expected: the behaviour the documentation and the rest of the library describe."]
     return "\n".join(lines) + "\n"
