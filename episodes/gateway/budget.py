@@ -29,6 +29,11 @@ from dataclasses import dataclass, field
 
 REFUSAL_STATUS = 400
 MAX_EPISODES = 10_000  # ledgers kept; the oldest go first
+# Calls of one episode in flight at once. Their tokens and cost are known only once they
+# finish, so without a cap an agent holding its token (it is in a CLI's environment) could fire
+# a hundred calls at once and overshoot every budget a hundredfold; the ones over the cap get
+# a 429 (retry later), which neither ends the episode nor counts as an upstream failure.
+MAX_IN_FLIGHT = 8
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Spent:
     cost_usd: float = 0.0
     failures_in_a_row: int = 0
     first_failure: str = ""
+    in_flight: int = 0  # admitted, not yet finished
+    steps_in_flight: int = 0  # of those, requests offering tools: each may become a step
 
     def merge(self, other: "Spent") -> None:
         self.steps = max(self.steps, other.steps)
@@ -67,34 +74,50 @@ class Ledger:
     _spent: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def refusal(self, episode_id, budget: Budget | None, recorded: Spent | None) -> tuple[str, str] | None:
-        """(limit, message) when the episode's next call must be refused, else None."""
+    def admit(self, episode_id, budget: Budget | None, recorded: Spent | None,
+              offers_tools: bool = False) -> tuple[str, str] | None:
+        """None when the episode's next call may go (it is then counted in flight until
+        ``add``); else (reason, message): a limit, ``upstream_down``, or ``busy`` (too many
+        calls in flight). A call offering tools reserves a step, so concurrent calls cannot
+        all slip under the step limit."""
         if episode_id is None:
             return None
         with self._lock:
             spent = self._entry(episode_id)
             if recorded is not None:
                 spent.merge(recorded)
-            if self.max_upstream_failures and spent.failures_in_a_row >= self.max_upstream_failures:
-                return "upstream_down", (
-                    f"the upstream failed {spent.failures_in_a_row} times in a row (first: {spent.first_failure}); "
-                    "this episode's calls are no longer forwarded")
-            if budget is None:
-                return None
-            if budget.max_steps is not None and spent.steps >= budget.max_steps:
-                return "step_limit", f"step limit reached: {spent.steps} of {budget.max_steps} model steps used"
+            refusal = self._refusal(spent, budget, offers_tools)
+            if refusal is None:
+                spent.in_flight += 1
+                spent.steps_in_flight += 1 if offers_tools else 0
+            return refusal
+
+    def _refusal(self, spent: Spent, budget: Budget | None, offers_tools: bool) -> tuple[str, str] | None:
+        if self.max_upstream_failures and spent.failures_in_a_row >= self.max_upstream_failures:
+            return "upstream_down", (
+                f"the upstream failed {spent.failures_in_a_row} times in a row (first: {spent.first_failure}); "
+                "this episode's calls are no longer forwarded")
+        if budget is not None:
+            steps = spent.steps + spent.steps_in_flight if offers_tools else spent.steps
+            if budget.max_steps is not None and steps >= budget.max_steps:
+                return "step_limit", f"step limit reached: {steps} of {budget.max_steps} model steps used or under way"
             if budget.max_tokens is not None and spent.tokens >= budget.max_tokens:
                 return "token_limit", f"token limit reached: {spent.tokens} of {budget.max_tokens} tokens used"
             if budget.max_cost_usd is not None and spent.cost_usd >= budget.max_cost_usd:
                 return "cost_limit", (f"cost limit reached: ${spent.cost_usd:.6f} of ${budget.max_cost_usd:.6f} spent")
+        if spent.in_flight >= MAX_IN_FLIGHT:
+            return "busy", f"{spent.in_flight} calls of this episode are already in flight: retry when one finishes"
         return None
 
-    def add(self, episode_id, call: dict) -> None:
-        """Count a call the gateway passed on (refusals are not counted)."""
-        if episode_id is None or call.get("refused"):
+    def add(self, episode_id, call: dict, admitted: bool | None) -> None:
+        """Count a call ``admit`` let through (``admitted``: whether it offered tools) and end its
+        time in flight. Calls that were not admitted (None) are not counted."""
+        if episode_id is None or admitted is None:
             return
         with self._lock:
             spent = self._entry(episode_id)
+            spent.in_flight = max(0, spent.in_flight - 1)
+            spent.steps_in_flight = max(0, spent.steps_in_flight - (1 if admitted else 0))
             spent.steps += 1 if call.get("step") else 0
             spent.tokens += (call.get("tokens_in") or 0) + (call.get("tokens_out") or 0)
             spent.cost_usd += call.get("cost_usd") or 0.0

@@ -129,7 +129,8 @@ Record = Callable[[dict], Awaitable[None]]
 def error_body(protocol: str, status: int, message: str) -> dict:
     """An error in the shape the agent's SDK expects for ``protocol``."""
     kind = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-            405: "invalid_request_error", 413: "request_too_large", 504: "timeout_error"}.get(status, "api_error")
+            405: "invalid_request_error", 413: "request_too_large", 429: "rate_limit_error",
+            504: "timeout_error"}.get(status, "api_error")
     if protocol == "anthropic":
         return {"type": "error", "error": {"type": kind, "message": message}}
     code = {401: "invalid_api_key"}.get(status)
@@ -315,10 +316,15 @@ class GatewayApp:
             "cache_read": 0, "cache_write": 0, "cost_usd": 0.0, "latency_ms": None, "ttfb_ms": None, "step": False,
             "refused": "",
         }
-        refusal = self.ledger.refusal(upstream.episode_id, upstream.budget, upstream.spent)
-        if refusal is not None:  # over budget, or the upstream is down: not forwarded
-            call["refused"] = refusal[0]
-            return await self._failed(send, call, started, protocol, REFUSAL_STATUS, refusal[1], scrub)
+        offers_tools = isinstance(request_doc, dict) and bool(request_doc.get("tools"))
+        refusal = self.ledger.admit(upstream.episode_id, upstream.budget, upstream.spent, offers_tools)
+        if refusal is not None:  # over budget, the upstream down, or too many in flight: not forwarded
+            reason, message = refusal
+            if reason == "busy":  # retryable, and no verdict on the episode
+                return await self._failed(send, call, started, protocol, 429, message, scrub)
+            call["refused"] = reason
+            return await self._failed(send, call, started, protocol, REFUSAL_STATUS, message, scrub)
+        call["_admitted"] = offers_tools  # for the ledger: admitted (in flight), and whether it reserved a step
 
         # The client may hang up at any time, also while the upstream is still thinking: then the
         # upstream request is dropped at once rather than when (if ever) it answers.
@@ -466,8 +472,7 @@ class GatewayApp:
             usage = usage_of(protocol, body)
             call.update(tokens_in=usage.tokens_in, tokens_out=usage.tokens_out, cache_read=usage.cache_read,
                         cache_write=usage.cache_write, cost_usd=upstream.cost(usage))
-            offers_tools = isinstance(call["request"], dict) and bool(call["request"].get("tools"))
-            call["step"] = 200 <= status < 300 and not call["error"] and offers_tools
+            call["step"] = 200 <= status < 300 and not call["error"] and bool(call.get("_admitted"))
 
     async def _failed(self, send, call: dict, started: float, protocol: str, status: int, message: str,
                       scrub: Scrubber) -> None:
@@ -479,7 +484,8 @@ class GatewayApp:
         await self._record(call)
 
     async def _record(self, call: dict) -> None:
-        self.ledger.add(call["episode_id"], call)  # before the (slower) store: the next call sees it
+        # before the (slower) store, so the next call sees it; the flag is the ledger's, not stored
+        self.ledger.add(call["episode_id"], call, call.pop("_admitted", None))
         log.info("%s %s episode=%s status=%s tokens=%d/%d %.1f ms%s", call["protocol"], call["path"],
                  call["episode_id"], call["status_code"], call["tokens_in"], call["tokens_out"],
                  call["latency_ms"] or 0, f" error: {call['error'][:200]}" if call["error"] else "")

@@ -100,3 +100,32 @@ def test_unreachable_upstream_is_given_up_on_too(gateway, make_episode):
     answers = [call(gateway, "openai_chat", token).status_code for _ in range(4)]
     assert answers == [502, 502, 502, 400]
     assert wait_for_calls(episode, 4)[-1].refused == "upstream_down"
+
+
+def test_concurrent_calls_cannot_slip_past_the_step_limit(gateway, make_episode, upstream):
+    """The attack: an agent holding its token (a CLI's environment has it) fires many calls at
+    once, before any has finished and been counted. Calls offering tools reserve a step when
+    admitted, so no more than the limit are ever forwarded; past the in-flight cap the rest are
+    told to retry (429), which neither ends the episode nor counts as an upstream failure."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from episodes.gateway.budget import MAX_IN_FLIGHT
+
+    episode, token = make_episode("openai_chat", config={"max_steps": 2})
+    upstream.fallback = lambda recorded: Reply("slow step", tool_calls=[CALL], delay_s=0.5)
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda _: call(gateway, "openai_chat", token).status_code, range(12)))
+    assert statuses.count(200) == 2 and len(upstream.requests) == 2
+    assert set(statuses) == {200, 400}
+    episode.refresh_from_db()
+    assert episode.steps == 2
+
+    # calls without tools take no step, but only MAX_IN_FLIGHT of them run at once
+    other, other_token = make_episode("openai_chat", config={"max_tokens": 10**9})
+    upstream.fallback = lambda recorded: Reply("slow", delay_s=0.5)
+    with ThreadPoolExecutor(MAX_IN_FLIGHT + 4) as pool:
+        statuses = list(pool.map(lambda _: call(gateway, "openai_chat", other_token, tools=False).status_code,
+                                 range(MAX_IN_FLIGHT + 4)))
+    assert statuses.count(200) == MAX_IN_FLIGHT and statuses.count(429) == 4
+    rows = wait_for_calls(other, MAX_IN_FLIGHT + 4)
+    assert not any(r.refused for r in rows)  # busy is not a verdict on the episode
