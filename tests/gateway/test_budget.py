@@ -106,26 +106,35 @@ def test_concurrent_calls_cannot_slip_past_the_step_limit(gateway, make_episode,
     """The attack: an agent holding its token (a CLI's environment has it) fires many calls at
     once, before any has finished and been counted. Calls offering tools reserve a step when
     admitted, so no more than the limit are ever forwarded; past the in-flight cap the rest are
-    told to retry (429), which neither ends the episode nor counts as an upstream failure."""
+    told to retry (429), which neither ends the episode nor counts as an upstream failure. The
+    upstream holds every answer until the refusals are all in, so nothing depends on timing."""
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from episodes.gateway.budget import MAX_IN_FLIGHT
 
+    def burst(token, n, refused, tools):
+        release = threading.Event()
+        upstream.fallback = lambda recorded: (release.wait(20), Reply("held", tool_calls=[CALL] if tools else []))[1]
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(lambda: call(gateway, "openai_chat", token, tools=tools).status_code) for _ in range(n)]
+            deadline = time.monotonic() + 20
+            while sum(f.done() for f in futures) < refused and time.monotonic() < deadline:
+                time.sleep(0.02)  # the refusals come back at once; the admitted calls are held
+            release.set()
+            return [f.result() for f in futures]
+
     episode, token = make_episode("openai_chat", config={"max_steps": 2})
-    upstream.fallback = lambda recorded: Reply("slow step", tool_calls=[CALL], delay_s=0.5)
-    with ThreadPoolExecutor(12) as pool:
-        statuses = list(pool.map(lambda _: call(gateway, "openai_chat", token).status_code, range(12)))
-    assert statuses.count(200) == 2 and len(upstream.requests) == 2
-    assert set(statuses) == {200, 400}
+    statuses = burst(token, 12, refused=10, tools=True)
+    assert sorted(statuses) == [200, 200] + [400] * 10 and len(upstream.requests) == 2
+    wait_for_calls(episode, 12)  # recorded just after each answer
     episode.refresh_from_db()
     assert episode.steps == 2
 
     # calls without tools take no step, but only MAX_IN_FLIGHT of them run at once
     other, other_token = make_episode("openai_chat", config={"max_tokens": 10**9})
-    upstream.fallback = lambda recorded: Reply("slow", delay_s=0.5)
-    with ThreadPoolExecutor(MAX_IN_FLIGHT + 4) as pool:
-        statuses = list(pool.map(lambda _: call(gateway, "openai_chat", other_token, tools=False).status_code,
-                                 range(MAX_IN_FLIGHT + 4)))
+    statuses = burst(other_token, MAX_IN_FLIGHT + 4, refused=4, tools=False)
     assert statuses.count(200) == MAX_IN_FLIGHT and statuses.count(429) == 4
     rows = wait_for_calls(other, MAX_IN_FLIGHT + 4)
     assert not any(r.refused for r in rows)  # busy is not a verdict on the episode
