@@ -105,6 +105,7 @@ class Bug(models.Model):
         LLM_REWRITE = "llm_rewrite", "LLM rewrite"
         COMBINE = "combine"
         HISTORY = "history"
+        LLM_REMOVE = "llm_remove", "LLM feature removal"
         IMPORTED = "imported"
 
     class Difficulty(models.TextChoices):
@@ -144,6 +145,33 @@ class Bug(models.Model):
     quarantined = models.BooleanField(default=False)
     stable_reason = models.TextField(blank=True, help_text="why staff marked a flaky verifier stable")
     difficulty = models.CharField(max_length=8, choices=Difficulty, blank=True)
+
+    # Measured difficulty: every graded attempt (SolveAttempt rows), all solvers together.
+    solve_attempts = models.PositiveIntegerField(default=0)
+    solve_successes = models.PositiveIntegerField(default=0)
+    solve_rate = models.FloatField(null=True, blank=True, db_index=True, help_text="solved / graded attempts, all solvers")
+    solve_low = models.FloatField(null=True, blank=True, help_text="95% interval, lower end")
+    solve_high = models.FloatField(null=True, blank=True, help_text="95% interval, upper end")
+
+    # Realism of a procedural change: 1.0 = a slip a person could make; low = no human writes it.
+    realism = models.FloatField(null=True, blank=True, db_index=True)
+    realism_notes = models.JSONField(default=list, blank=True, help_text="why the score is what it is")
+
+    class StatementSource(models.TextChoices):
+        TEMPLATE = "template"
+        LLM = "llm"
+        MANUAL = "manual"
+        IMPORTED = "imported"
+
+    class StatementStyle(models.TextChoices):
+        SYMPTOM = "symptom", "symptom only"
+        TRACEBACK = "traceback", "with a traceback"
+        FUNCTION = "function", "naming the function"
+
+    statement_source = models.CharField(max_length=16, choices=StatementSource, blank=True)
+    statement_style = models.CharField(max_length=16, choices=StatementStyle, blank=True)
+    statement_flags = models.JSONField(default=dict, blank=True, help_text='{"leaks": [...], "underspecified": bool, ...}')
+    provenance = models.JSONField(default=dict, blank=True, help_text="where the bug came from (imports, self-play round)")
 
     # Flakiness: verifier agreement over repeated runs (see engine.flakiness).
     clean_runs = models.PositiveIntegerField(default=0)
