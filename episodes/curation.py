@@ -30,6 +30,8 @@ SORTS = {
     "repository": "repository__name",
     "difficulty": "difficulty",
     "bound": "_bound",  # nullable: unmeasured bugs sort below every measured one
+    "solve": "_solve",  # measured solve rate; unmeasured below every measured one
+    "realism": "_realism",
 }
 DEFAULT_SORT = "-created"
 
@@ -37,6 +39,8 @@ DEFAULT_SORT = "-created"
 def _annotate_sort(bugs, key: str):
     if key == "bound":
         return bugs.annotate(_bound=Coalesce("flake_upper_bound", Value(-1.0)))
+    if key in ("solve", "realism"):
+        return bugs.annotate(**{SORTS[key]: Coalesce("solve_rate" if key == "solve" else "realism", Value(-1.0))})
     return bugs
 
 
@@ -83,6 +87,14 @@ def filtered_bugs(data: dict):
     rated = data.get("rated")
     if rated:
         bugs = bugs.filter(Exists(Review.objects.filter(bug=OuterRef("pk"), difficulty="" if rated == "none" else rated)))
+    if data.get("measured"):
+        bugs = bugs.filter(solve_rate__isnull=data["measured"] == "unmeasured")
+    if data.get("min_solve") is not None:
+        bugs = bugs.filter(solve_rate__gte=data["min_solve"] / 100)
+    if data.get("max_solve") is not None:
+        bugs = bugs.filter(solve_rate__lte=data["max_solve"] / 100)
+    if data.get("min_realism") is not None:
+        bugs = bugs.filter(realism__gte=data["min_realism"])
     if data.get("since"):
         bugs = bugs.filter(created_at__date__gte=data["since"])
     if data.get("until"):
@@ -107,7 +119,7 @@ def list_rows(bugs):
     )
     return bugs.select_related("repository").only(
         "id", "status", "method", "operator", "target", "created_at", "flake_upper_bound", "difficulty",
-        "quarantined", "repository__name",
+        "quarantined", "repository__name", "solve_rate", "solve_attempts", "solve_successes", "realism",
     ).annotate(approvals=tally(Review.Verdict.APPROVE), rejections=tally(Review.Verdict.REJECT),
                # what the bug asks, under its row: `a` on the list never approves a bug unseen
                statement=Substr("problem_statement", 1, STATEMENT_PREVIEW_CHARS))
@@ -191,6 +203,9 @@ def neighbours(bug: Bug, data: dict) -> tuple[int | None, int | None]:
     field = SORTS[key]
     if key == "bound":
         value = bug.flake_upper_bound if bug.flake_upper_bound is not None else -1.0
+    elif key in ("solve", "realism"):
+        value = getattr(bug, "solve_rate" if key == "solve" else "realism")
+        value = -1.0 if value is None else value
     elif key == "repository":
         value = bug.repository.name
     else:

@@ -61,7 +61,8 @@ def bug_list(request):
 
 
 COLUMNS = [("#", "id"), ("repository", "repository"), ("method", "method"), ("target", None), ("status", "status"),
-           ("reviews", None), ("difficulty", "difficulty"), ("flake bound", "bound"), ("created", "created")]
+           ("reviews", None), ("difficulty", "difficulty"), ("flake bound", "bound"),
+           ("solve rate", "solve"), ("realism", "realism"), ("created", "created")]
 
 
 def _sort_columns(data: dict) -> list[tuple]:
@@ -88,8 +89,13 @@ def bug_detail(request, pk):
     reviews = list(bug.reviews.select_related("reviewer").order_by("created_at"))
     mine = next((r for r in reviews if r.reviewer_id == request.user.pk), None)
     grid = curation.run_grid(bug)
+    from . import difficulty
+
     return render(request, "episodes/bug_detail.html", {
         "bug": bug,
+        "solve_overall": difficulty.fmt(difficulty.estimate(bug.solve_successes, bug.solve_attempts)),
+        "solve_per_solver": [(s, difficulty.fmt(e)) for s, e in difficulty.per_solver(bug.pk).items()]
+        if bug.solve_attempts else [],  # one query, only for a measured bug
         "qs": qs,
         "previous_id": previous_id,
         "next_id": next_id,

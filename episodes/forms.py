@@ -43,6 +43,11 @@ class BugFilterForm(forms.Form):
     rated = forms.ChoiceField(required=False, choices=_choices("any reviewer rating", [
         *Bug.Difficulty.choices, ("none", "a review without difficulty"),
     ]), help_text="bugs some reviewer rated this difficulty")
+    min_solve = forms.FloatField(required=False, min_value=0, max_value=100, help_text="lowest measured solve rate, %")
+    max_solve = forms.FloatField(required=False, min_value=0, max_value=100, help_text="highest measured solve rate, %")
+    measured = forms.ChoiceField(required=False, choices=[("", "measured or not"), ("unmeasured", "unmeasured"),
+                                                          ("measured", "measured")])
+    min_realism = forms.FloatField(required=False, help_text="lowest realism score")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     q = forms.CharField(required=False, max_length=200)
@@ -50,9 +55,11 @@ class BugFilterForm(forms.Form):
         ("-created", "newest first"), ("created", "oldest first"), ("-id", "id ↓"), ("id", "id ↑"),
         ("status", "status"), ("method", "method"), ("repository", "repository"), ("difficulty", "difficulty"),
         ("-bound", "flake bound ↓"), ("bound", "flake bound ↑"),
+        ("-solve", "solve rate ↓"), ("solve", "solve rate ↑"), ("-realism", "realism ↓"), ("realism", "realism ↑"),
     ])
 
-    FIELDS = ("repository", "status", "method", "operator", "reason", "flaky", "verdict", "difficulty", "rated", "since", "until",
+    FIELDS = ("repository", "status", "method", "operator", "reason", "flaky", "verdict", "difficulty", "rated",
+              "min_solve", "max_solve", "measured", "min_realism", "since", "until",
               "q", "sort")
 
     def __init__(self, *args, **kwargs):

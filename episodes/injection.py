@@ -18,17 +18,21 @@ from . import sandboxes
 from .sandboxes import repo_spec, workspaces
 
 
-METHODS = [Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE, Bug.Method.COMBINE, Bug.Method.HISTORY]
+METHODS = [Bug.Method.PROCEDURAL, Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE, Bug.Method.LLM_REMOVE, Bug.Method.COMBINE,
+           Bug.Method.HISTORY]
+LLM_METHODS = (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE, Bug.Method.LLM_REMOVE)
 
 
 def start_batch(repo: Repository, method: str, count: int, *, seed: int | None = None, user=None,
                 operators: list[str] | None = None, endpoint=None, targets: list[str] | None = None,
-                size: int = 2, sync: bool = False, progress=None) -> InjectionBatch:
+                size: int = 2, sync: bool = False, progress=None, statement_style: str = "",
+                statement_endpoint=None) -> InjectionBatch:
     batch = InjectionBatch.objects.create(
         repository=repo, method=method, requested=count, created_by=user,
         seed=random.randrange(2**31) if seed is None else seed,
         options={"operators": operators or [], "endpoint": endpoint.pk if endpoint else None, "targets": targets or [],
-                 "size": size},
+                 "size": size, "statement_style": statement_style or "",
+                 "statement_endpoint": statement_endpoint.pk if statement_endpoint else None},
     )
     if sync:
         run_batch(batch.pk, validate_inline=True, progress=progress)
@@ -56,7 +60,7 @@ def run_batch(batch_id: int, validate_inline: bool = False, progress=None) -> st
             raise RuntimeError(f"repository {repo} is not ready: {repo.error}")
         if batch.method == Bug.Method.PROCEDURAL:
             _run_procedural(batch, repo, validate_inline, progress)
-        elif batch.method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
+        elif batch.method in LLM_METHODS:
             _run_llm(batch, repo, validate_inline, progress)
         elif batch.method == Bug.Method.COMBINE:
             _run_combine(batch, repo, validate_inline, progress)
@@ -107,8 +111,14 @@ def _hand_on(batch, bug, done, total, validate_inline, progress) -> None:
             except Exception:  # recorded on the bug; the batch goes on
                 pass
             batch.validation_s += time.monotonic() - started
+            if batch.options.get("statement_style"):  # an LLM writes the valid bug's statement
+                from . import statements
+                statements.after_validation(bug.pk, batch.pk)
         else:
-            jobs.enqueue_validation(bug)
+            job_id = jobs.enqueue_validation(bug)
+            if batch.options.get("statement_style"):
+                from . import statements
+                statements.enqueue_after_validation(bug, batch, job_id)
     if progress:
         progress(done, total, bug)
 
@@ -139,7 +149,7 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
     rng = random.Random(batch.seed)
     chosen = [rng.choice(targets) for _ in range(batch.requested)]
     _planned(batch, len(chosen))
-    mode = "modify" if batch.method == Bug.Method.LLM_MODIFY else "rewrite"
+    mode = {Bug.Method.LLM_MODIFY: "modify", Bug.Method.LLM_REWRITE: "rewrite"}.get(batch.method, "remove")
     sequence = LLMCall.objects.filter(batch=batch).count()
     failures = []
 
@@ -158,11 +168,15 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
         started = time.perf_counter()
         covering = target.covering_tests
         request = InjectionRequest.for_function(
-            mode, target.path, target.qualname, sources[target.path], covering_tests=covering,
+            "rewrite" if mode == "remove" else mode, target.path, target.qualname, sources[target.path], covering_tests=covering,
             test_sources={p: s for p, s in test_sources.items() if any(t.startswith(p + "::") for t in covering)},
             seed=rng.randrange(2**31),
         )
-        outcome = inject(client, request, retries=2, on_call=record)
+        if mode == "remove":
+            from .engine.injectors import feature_removal
+            outcome = feature_removal.remove(client, request, retries=2, on_call=record)
+        else:
+            outcome = inject(client, request, retries=2, on_call=record)
         bug = None
         if not outcome.ok:
             failures.append({"target": f"{target.path}::{target.qualname}", "reasons": outcome.failures})
@@ -174,6 +188,7 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
                         repository=repo, batch=batch, base_commit=repo.pinned_commit, method=batch.method,
                         operator=mode, injector=endpoint.model, target=f"{target.path}::{target.qualname}",
                         seed=request.seed, patch=outcome.patch, verifier=outcome.verifier, problem_statement=problem,
+                        statement_source=Bug.StatementSource.LLM if outcome.problem_statement else Bug.StatementSource.TEMPLATE,
                         generation_s=round(time.perf_counter() - started, 3),
                     )
             except IntegrityError:
@@ -281,6 +296,7 @@ def _save_candidate(batch, repo, candidate) -> Bug | None:
                 patch=m.patch,
                 verifier=candidate.verifier or "# no verifier: no covering test fails on this mutation\nraise SystemExit(1)\n",
                 problem_statement=candidate.problem_statement,
+                statement_source=Bug.StatementSource.TEMPLATE if candidate.problem_statement else "",
                 fail_to_pass=candidate.failing_tests,
                 status=Bug.Status.INVALID if candidate.reject_reason else Bug.Status.CANDIDATE,
                 invalid_reason=candidate.reject_reason,

@@ -317,6 +317,10 @@ def _store(episode: Episode, attempt: Attempt, result, secrets=()) -> str:
         session_log=_capped(scrub.text(attempt.session_log), SESSION_LOG_MAX_CHARS),
         finished_at=timezone.now(),
     )
+    if exit_reason != Episode.ExitReason.ERROR:  # an error is not a graded attempt
+        from .difficulty import record_episode
+
+        record_episode(episode.pk)
     return status
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import curation_views, episode_views, teacher_views, views
+from . import curation_views, episode_views, statement_views, teacher_views, views
 
 urlpatterns = [
     path("repositories/", views.repository_list, name="repository_list"),
@@ -20,6 +20,7 @@ urlpatterns = [
     path("bugs/<int:pk>/validate/", views.bug_validate, name="bug_validate"),
     path("bugs/<int:pk>/rerun/", curation_views.bug_rerun, name="bug_rerun"),
     path("bugs/<int:pk>/review/", curation_views.bug_review, name="bug_review"),
+    path("bugs/<int:pk>/statement/", statement_views.bug_statement_rewrite, name="bug_statement_rewrite"),
     path("bugs/<int:pk>/quarantine/", curation_views.bug_quarantine, name="bug_quarantine"),
     path("bugs/<int:pk>/stable/", curation_views.bug_mark_stable, name="bug_mark_stable"),
     path("bugs/<int:pk>/stabilize/", curation_views.bug_stabilize, name="bug_stabilize"),

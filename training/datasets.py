@@ -41,7 +41,7 @@ KNOWN_FILTERS = {
             "include_suspicious",
             "split_by", "heldout_fraction", "heldout_bugs", "seed"},
     "rl": {"repository", "statuses", "split_by", "heldout_fraction", "heldout_bugs", "seed", "include_flaky",
-           "max_flake_rate"},
+           "max_flake_rate", "solver", "band", "min_attempts"},
 }
 
 
@@ -93,6 +93,8 @@ def clean_filters(kind: str, filters: dict | None) -> dict:
             out["heldout_bugs"] = sorted(int(b) for b in (_names(filters["heldout_bugs"])
                                                           if isinstance(filters["heldout_bugs"], str)
                                                           else filters["heldout_bugs"]))
+        if kind == "rl" and ("band" in filters or "solver" in filters):
+            _curriculum(filters, out)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad filter value: {exc}") from None
     if not 0 <= out["heldout_fraction"] < 1:
@@ -188,6 +190,25 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
     return rows, {"dropped": dropped, "warnings": warnings, "episodes_matched": episodes.count()}
 
 
+def _curriculum(filters: dict, out: dict) -> None:
+    """A target solve-rate band for one solver: {"solver", "band": [low, high], "min_attempts"}."""
+    solver = str(filters.get("solver", "")).strip()
+    if not solver:
+        raise ValueError("a band needs the solver whose solve rate it is (e.g. teacher:sonnet)")
+    band = filters.get("band", [0.2, 0.8])
+    if isinstance(band, str):
+        band = [b for b in band.replace("–", ",").replace("-", ",").split(",") if b.strip()]
+    low, high = (float(b) for b in band)
+    if low > 1 or high > 1:  # given in percent
+        low, high = low / 100, high / 100
+    if not 0 <= low <= high <= 1:
+        raise ValueError("band is two solve rates, low ≤ high, between 0 and 1 (or 0 and 100%)")
+    out["solver"], out["band"] = solver, [low, high]
+    out["min_attempts"] = int(filters.get("min_attempts", 1))
+    if out["min_attempts"] < 1:
+        raise ValueError("min_attempts must be at least 1")
+
+
 def rl_task(bug) -> dict:
     """What the GRPO environment's reset needs to rebuild the buggy workspace and grade it."""
     repo = bug.repository
@@ -224,6 +245,16 @@ def rl_rows(filters: dict) -> tuple[list[dict], dict]:
         bugs = bugs.filter(repository__name__in=filters["repository"])
     threshold = filters.get("max_flake_rate", settings.BUGFORGE_FLAKE_TARGET)
     rows, dropped = [], {"flaky": 0, "not_stable": 0, "no_verifier": 0}
+    curriculum = {}
+    if filters.get("solver"):
+        from episodes.difficulty import band_select
+
+        ids = list(bugs.order_by("id").values_list("pk", flat=True))
+        kept, reasons = band_select(ids, filters["solver"], tuple(filters["band"]), filters.get("min_attempts", 1))
+        bugs = bugs.filter(pk__in=kept)
+        dropped["out_of_band"] = len(reasons)
+        curriculum = {"solver": filters["solver"], "band": filters["band"], "kept": len(kept),
+                      "dropped_bugs": {str(k): v for k, v in sorted(reasons.items())}}
     for bug in bugs.order_by("id"):
         if not bug.verifier.strip():
             dropped["no_verifier"] += 1
@@ -237,9 +268,13 @@ def rl_rows(filters: dict) -> tuple[list[dict], dict]:
             dropped["not_stable"] += 1
             continue
         rows.append(engine.rl_row(bug.pk, bug.repository.name, bug.problem_statement, rl_task(bug),
-                                  difficulty=bug.difficulty or "", method=bug.method))
+                                  difficulty=bug.difficulty or "", method=bug.method,
+                                  solve_rate=bug.solve_rate, solve_attempts=bug.solve_attempts))
     rows, dropped["duplicates"] = engine.dedupe(rows, key=lambda r: json.loads(r["task"])["patch"] + r["repository"])
-    return rows, {"dropped": dropped, "warnings": [], "statuses": statuses, "max_flake_rate": threshold}
+    figures = {"dropped": dropped, "warnings": [], "statuses": statuses, "max_flake_rate": threshold}
+    if curriculum:
+        figures["curriculum"] = curriculum
+    return rows, figures
 
 
 def _build(kind: str, name: str, filters: dict | None, user) -> Dataset:

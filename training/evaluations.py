@@ -87,6 +87,10 @@ def run_evaluation(evaluation_id: int) -> str:
         Evaluation.objects.filter(pk=ev.pk).update(
             status=Evaluation.Status.SUCCEEDED, attempts=attempts, results=results, finished_at=timezone.now(),
         )
+        from episodes.difficulty import record_evaluation
+
+        ev.attempts = attempts
+        record_evaluation(ev)
     except Exception as exc:
         Evaluation.objects.filter(pk=ev.pk).update(
             status=Evaluation.Status.FAILED, finished_at=timezone.now(),

@@ -54,6 +54,14 @@ class DatasetBuildForm(forms.Form):
                   "BUGFORGE_FLAKE_TARGET). `manage.py stabilize` reruns bugs to reach a stricter one.")
     include_flaky = forms.BooleanField(required=False, label="also bugs whose verifier ever disagreed with itself",
                                        help_text="RL: flaky verifiers make noisy rewards")
+    curriculum_solver = forms.CharField(
+        required=False, max_length=300, label="Curriculum solver",
+        help_text='RL: keep only bugs this solver solves at a rate within the band, e.g. "teacher:sonnet" or '
+                  '"checkpoint:run-3" (blank = no curriculum); the manifest lists the bugs dropped and why')
+    band_low = forms.FloatField(required=False, initial=20, min_value=0, max_value=100, label="Band low (%)")
+    band_high = forms.FloatField(required=False, initial=80, min_value=0, max_value=100, label="Band high (%)")
+    min_attempts = forms.IntegerField(required=False, initial=1, min_value=1,
+                                      help_text="RL curriculum: attempts by the solver a bug needs to count as measured")
     split_by = forms.ChoiceField(choices=[("bug", "by bug"), ("repository", "by repository")], initial="bug",
                                  help_text="no bug (or repository) is on both the train and the held-out side")
     heldout_fraction = forms.FloatField(initial=0.2, label="Held-out fraction", min_value=0.0, max_value=0.95,
@@ -88,6 +96,12 @@ class DatasetBuildForm(forms.Form):
             filters["include_flaky"] = data["include_flaky"]
             if data.get("max_flake_rate"):
                 filters["max_flake_rate"] = data["max_flake_rate"]
+            if data.get("curriculum_solver", "").strip():
+                low = 20.0 if data.get("band_low") is None else data["band_low"]
+                high = 80.0 if data.get("band_high") is None else data["band_high"]
+                filters["solver"] = data["curriculum_solver"].strip()
+                filters["band"] = [low / 100, high / 100]
+                filters["min_attempts"] = data.get("min_attempts") or 1
         return {k: v for k, v in filters.items() if v not in ([], None)}
 
     def unvetted_teachers(self) -> list[Teacher]:

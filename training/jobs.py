@@ -26,11 +26,13 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from training.engine.grpo_env import ROLLOUTS_ENV
 from training.engine.run import CANCEL_FILE, METRICS_FILE, STATUS_FILE, MetricsTail
 
 from .models import MetricPoint, TrainingRun
 
 log = logging.getLogger(__name__)
+ROLLOUTS_FILE = "rollouts.jsonl"
 
 POLL_S = 0.5
 HEARTBEAT_S = 10.0  # how often a quiet run still says it is alive (the sweeper's evidence)
@@ -147,7 +149,8 @@ def run_training(run_id: int) -> str:
 
 def _supervise(run: TrainingRun, argv: list[str], output_dir: Path, log_path: Path) -> str:
     tail = MetricsTail(output_dir / METRICS_FILE)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TELEMETRY": "1",
+           ROLLOUTS_ENV: str(output_dir / ROLLOUTS_FILE)}  # GRPO's graded rollouts, next to the metrics
     if run.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     cancel_sent_at = None
@@ -172,7 +175,19 @@ def _supervise(run: TrainingRun, argv: list[str], output_dir: Path, log_path: Pa
             proc.wait()
             raise
     store_metrics(run, tail.read())
+    record_rollouts(run, output_dir)
     return _finish(run, proc.returncode, output_dir, log_path, cancelled=cancel_sent_at is not None)
+
+
+def record_rollouts(run: TrainingRun, output_dir: Path) -> int:
+    """GRPO's graded rollouts (one {bug_id, reward} line each) as the run's solve attempts."""
+    from episodes.difficulty import ingest_rollouts
+
+    try:
+        return ingest_rollouts(run.pk, output_dir / ROLLOUTS_FILE)
+    except Exception:  # measuring difficulty never fails a training run
+        log.exception("recording the rollouts of run %s failed", run.pk)
+        return 0
 
 
 def _finish(run: TrainingRun, returncode: int, output_dir: Path, log_path: Path, cancelled: bool) -> str:

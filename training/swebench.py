@@ -17,14 +17,44 @@ def bug_dict(bug: Bug) -> dict:
         "id": bug.pk, "repository": repo.name, "source": repo.source, "base_commit": bug.base_commit,
         "patch": bug.patch, "verifier": bug.verifier, "fail_to_pass": bug.fail_to_pass,
         "pass_to_pass": bug.pass_to_pass, "problem_statement": bug.problem_statement,
-        "created_at": bug.created_at.isoformat() if bug.created_at else "", "difficulty": bug.difficulty,
-        "test_command": repo.test_command, "method": bug.method,
+        "created_at": bug.created_at.isoformat() if bug.created_at else "",
+        "test_command": repo.test_command, "provenance": bug.provenance,
+        "environment": swebench.environment_recipe({
+            "detected": repo.detected, "pip_packages": repo.pip_packages, "install_command": repo.install_command,
+            "test_command": repo.test_command}),
+        **{k: getattr(bug, k) for k in swebench.CARRIED},
     }
 
 
-def export_bugs(bugs) -> list[dict]:
-    """SWE-bench instances for ``bugs`` (a queryset or list)."""
-    return [swebench.to_instance(bug_dict(b)) for b in bugs]
+def bundle_dir(out: str | Path) -> Path:
+    """Where the bundles of the buggy commits go: ``<stem>-repos/`` beside the JSONL."""
+    out = Path(out)
+    return out.parent / f"{out.stem}-repos"
+
+
+def export_bugs(bugs, out: str | Path) -> list[dict]:
+    """SWE-bench instances for ``bugs`` (a queryset or list): makes each bug's buggy commit in
+    its repository's mirror, bundles them per repository under ``bundle_dir(out)`` and writes
+    the instances to ``out`` (JSONL). A bug whose code cannot be had raises ValueError."""
+    from episodes.engine.workspace import GitError
+    from episodes.sandboxes import workspaces
+
+    bugs = list(bugs)
+    instances, by_repo = [], {}
+    for bug in bugs:
+        repo = bug.repository
+        try:
+            mirror = workspaces().ensure_mirror(repo.source, bug.base_commit)
+            sha = swebench.buggy_commit(mirror, bug.base_commit, bug.patch, bug.pk)
+        except (GitError, OSError, ValueError) as exc:
+            raise ValueError(f"bug {bug.pk}: cannot make its buggy commit: {exc}") from None
+        by_repo.setdefault(repo.name, (mirror, []))[1].append(bug.pk)
+        data = bug_dict(bug) | {"buggy_commit": sha, "bundle": f"{bundle_dir(out).name}/{repo.name}.bundle"}
+        instances.append(swebench.to_instance(data))
+    for name, (mirror, ids) in by_repo.items():
+        swebench.write_bundle(mirror, ids, bundle_dir(out) / f"{name}.bundle")
+    write_jsonl(instances, out)
+    return instances
 
 
 def write_jsonl(instances: list[dict], path: str | Path) -> None:
@@ -45,11 +75,14 @@ def _repo_slug(repo: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "__", repo.strip("/"))[:100]
 
 
-def import_instances(instances: list[dict], repository: Repository | None = None) -> dict:
+def import_instances(instances: list[dict], repository: Repository | None = None, source_file: str = "") -> dict:
     """Create candidate bugs from SWE-bench instances (validate them afterwards).
 
     Each instance goes to ``repository`` if given, else to the repository named like its
     ``repo`` (created from the exported source, or from GitHub for a foreign ``owner/name``).
+    A BugForge export comes back as it left (method, operator, status, flakiness counts,
+    measured and reviewed difficulty, provenance); a foreign instance is an imported candidate.
+    Either way ``provenance["imported_from"]`` names the file and the instance.
     Returns {"created": [bug ids], "existing": [bug ids], "errors": [text]}; one bad instance
     does not stop the others.
     """
@@ -72,11 +105,17 @@ def import_instances(instances: list[dict], repository: Repository | None = None
             continue
         try:
             with transaction.atomic():
+                fields = {"method": Bug.Method.IMPORTED,
+                          "injector": f"SWE-bench instance {data['instance_id']}"[:200]} | data["carried"]
+                fields = {k: v for k, v in fields.items() if v is not None}
+                provenance = data["provenance"] | {"imported_from": {
+                    "format": "swebench", "file": Path(source_file).name if source_file else "",
+                    "instance_id": data["instance_id"]}}
                 bug = Bug.objects.create(
                     repository=repo, base_commit=data["base_commit"], patch=data["patch"], verifier=data["verifier"],
                     fail_to_pass=data["fail_to_pass"], pass_to_pass=data["pass_to_pass"],
                     problem_statement=data["problem_statement"], difficulty=data["difficulty"],
-                    method=Bug.Method.IMPORTED, injector=f"SWE-bench instance {data['instance_id']}"[:200],
+                    provenance=provenance, **fields,
                 )
         except IntegrityError as exc:
             result["errors"].append(f"instance {data['instance_id']}: {exc}")
@@ -94,4 +133,5 @@ def _repository_for(data: dict) -> Repository | None:
     if not source:
         return None
     return Repository.objects.create(name=_repo_slug(name), source=source, pinned_commit=data["base_commit"],
-                                     test_command=data["test_command"] or "python -m pytest")
+                                     test_command=data["test_command"] or "python -m pytest",
+                                     install_command=data["install_command"])

@@ -63,31 +63,7 @@ def test_reverse_patch_round_trip():
     assert "deleted file mode" in gone and "+++ /dev/null" in gone and "--- a/n.py" in gone
 
 
-@pytest.mark.django_db
-def test_swebench_export_import_round_trip(tmp_path):
-    repo = make_repo("lib-a")
-    bug = make_bug(repo, 1)
-    Bug.objects.filter(pk=bug.pk).update(fail_to_pass=["tests/t.py::test_a"], pass_to_pass=["tests/t.py::test_b"],
-                                         difficulty="<15m")
-    out = tmp_path / "bugs.jsonl"
-    call_command("export_swebench", str(out))
-    [instance] = [json.loads(line) for line in out.read_text().splitlines()]
-    assert instance["instance_id"] == f"lib-a__bugforge-{bug.pk}"
-    assert instance["base_commit"] == repo.pinned_commit
-    assert json.loads(instance["FAIL_TO_PASS"]) == ["tests/t.py::test_a"]
-    assert swebench.reverse_patch(instance["patch"]) == bug.patch  # the gold patch undoes the bug
-    assert ".bugforge/verifier.py" in instance["test_patch"]
-    # importing into an empty database recreates the repository and the bug
-    Bug.objects.all().delete()
-    type(repo).objects.all().delete()
-    call_command("import_swebench", str(out))
-    imported = Bug.objects.get()
-    assert (imported.patch, imported.verifier, imported.fail_to_pass, imported.pass_to_pass) == (
-        bug.patch, bug.verifier, ["tests/t.py::test_a"], ["tests/t.py::test_b"])
-    assert imported.method == "imported" and imported.status == "candidate"
-    assert imported.repository.name == "lib-a" and imported.repository.source == repo.source
-    call_command("import_swebench", str(out))  # idempotent
-    assert Bug.objects.count() == 1
+# The SWE-bench export and its round trip: tests/training/test_swebench_export.py
 
 
 def test_foreign_swebench_instances_get_a_verifier_and_bad_ones_are_reported():
@@ -159,3 +135,10 @@ def test_checkpoint_runs_as_the_built_in_agent_on_heldout_bugs(tiny_model, appro
     assert tev.results["by_repository"]["cartcalc"]["pass@1"] == 1.0
     table = evaluations.comparison(ds)
     assert [(r["role"], r["pass@1"]) for r in table] == [("teacher", 1.0), ("base", 0.0)]
+    # both evaluations' attempts are the bug's measured difficulty, per solver and overall
+    from episodes.difficulty import per_solver
+
+    assert {s: (e.successes, e.attempts) for s, e in per_solver(approved_bug.pk).items()} == {
+        f"checkpoint:{tiny_model}": (0, 2), "teacher:scripted": (1, 1)}
+    approved_bug.refresh_from_db()
+    assert (approved_bug.solve_successes, approved_bug.solve_attempts) == (1, 3)

@@ -54,6 +54,13 @@ def test_grpo_two_steps_with_the_sandbox_reward(tiny_model, rl_dataset, settings
     assert [s for s, _ in curves["reward"]] == [1, 2]
     assert all(0.0 <= v <= 1.0 for _, v in curves["rewards/verifier_reward/mean"])
     assert "frac_reward_zero_std" in curves and "completions/mean_length" in curves
+    # every graded rollout is a solve attempt by this run's checkpoint (measured difficulty)
+    from episodes.models import SolveAttempt
+
+    rollouts = SolveAttempt.objects.filter(source="grpo", solver=f"checkpoint:run-{run.pk}")
+    dataset_bugs = {int(b) for side in rl_dataset.manifest["bugs"].values() for b in side}
+    assert rollouts.count() >= 2 and set(rollouts.values_list("bug_id", flat=True)) <= dataset_bugs
+    assert set(rollouts.values_list("reward", flat=True)) <= {0.0, 1.0}
     # every rollout's workspace is gone once the run ends
     assert workspaces_in(settings) <= before
 

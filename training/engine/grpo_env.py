@@ -21,6 +21,7 @@ import functools
 import inspect
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -202,11 +203,24 @@ def environment_factory(sandbox_config: dict):
     return factory
 
 
+ROLLOUTS_ENV = "BUGFORGE_ROLLOUTS_FILE"  # where each graded rollout is appended, {bug_id, reward} a line
+
+
 def verifier_reward(completions, environments=None, **kwargs) -> list[float]:
-    """The verifier verdict on each rollout's workspace, as 1.0 (fixed) or 0.0."""
+    """The verifier verdict on each rollout's workspace, as 1.0 (fixed) or 0.0. With
+    ``$BUGFORGE_ROLLOUTS_FILE`` set, each graded rollout is appended there as a JSON line
+    (the job records them as solve attempts: measured difficulty)."""
     if environments is None:
         raise ValueError("verifier_reward needs the GRPO environments (environment_factory)")
-    return [env._grade() for env in environments]
+    rewards = [env._grade() for env in environments]
+    path = os.environ.get(ROLLOUTS_ENV)
+    if path:
+        lines = [json.dumps({"bug_id": env._task.get("bug_id"), "reward": r})
+                 for env, r in zip(environments, rewards) if getattr(env, "_task", None)]
+        if lines:
+            with open(path, "a") as fh:
+                fh.write("\n".join(lines) + "\n")
+    return rewards
 
 
 def close_all(pool: dict) -> None:

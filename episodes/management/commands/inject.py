@@ -19,11 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--operator", action="append", dest="operators", help="procedural operator (repeatable)")
         parser.add_argument("--endpoint", help="LLM endpoint name (LLM methods)")
+        parser.add_argument("--statement-style", choices=["symptom", "traceback", "function"],
+                            help="have an LLM write each valid bug's problem statement in this style")
+        parser.add_argument("--statement-endpoint", help="LLM endpoint name for the statements (default: --endpoint)")
         parser.add_argument("--sync", action="store_true", help="run here, validating each candidate inline")
         parser.add_argument("--report", action="store_true", help="print yield figures instead of injecting")
         parser.add_argument("--json", action="store_true", help="with --report: machine-readable")
 
-    def handle(self, repo, method, count, seed, operators, endpoint, sync, report, json, size, targets, **options):
+    def handle(self, repo, method, count, seed, operators, endpoint, sync, report, json, size, targets,
+               statement_style=None, statement_endpoint=None, **options):
         repository = None
         if repo:
             repository = Repository.objects.filter(name=repo).first()
@@ -34,10 +38,17 @@ class Command(BaseCommand):
         if repository is None:
             raise CommandError("name the repository to inject into")
         llm_endpoint = None
-        if method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE):
+        if method in injection.LLM_METHODS:
             llm_endpoint = LLMEndpoint.objects.filter(name=endpoint).first() if endpoint else LLMEndpoint.objects.first()
             if llm_endpoint is None:
                 raise CommandError("LLM injection needs an endpoint: add one in the admin and name it with --endpoint")
+        statement = {}
+        if statement_style:
+            name = statement_endpoint or endpoint
+            ep = LLMEndpoint.objects.filter(name=name).first() if name else LLMEndpoint.objects.first()
+            if ep is None:
+                raise CommandError("LLM statements need an endpoint: name it with --statement-endpoint")
+            statement = {"statement_style": statement_style, "statement_endpoint": ep}
         if sync:
             bar = tqdm(total=count, desc=f"injecting ({method})", unit="candidate", file=self.stderr)
 
@@ -47,7 +58,8 @@ class Command(BaseCommand):
                 bar.set_postfix_str(f"{bug.status if bug else 'duplicate'} {bug.operator if bug else ''}")
 
             batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
-                                          endpoint=llm_endpoint, targets=targets, sync=True, progress=progress)
+                                          endpoint=llm_endpoint, targets=targets, sync=True, progress=progress,
+                                          **statement)
             bar.close()
             own = injection.batch_figures(batch)
             self.stdout.write(f"batch {batch.pk}: {batch.status}, {own['candidates']} candidate(s) from "
@@ -59,7 +71,7 @@ class Command(BaseCommand):
             self._report(repository)
         else:
             batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
-                                          endpoint=llm_endpoint, targets=targets)
+                                          endpoint=llm_endpoint, targets=targets, **statement)
             self.stdout.write(f"batch {batch.pk} queued on 'inject' (job {batch.job_id})")
 
     def _report(self, repository, as_json=False):

@@ -24,6 +24,9 @@ class Command(BaseCommand):
                             help="RL: keep bugs stable at below this flake rate (default BUGFORGE_FLAKE_TARGET)")
         parser.add_argument("--include-flaky", action="store_true",
                             help="RL: keep bugs whose verifier disagreed with itself too")
+        parser.add_argument("--solver", help='RL curriculum: the solver whose solve rate the band is, e.g. "teacher:sonnet"')
+        parser.add_argument("--band", help="RL curriculum: solve-rate band kept, e.g. 0.2,0.8 (default 0.2,0.8 with --solver)")
+        parser.add_argument("--min-attempts", type=int, help="RL curriculum: attempts by the solver a bug needs to be measured")
         parser.add_argument("--split-by", choices=["bug", "repository"], default="bug")
         parser.add_argument("--heldout-fraction", type=float, default=0.2)
         parser.add_argument("--heldout-bug", type=int, action="append", help="explicit held-out bug id (repeatable)")
@@ -38,6 +41,7 @@ class Command(BaseCommand):
             "statuses": o["status"], "split_by": o["split_by"], "heldout_fraction": o["heldout_fraction"],
             "heldout_bugs": o["heldout_bug"], "seed": o["seed"],
             "max_flake_rate": o["max_flake_rate"], "include_flaky": o["include_flaky"] or None,
+            "solver": o["solver"], "band": o["band"], "min_attempts": o["min_attempts"],
         }
         if kind == "rl":
             for key in ("teacher", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length",
@@ -45,7 +49,7 @@ class Command(BaseCommand):
                 if filters.pop(key):
                     raise CommandError(f"--{key.replace('_', '-')} applies to SFT sets only")
         else:
-            for key in ("statuses", "max_flake_rate", "include_flaky"):
+            for key in ("statuses", "max_flake_rate", "include_flaky", "solver", "band", "min_attempts"):
                 if filters.pop(key):
                     raise CommandError(f"--{'status' if key == 'statuses' else key.replace('_', '-')} applies to RL sets only")
         try:
@@ -55,5 +59,11 @@ class Command(BaseCommand):
         m = ds.manifest
         self.stdout.write(f"{ds.name}: {ds.train_rows} train / {ds.heldout_rows} held-out rows "
                           f"({len(m['bugs']['train'])} / {len(m['bugs']['heldout'])} bugs), hash {ds.content_hash[:12]}, at {ds.path}")
+        curriculum = m.get("curriculum")
+        if curriculum:
+            self.stdout.write(f"curriculum {curriculum['solver']} band {curriculum['band'][0]:.0%}–{curriculum['band'][1]:.0%}: "
+                              f"{curriculum['kept']} kept, {len(curriculum['dropped_bugs'])} dropped")
+            for bug_id, reason in curriculum["dropped_bugs"].items():
+                self.stdout.write(f"  dropped bug {bug_id}: {reason}")
         for warning in m.get("warnings", []):
             self.stderr.write(f"warning: {warning}")

@@ -1,11 +1,12 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from episodes.models import Bug
-from training.swebench import export_bugs, write_jsonl
+from training.swebench import bundle_dir, export_bugs
 
 
 class Command(BaseCommand):
-    help = "Export bugs as SWE-bench task instances (JSONL): instance_id, repo, base_commit, patch, test_patch, FAIL_TO_PASS, …"
+    help = ("Export bugs as SWE-bench task instances (JSONL): base_commit is the buggy code, a commit made in the mirror "
+            "and bundled in <stem>-repos/<repository>.bundle beside the file; patch is the fix")
 
     def add_arguments(self, parser):
         parser.add_argument("out", help="output .jsonl file")
@@ -21,8 +22,10 @@ class Command(BaseCommand):
             bugs = bugs.filter(status__in=status or ["approved"])
         if repo:
             bugs = bugs.filter(repository__name__in=repo)
-        instances = export_bugs(bugs)
-        if not instances:
+        if not bugs.exists():
             raise CommandError("no bug matches")
-        write_jsonl(instances, out)
-        self.stdout.write(f"{len(instances)} instance(s) written to {out}")
+        try:
+            instances = export_bugs(bugs, out)
+        except ValueError as exc:
+            raise CommandError(str(exc))
+        self.stdout.write(f"{len(instances)} instance(s) written to {out}, their buggy commits bundled in {bundle_dir(out)}")

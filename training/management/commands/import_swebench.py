@@ -22,7 +22,7 @@ class Command(BaseCommand):
             instances = read_instances(path)
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot read {path}: {exc}")
-        result = import_instances(instances, repository=repo)
+        result = import_instances(instances, repository=repo, source_file=path)
         for error in result["errors"]:
             self.stderr.write(f"skipped: {error}")
         self.stdout.write(f"{len(result['created'])} bug(s) created, {len(result['existing'])} already there, "
