@@ -277,7 +277,7 @@ def _statement_from_tests(validator, spec, patch: str, target) -> str:
 
     with workspaces().checkout(spec.mirror, spec.commit, patch=patch) as path:
         record = validator.run_suite(spec, path, "buggy", "injection", tests=target.covering_tests)
-    return problem_statement_from_failure(record.log_excerpt, target.qualname)
+    return problem_statement_from_failure(record.log_excerpt, target.qualname, target.path)
 
 
 def _save_candidate(batch, repo, candidate) -> Bug | None:

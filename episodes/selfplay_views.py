@@ -25,7 +25,7 @@ class StartForm(forms.Form):
     def clean(self):
         data = super().clean()
         if data.get("band_low") is not None and data.get("band_high") is not None and data["band_low"] > data["band_high"]:
-            raise forms.ValidationError("the band's low end must not exceed its high end")
+            self.add_error("band_high", "the band's high end must not be below its low end")
         problem = selfplay.solver_problem(data.get("solver") or "")
         if problem:
             self.add_error("solver", problem)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import curation_views, episode_views, statement_views, teacher_views, views
+from . import selfplay_views
 
 urlpatterns = [
     path("repositories/", views.repository_list, name="repository_list"),
@@ -52,4 +53,9 @@ urlpatterns = [
     path("teachers/batches/<int:pk>/", teacher_views.solve_batch_detail, name="solve_batch_detail"),
     path("teachers/batches/<int:pk>/progress/", teacher_views.solve_batch_progress, name="solve_batch_progress"),
     path("teachers/batches/<int:pk>/cancel/", teacher_views.solve_batch_cancel, name="solve_batch_cancel"),
+    path("selfplay/", selfplay_views.selfplay_list, name="selfplay_list"),
+    path("selfplay/start/", selfplay_views.selfplay_start, name="selfplay_start"),
+    path("selfplay/<int:pk>/", selfplay_views.selfplay_detail, name="selfplay_detail"),
+    path("selfplay/<int:pk>/progress/", selfplay_views.selfplay_progress, name="selfplay_progress"),
+    path("selfplay/<int:pk>/cancel/", selfplay_views.selfplay_cancel, name="selfplay_cancel"),
 ]

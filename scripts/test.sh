@@ -21,6 +21,7 @@ fi
 
 # The teacher CLIs (Claude Code, Codex; pinned in agents/) for the runner tests: optional.
 bash scripts/install-agents.sh || echo "!! teacher CLIs not installed: their runner tests will be skipped (and say so)" >&2
+bash scripts/install-harbor.sh || echo "!! .venv-harbor not installed: the Harbor export test fails under CI, skips locally" >&2
 
 export BUGFORGE_VAR_DIR=${BUGFORGE_VAR_DIR:-$PWD/var/test}
 

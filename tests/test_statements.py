@@ -152,7 +152,7 @@ def test_template_statements_never_name_the_changed_function_or_file(sample_repo
         patch = sample_patch(workspaces(), spec.mirror, spec.commit, sample)
         with workspaces().checkout(spec.mirror, spec.commit, patch=patch) as path:
             record = validator.run_suite(spec, path, "buggy", "injection", tests=[sample.path.replace("cartcalc/", "tests/test_")])
-        statements.append((problem_statement_from_failure(record.log_excerpt, sample.target.split("::")[1]),
+        statements.append((problem_statement_from_failure(record.log_excerpt, sample.target.split("::")[1], sample.path),
                            patch, sample.target))
     with workspaces().checkout(spec.mirror, spec.commit) as checkout:
         sources = procedural.read_sources(checkout, sample_repo.coverage)
@@ -165,4 +165,6 @@ def test_template_statements_never_name_the_changed_function_or_file(sample_repo
     share = len(naming) / len(statements)
     with capsys.disabled():
         print(f"\ntemplate statements naming the changed function or file: {len(naming)}/{len(statements)} = {share:.0%}")
-    assert share == 0, naming
+    from episodes.engine import issue_text
+    assert share == 0, [(t, issue_text.leaks(s, issue_text.IssueContext(patch=p, target=t), "symptom"))
+                        for s, p, t in statements if _names_location(s, p, t)]

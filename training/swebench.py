@@ -26,6 +26,20 @@ def bug_dict(bug: Bug) -> dict:
     }
 
 
+def instance_for(bug: Bug, bundle: str = "") -> tuple[dict, Path]:
+    """The SWE-bench instance of ``bug`` and the mirror holding its (just made) buggy commit;
+    ValueError when the bug's code cannot be had."""
+    from episodes.engine.workspace import GitError
+    from episodes.sandboxes import workspaces
+
+    try:
+        mirror = workspaces().ensure_mirror(bug.repository.source, bug.base_commit)
+        sha = swebench.buggy_commit(mirror, bug.base_commit, bug.patch, bug.pk)
+    except (GitError, OSError, ValueError) as exc:
+        raise ValueError(f"bug {bug.pk}: cannot make its buggy commit: {exc}") from None
+    return swebench.to_instance(bug_dict(bug) | {"buggy_commit": sha, "bundle": bundle}), mirror
+
+
 def bundle_dir(out: str | Path) -> Path:
     """Where the bundles of the buggy commits go: ``<stem>-repos/`` beside the JSONL."""
     out = Path(out)
@@ -36,21 +50,12 @@ def export_bugs(bugs, out: str | Path) -> list[dict]:
     """SWE-bench instances for ``bugs`` (a queryset or list): makes each bug's buggy commit in
     its repository's mirror, bundles them per repository under ``bundle_dir(out)`` and writes
     the instances to ``out`` (JSONL). A bug whose code cannot be had raises ValueError."""
-    from episodes.engine.workspace import GitError
-    from episodes.sandboxes import workspaces
-
     bugs = list(bugs)
     instances, by_repo = [], {}
     for bug in bugs:
-        repo = bug.repository
-        try:
-            mirror = workspaces().ensure_mirror(repo.source, bug.base_commit)
-            sha = swebench.buggy_commit(mirror, bug.base_commit, bug.patch, bug.pk)
-        except (GitError, OSError, ValueError) as exc:
-            raise ValueError(f"bug {bug.pk}: cannot make its buggy commit: {exc}") from None
-        by_repo.setdefault(repo.name, (mirror, []))[1].append(bug.pk)
-        data = bug_dict(bug) | {"buggy_commit": sha, "bundle": f"{bundle_dir(out).name}/{repo.name}.bundle"}
-        instances.append(swebench.to_instance(data))
+        instance, mirror = instance_for(bug, bundle=f"{bundle_dir(out).name}/{bug.repository.name}.bundle")
+        by_repo.setdefault(bug.repository.name, (mirror, []))[1].append(bug.pk)
+        instances.append(instance)
     for name, (mirror, ids) in by_repo.items():
         swebench.write_bundle(mirror, ids, bundle_dir(out) / f"{name}.bundle")
     write_jsonl(instances, out)
@@ -75,7 +80,8 @@ def _repo_slug(repo: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "__", repo.strip("/"))[:100]
 
 
-def import_instances(instances: list[dict], repository: Repository | None = None, source_file: str = "") -> dict:
+def import_instances(instances: list[dict], repository: Repository | None = None, source_file: str = "",
+                     fmt: str = "swebench") -> dict:
     """Create candidate bugs from SWE-bench instances (validate them afterwards).
 
     Each instance goes to ``repository`` if given, else to the repository named like its
@@ -106,10 +112,10 @@ def import_instances(instances: list[dict], repository: Repository | None = None
         try:
             with transaction.atomic():
                 fields = {"method": Bug.Method.IMPORTED,
-                          "injector": f"SWE-bench instance {data['instance_id']}"[:200]} | data["carried"]
+                          "injector": f"{fmt} instance {data['instance_id']}"[:200]} | data["carried"]
                 fields = {k: v for k, v in fields.items() if v is not None}
                 provenance = data["provenance"] | {"imported_from": {
-                    "format": "swebench", "file": Path(source_file).name if source_file else "",
+                    "format": fmt, "file": Path(source_file).name if source_file else "",
                     "instance_id": data["instance_id"]}}
                 bug = Bug.objects.create(
                     repository=repo, base_commit=data["base_commit"], patch=data["patch"], verifier=data["verifier"],

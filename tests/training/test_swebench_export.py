@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 
 def sh(*args, cwd, check=True, input=None):
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=check, input=input,
-                          env={**os.environ, "PYTHONPATH": str(cwd), "PYTHONDONTWRITEBYTECODE": "1"})
+                          env={**{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+                               "PYTHONPATH": str(cwd), "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 def host_paths(work_dir) -> list[str]:

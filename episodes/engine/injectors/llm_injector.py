@@ -633,7 +633,7 @@ _PYTEST_CHATTER = re.compile(r"^(\+|Use -v to get|Full diff:|Omitting \d+ identi
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 
 
-def problem_statement_from_failure(test_output: str, qualname: str) -> str:
+def problem_statement_from_failure(test_output: str, qualname: str, path: str = "") -> str:
     """An issue-style statement from a failing run's assertion text, for bugs planted without a
     model. Test names, paths and tooling are stripped; it never asks anyone to run tests, and it
     never names the changed function (``qualname``) or its file: a statement that does localizes
@@ -643,12 +643,15 @@ def problem_statement_from_failure(test_output: str, qualname: str) -> str:
     if not candidates:  # no pytest assertion lines: fall back to exception lines
         candidates = [ln.strip() for ln in (test_output or "").splitlines() if _EXCEPTION_LINE.match(ln.strip())]
     names = {part for part in qualname.split(".") if len(part) > 2}
+    module = path[:-3].replace("/", ".") if path.endswith(".py") else ""  # cartcalc.shipping in a repr
+    if path:
+        names.add(path.rsplit("/", 1)[-1])
     evidence: list[str] = []
     for text in candidates:
         if not text or re.search(r"py\.?test|unittest|conftest", text, re.I) or _PYTEST_CHATTER.match(text):
             continue
         text = _ADDRESS.sub("0x…", _clean_line(text))
-        if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names):
+        if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names) or (module and module in text):
             continue  # a line naming the changed code would point at the fix
         if text.strip() and text not in evidence:
             evidence.append(text)

@@ -131,7 +131,8 @@ def derive_verifier(validator: Validator, repo: RepoSpec, candidate: Candidate) 
                                    "behaviour change the tests do not check")
     else:
         candidate.verifier = pytest_verifier(candidate.failing_tests)
-        candidate.problem_statement = problem_statement_from_failure(record.log_excerpt, candidate.mutation.qualname)
+        candidate.problem_statement = problem_statement_from_failure(record.log_excerpt, candidate.mutation.qualname,
+                                                                     candidate.mutation.path)
     candidate.seconds = time.perf_counter() - start
     return candidate
 
