@@ -26,13 +26,16 @@ LLM_METHODS = (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE, Bug.Method.LLM_REM
 def start_batch(repo: Repository, method: str, count: int, *, seed: int | None = None, user=None,
                 operators: list[str] | None = None, endpoint=None, targets: list[str] | None = None,
                 size: int = 2, sync: bool = False, progress=None, statement_style: str = "",
-                statement_endpoint=None) -> InjectionBatch:
+                statement_endpoint=None, min_realism: float | None = None,
+                max_per_function: int | None = None) -> InjectionBatch:
     batch = InjectionBatch.objects.create(
         repository=repo, method=method, requested=count, created_by=user,
         seed=random.randrange(2**31) if seed is None else seed,
         options={"operators": operators or [], "endpoint": endpoint.pk if endpoint else None, "targets": targets or [],
                  "size": size, "statement_style": statement_style or "",
-                 "statement_endpoint": statement_endpoint.pk if statement_endpoint else None},
+                 "statement_endpoint": statement_endpoint.pk if statement_endpoint else None,
+                 "min_realism": procedural.MIN_REALISM if min_realism is None else min_realism,
+                 "max_per_function": procedural.MAX_PER_FUNCTION if max_per_function is None else max_per_function},
     )
     if sync:
         run_batch(batch.pk, validate_inline=True, progress=progress)
@@ -86,7 +89,9 @@ def _run_procedural(batch: InjectionBatch, repo: Repository, validate_inline: bo
     stats: dict = {}
     operators = batch.options.get("operators") or None
     candidates = procedural.plan(sources, repo.coverage, batch.requested, batch.seed, operators=operators,
-                                 known_patch_hashes=known, hash_patch=Bug.hash_patch, stats=stats)
+                                 known_patch_hashes=known, hash_patch=Bug.hash_patch, stats=stats,
+                                 min_realism=batch.options.get("min_realism", procedural.MIN_REALISM),
+                                 max_per_function=batch.options.get("max_per_function", procedural.MAX_PER_FUNCTION))
     _planned(batch, len(candidates), procedural.shortfall(stats, batch.requested, len(candidates), operators))
     for i, candidate in enumerate(candidates):
         procedural.derive_verifier(validator, spec, candidate)
@@ -302,6 +307,8 @@ def _save_candidate(batch, repo, candidate) -> Bug | None:
                 invalid_reason=candidate.reject_reason,
                 invalid_kind=candidate.reject_kind,
                 generation_s=round(candidate.seconds, 3),
+                realism=getattr(candidate, "realism", None),
+                realism_notes=getattr(candidate, "realism_notes", []),
             )
     except IntegrityError:  # the same patch arrived from another batch meanwhile
         return None

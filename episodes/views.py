@@ -119,7 +119,7 @@ def repository_inject(request, pk):
         messages.error(request, "Ask for between 1 and 1000 candidates.")
     elif method not in injection.METHODS:
         messages.error(request, f"Unknown injection method {method!r}.")
-    elif method in (Bug.Method.LLM_MODIFY, Bug.Method.LLM_REWRITE) and endpoint is None:
+    elif method in injection.LLM_METHODS and endpoint is None:
         messages.error(request, "LLM injection needs an endpoint: add one in the admin first.")
     else:
         operators = [o for o in request.POST.getlist("operators") if o in OPERATORS]

@@ -264,6 +264,7 @@ class Bug(models.Model):
             twin = self._twin(verdict.patch)
             if twin is None:
                 self.patch = verdict.patch
+                self._collapse_near_duplicate()
                 try:
                     with transaction.atomic():
                         settled = self._settle_reviews()
@@ -274,6 +275,7 @@ class Bug(models.Model):
                     self.patch = self.original_patch
                     twin = self._twin(verdict.patch)
             self._mark_duplicate(twin, len(self.dropped_hunks))
+        self._collapse_near_duplicate()
         settled = self._settle_reviews()
         self.save()
         self._audit_reviews(settled)
@@ -321,6 +323,28 @@ class Bug(models.Model):
     def _twin(self, patch: str):
         return (type(self).objects.filter(repository_id=self.repository_id, base_commit=self.base_commit,
                                           patch_hash=self.hash_patch(patch)).exclude(pk=self.pk).first())
+
+    def _collapse_near_duplicate(self) -> None:
+        """A valid bug changing the same line(s) as an earlier valid/approved bug of this
+        repository and pin, with the same FAIL_TO_PASS, adds nothing: invalid "near_duplicate"."""
+        from ..engine.mutators.realism import changed_lines
+
+        if self.status != self.Status.VALID or not self.fail_to_pass:
+            return
+        lines = changed_lines(self.patch)
+        earlier = (type(self).objects.filter(repository_id=self.repository_id, base_commit=self.base_commit,
+                                             status__in=[self.Status.VALID, self.Status.APPROVED],
+                                             fail_to_pass__contains=self.fail_to_pass[:1])
+                   .exclude(pk=self.pk).order_by("created_at", "id").only("id", "patch", "fail_to_pass"))
+        if self.pk:
+            earlier = earlier.filter(id__lt=self.pk)
+        failing = set(self.fail_to_pass)
+        twin = next((b for b in earlier if set(b.fail_to_pass) == failing and changed_lines(b.patch) == lines), None)
+        if twin is None:
+            return
+        self.status, self.invalid_kind, self.duplicate_of = self.Status.INVALID, "near_duplicate", twin
+        self.invalid_reason = (f"near-duplicate of bug {twin.pk}: it changes the same line(s) "
+                               f"({', '.join(f'{p}:{n}' for p, n in sorted(lines))}) and fails the same tests")
 
     def _mark_duplicate(self, twin, dropped: int) -> None:
         self.status, self.invalid_kind = self.Status.INVALID, "duplicate"

@@ -41,7 +41,10 @@ def test_export_is_a_harness_ready_instance_and_round_trips(sample_repo, work_di
     [inst] = [json.loads(line) for line in out.read_text().splitlines()]
     bug = Bug.objects.get(pk=bugs[0].pk)
 
-    # the fields, as SWE-bench means them
+    # the fields, as SWE-bench means them (swebench.types.SWEbenchInstance: all strings)
+    from training.engine.swebench import INSTANCE_FIELDS
+
+    assert all(isinstance(inst[f], str) for f in INSTANCE_FIELDS)
     assert inst["instance_id"] == f"cartcalc__bugforge-{bug.pk}" and inst["repo"] == "cartcalc"
     assert inst["version"] == sample_repo.pinned_commit[:12] and inst["environment_setup_commit"] == sample_repo.pinned_commit
     assert inst["base_commit"] != sample_repo.pinned_commit and len(inst["base_commit"]) == 40

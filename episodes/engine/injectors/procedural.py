@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import coverage_map
-from ..mutators import Mutation, list_functions, mutations, sample
+from ..mutators import Mutation, list_functions, mutations, realism, sample
 from ..validation import RepoSpec, Validator, pytest_verifier
 from .llm_injector import problem_statement_from_failure
 
 MIN_COMPLEXITY = 2  # skip trivial functions (getters, one-line wrappers)
+MIN_REALISM = 0.5  # below: a change no person writes (TypeError operators, NameErrors, `return None` stubs)
+MAX_PER_FUNCTION = 2  # spread a batch over the codebase (0: no cap)
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Candidate:
     reject_reason: str = ""  # why it cannot become a bug (no covering test fails)
     reject_kind: str = ""
     seconds: float = 0.0
+    realism: float | None = None
+    realism_notes: list[str] = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -69,16 +73,21 @@ def plan(
     known_patch_hashes: set[str] = frozenset(),
     hash_patch=None,
     stats: dict | None = None,
+    min_realism: float = MIN_REALISM,
+    max_per_function: int = MAX_PER_FUNCTION,
 ) -> list[Candidate]:
     """Up to ``count`` distinct mutations of lines that passing tests execute, spread over
     operators and functions by ``seed``; patches already known (by normalized hash) are
     skipped. A mutation's covering tests are those that execute its very line. ``stats``
-    (when given) gets the counts that say why there are fewer (``shortfall``)."""
+    (when given) gets the counts that say why there are fewer (``shortfall``). Mutations scoring
+    below ``min_realism`` (``realism.score``; 0 keeps all) are left out, and at most
+    ``max_per_function`` candidates (0: no cap) come from one function."""
     hash_patch = hash_patch or (lambda p: hashlib.sha256(p.encode()).hexdigest())
     seen = set(known_patch_hashes)
     covered: list[Mutation] = []
     covering: dict[int, list[str]] = {}
-    counts = {"files": len(sources), "mutations": 0, "uncovered": 0, "duplicates": 0}
+    counts = {"files": len(sources), "mutations": 0, "uncovered": 0, "duplicates": 0, "unrealistic": 0, "capped": 0}
+    scores: dict[int, realism.Realism] = {}
     for path, source in sorted(sources.items()):
         for m in _all_mutations(source, path, tuple(operators) if operators else None):
             counts["mutations"] += 1
@@ -89,13 +98,32 @@ def plan(
             elif h in seen:
                 counts["duplicates"] += 1
             else:
+                scored = realism.score(m)
+                if scored.score < min_realism:
+                    counts["unrealistic"] += 1
+                    continue
                 seen.add(h)
+                scores[id(m)] = scored
                 covering[id(m)] = tests
                 covered.append(m)
+    if max_per_function:
+        picked, per_function = [], {}
+        for m in sample(covered, len(covered), seed):  # the seeded spread order, then the cap
+            key = (m.path, m.qualname)
+            if per_function.get(key, 0) >= max_per_function:
+                continue
+            per_function[key] = per_function.get(key, 0) + 1
+            picked.append(m)
+            if len(picked) >= count:
+                break
+        counts["capped"] = len(covered) - sum(per_function.values()) if len(picked) < count else 0
+    else:
+        picked = sample(covered, min(count, len(covered)), seed)
     if stats is not None:
         stats.update(counts)
     rng = random.Random(seed)
-    return [Candidate(m, covering[id(m)], seed=rng.randrange(2**31)) for m in sample(covered, min(count, len(covered)), seed)]
+    return [Candidate(m, covering[id(m)], seed=rng.randrange(2**31), realism=scores[id(m)].score,
+                      realism_notes=scores[id(m)].notes) for m in picked]
 
 
 def shortfall(stats: dict, requested: int, planned: int, operators: list[str] | None = None) -> str:
@@ -109,10 +137,12 @@ def shortfall(stats: dict, requested: int, planned: int, operators: list[str] | 
         ops = f" with the operators {', '.join(operators)}" if operators else ""
         return (f"{got}: no mutation{ops} in the {stats['files']} covered file(s) — no function reaches the "
                 f"complexity floor ({MIN_COMPLEXITY} branches), or the operators apply nowhere")
-    usable = stats["mutations"] - stats["uncovered"] - stats["duplicates"]
+    unrealistic, capped = stats.get("unrealistic", 0), stats.get("capped", 0)
+    usable = stats["mutations"] - stats["uncovered"] - stats["duplicates"] - unrealistic - capped
     return (f"{got}: of {stats['mutations']} possible mutation(s) in {stats['files']} covered file(s), "
             f"{stats['uncovered']} are on lines no passing test executes and {stats['duplicates']} are bugs "
-            f"this repository already has; {usable} remain")
+            f"this repository already has, {unrealistic} score below the realism threshold and {capped} are over "
+            f"the per-function cap; {usable} remain")
 
 
 def derive_verifier(validator: Validator, repo: RepoSpec, candidate: Candidate) -> Candidate:

@@ -265,3 +265,38 @@ def _off_by_one(mutation: Mutation) -> tuple[float, str]:
     if old.lstrip("-") in ("0", "1", "2"):
         return 0.85, "a small index/boundary constant ±1"
     return 0.55, f"a magic number `{old}` ±1: plausible but arbitrary"
+
+
+def changed_lines(patch: str) -> frozenset[tuple[str, int]]:
+    """(file, line in the clean code) of the first line of each change block: two bugs with the
+    same set (and the same failing tests) are near-duplicates."""
+    found, path, line = set(), "", 0
+    in_hunk = False
+    for text in patch.splitlines():
+        if text.startswith("--- "):
+            in_hunk = False
+            continue
+        if text.startswith("+++ "):
+            path = text[4:].strip()
+            path = path[2:] if path.startswith("b/") else path
+            continue
+        if text.startswith("@@"):
+            try:
+                line = int(text.split()[1].lstrip("-").split(",")[0])
+            except (IndexError, ValueError):
+                line = 0
+            in_hunk = True
+            first = True
+            continue
+        if not in_hunk:
+            continue
+        if text.startswith(("-", "+")):
+            if first:
+                found.add((path, line))
+                first = False
+            if text.startswith("-"):
+                line += 1
+        elif text.startswith(" "):
+            line += 1
+            first = True  # a change block after context: its own line
+    return frozenset(found)

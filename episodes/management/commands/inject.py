@@ -16,6 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int, default=2, help="combine: how many valid bugs to merge (2 or 3)")
         parser.add_argument("--target", action="append", dest="targets", help="LLM methods: path::qualname (repeatable)")
         parser.add_argument("--count", type=int, default=10)
+        parser.add_argument("--min-realism", type=float, default=None,
+                            help="procedural: drop mutations scoring below this realism (default 0.5; 0 keeps all)")
+        parser.add_argument("--max-per-function", type=int, default=None,
+                            help="procedural: at most this many candidates per function (default 2; 0: no cap)")
         parser.add_argument("--seed", type=int, default=None)
         parser.add_argument("--operator", action="append", dest="operators", help="procedural operator (repeatable)")
         parser.add_argument("--endpoint", help="LLM endpoint name (LLM methods)")
@@ -49,6 +53,7 @@ class Command(BaseCommand):
             if ep is None:
                 raise CommandError("LLM statements need an endpoint: name it with --statement-endpoint")
             statement = {"statement_style": statement_style, "statement_endpoint": ep}
+        realism = {k: options[k] for k in ("min_realism", "max_per_function") if options.get(k) is not None}
         if sync:
             bar = tqdm(total=count, desc=f"injecting ({method})", unit="candidate", file=self.stderr)
 
@@ -59,7 +64,7 @@ class Command(BaseCommand):
 
             batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
                                           endpoint=llm_endpoint, targets=targets, sync=True, progress=progress,
-                                          **statement)
+                                          **statement, **realism)
             bar.close()
             own = injection.batch_figures(batch)
             self.stdout.write(f"batch {batch.pk}: {batch.status}, {own['candidates']} candidate(s) from "
@@ -71,7 +76,7 @@ class Command(BaseCommand):
             self._report(repository)
         else:
             batch = injection.start_batch(repository, method, count, seed=seed, operators=operators, size=size,
-                                          endpoint=llm_endpoint, targets=targets, **statement)
+                                          endpoint=llm_endpoint, targets=targets, **statement, **realism)
             self.stdout.write(f"batch {batch.pk} queued on 'inject' (job {batch.job_id})")
 
     def _report(self, repository, as_json=False):
