@@ -65,7 +65,7 @@ def test_scripted_selfplay_on_the_sample_repo(sample_repo, scripted, staff_clien
     assert SelfPlay.objects.count() == before
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the enqueue waits for the commit
 def test_start_form_queues_on_inject_and_rejects_bad_input(sample_repo, scripted, staff_client, redis_conn):
     import django_rq
 
@@ -82,3 +82,19 @@ def test_start_form_queues_on_inject_and_rejects_bad_input(sample_repo, scripted
     assert sp.job_id in django_rq.get_queue("inject").job_ids
     page = staff_client.get(reverse("selfplay_detail", args=[sp.pk]))
     assert b'hx-trigger="every 3s"' in page.content  # live refresh while queued
+
+
+@pytest.mark.django_db
+def test_selfplay_command(sample_repo, scripted):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="no teacher named"):
+        call_command("selfplay", "cartcalc", "--solver", "teacher:nobody")
+    out = StringIO()
+    call_command("selfplay", "cartcalc", "--solver", "scripted:known", "--band", "0.2,0.8", "--rounds", "1",
+                 "--bugs-per-round", "2", "--attempts", "2", "--sizes", "1", "--seed", "3", stdout=out)
+    sp = SelfPlay.objects.get()
+    assert sp.status == SelfPlay.Status.DONE and len(sp.rounds) == 1
+    assert "round 1: planted" in out.getvalue() and f"self-play {sp.pk}: done" in out.getvalue()

@@ -1,10 +1,8 @@
-"""pass@k maths, SWE-bench round trip, evaluations (existing episodes; a checkpoint served
+"""pass@k maths, SWE-bench patch reversal, evaluations (existing episodes; a checkpoint served
 locally and run as the built-in agent on a held-out bug in the real sandbox)."""
-import json
 import math
 
 import pytest
-from django.core.management import call_command
 
 from episodes.models import Bug, Teacher
 from training import evaluations
@@ -12,7 +10,7 @@ from training.engine import evaluation as ev_maths
 from training.engine import swebench
 from training.models import Evaluation
 
-from .conftest import make_bug, make_episode, make_repo
+from .conftest import make_episode
 
 
 def test_pass_at_k_is_unbiased_and_bounded():

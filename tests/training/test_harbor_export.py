@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def run_as_container(script: Path, root: Path) -> subprocess.CompletedProcess:
         text = text.replace(f"/{name}", str(root / name))
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     return subprocess.run(["bash", "-c", text], capture_output=True, text=True,
-                          env=env | {"PYTHONPATH": str(root / "app"), "PATH": f"{Path(os.sys.executable).parent}:{env['PATH']}"})
+                          env=env | {"PYTHONPATH": str(root / "app"), "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"})
 
 
 def test_harbor_tasks_load_in_harbor_score_the_fix_and_round_trip(sample_repo, work_dir, tmp_path):

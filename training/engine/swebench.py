@@ -81,7 +81,7 @@ def reverse_patch(patch: str) -> str:
             out.append(f"@@ -{m.group(2)} +{m.group(1)} @@{m.group(3)}")
         elif line.startswith(("+", "-")):
             # A run of changed lines: removals first, then additions, as diff tools write them.
-            removed, added = [], []
+            removed, added, last = [], [], "-"
             while i < len(lines) and lines[i].startswith(("+", "-", "\\")):
                 current = lines[i]
                 if current.startswith("\\"):  # "\ No newline at end of file" belongs to the line before
