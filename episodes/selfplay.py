@@ -174,7 +174,7 @@ def _attempt(sp: SelfPlay, round_number: int, valid: dict[int, Outcome]) -> dict
         return rewards
     if kind == "teacher":
         from . import solving
-        from .models import Episode, Teacher
+        from .models import Teacher
 
         teacher = Teacher.objects.get(name=name)
         bugs = Bug.objects.filter(pk__in=list(valid)).order_by("id")
