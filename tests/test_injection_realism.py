@@ -29,7 +29,6 @@ def test_plan_filters_below_the_threshold_and_caps_each_function(sample_repo):
     assert filtered and all(c.realism >= procedural.MIN_REALISM and c.realism_notes for c in filtered)
     assert max(Counter(c.target for c in filtered).values()) <= procedural.MAX_PER_FUNCTION
     assert stats["unrealistic"] == sum(1 for c in everything if c.realism < procedural.MIN_REALISM)
-    assert len(filtered) == len({c.target for c in filtered if c.realism >= 0.5}) * 0 + len(filtered)
     assert "realism threshold" in procedural.shortfall(stats, 10_000, len(filtered))
 
 
@@ -52,7 +51,9 @@ def test_inject_command_passes_realism_options(sample_repo, redis_conn):
 
     call_command("inject", "cartcalc", "--count", "2", "--seed", "8", "--min-realism", "0", "--max-per-function", "5",
                  stdout=io.StringIO())
-    batch = Bug.objects.first().batch
+    from episodes.models import InjectionBatch
+
+    batch = InjectionBatch.objects.get()  # queued on 'inject', not run
     assert batch.options["min_realism"] == 0 and batch.options["max_per_function"] == 5
 
 
