@@ -155,18 +155,8 @@ def _run_llm(batch: InjectionBatch, repo: Repository, validate_inline: bool, pro
     chosen = [rng.choice(targets) for _ in range(batch.requested)]
     _planned(batch, len(chosen))
     mode = {Bug.Method.LLM_MODIFY: "modify", Bug.Method.LLM_REWRITE: "rewrite"}.get(batch.method, "remove")
-    sequence = LLMCall.objects.filter(batch=batch).count()
     failures = []
-
-    def record(result):
-        nonlocal sequence
-        sequence += 1
-        LLMCall.objects.create(
-            batch=batch, endpoint=endpoint, protocol=endpoint.protocol, sequence=sequence,
-            request=result.request, response=result.response, status_code=result.status_code,
-            error=result.error, tokens_in=result.tokens_in, tokens_out=result.tokens_out,
-            cost_usd=result.cost_usd, latency_ms=result.latency_ms,
-        )
+    record = LLMCall.recorder(endpoint, batch)
 
     client = LLMClient(endpoint.engine_config())
     for i, target in enumerate(chosen):

@@ -32,21 +32,6 @@ def context_for(bug: Bug) -> issue_text.IssueContext:
                                    failing_tests=list(bug.fail_to_pass or []), verifier=bug.verifier, target=bug.target)
 
 
-def _recorder(endpoint: LLMEndpoint, batch: InjectionBatch | None):
-    sequence = LLMCall.objects.filter(batch=batch).count() if batch else 0
-
-    def record(result):
-        nonlocal sequence
-        sequence += 1
-        LLMCall.objects.create(
-            batch=batch, endpoint=endpoint, protocol=endpoint.protocol, sequence=sequence,
-            request=result.request, response=result.response, status_code=result.status_code,
-            error=result.error, tokens_in=result.tokens_in, tokens_out=result.tokens_out,
-            cost_usd=result.cost_usd, latency_ms=result.latency_ms,
-        )
-    return record
-
-
 def write_statement(bug: Bug, endpoint: LLMEndpoint, style: str, *, actor=None, attempts: int = 3,
                     batch: InjectionBatch | None = None) -> Bug:
     """Rewrite ``bug``'s problem statement with ``endpoint``; raises ``StatementError`` when no
@@ -56,7 +41,7 @@ def write_statement(bug: Bug, endpoint: LLMEndpoint, style: str, *, actor=None, 
     if style not in STYLES:
         raise ValueError(f"unknown statement style {style!r} (one of {', '.join(STYLES)})")
     result = issue_text.write(LLMClient(endpoint.engine_config()), context_for(bug), style, attempts=attempts,
-                              on_call=_recorder(endpoint, batch))
+                              on_call=LLMCall.recorder(endpoint, batch))
     if not result.ok:
         raise StatementError(f"no usable statement from {endpoint.name}: " + "; ".join(result.failures))
     flags = {**result.flags, "endpoint": endpoint.name}

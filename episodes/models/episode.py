@@ -338,3 +338,20 @@ class LLMCall(models.Model):
 
     def __str__(self):
         return f"{self.protocol} call #{self.sequence}"
+
+    @classmethod
+    def recorder(cls, endpoint, batch=None):
+        """An ``on_call(ChatResult)`` that stores each engine-side LLM call (injection, issue text)
+        on ``batch``, numbered after the batch's earlier calls."""
+        sequence = cls.objects.filter(batch=batch).count() if batch else 0
+
+        def record(result):
+            nonlocal sequence
+            sequence += 1
+            cls.objects.create(
+                batch=batch, endpoint=endpoint, protocol=endpoint.protocol, sequence=sequence,
+                request=result.request, response=result.response, status_code=result.status_code,
+                error=result.error, tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+                cost_usd=result.cost_usd, latency_ms=result.latency_ms,
+            )
+        return record

@@ -8,27 +8,14 @@ the problem statement is made from their failing output once the bug is planted.
 
 Reply format: one ``### IMPLEMENTATION`` section with the fenced function (the rewrite
 format, so ``llm_injector.parse_reply(mode="rewrite")`` checks it: one def of the same name,
-the same signature, an actual change). Splicing and the diff are ``llm_injector``'s.
+the same signature, an actual change). The loop, splicing and the diff are ``llm_injector.inject``'s.
 """
 from __future__ import annotations
 
-import ast
 import textwrap
 from typing import Callable
 
-from ..validation import pytest_verifier
-from ..workspace import unified_diff
-from .llm_injector import (
-    InjectionOutcome,
-    InjectionRequest,
-    MalformedReply,
-    _check_request,
-    _file_context,
-    _retry_message,
-    _tests_context,
-    parse_reply,
-    splice,
-)
+from .llm_injector import InjectionOutcome, InjectionRequest, _file_context, _tests_context, inject
 
 SYSTEM_PROMPT = (
     "You are a senior Python engineer helping to build a benchmark of realistic regressions. You remove "
@@ -69,41 +56,8 @@ def build_prompt(request: InjectionRequest) -> tuple[str, str]:
 
 
 def remove(client, request: InjectionRequest, retries: int = 2, on_call: Callable | None = None) -> InjectionOutcome:
-    """Like ``llm_injector.inject`` for feature removal; ``request.mode`` must be ``rewrite``
-    (the reply format). The verifier runs the covering tests."""
-    outcome = InjectionOutcome(ok=False)
-    problem = _check_request(request)
-    if problem:
-        outcome.failures.append(f"invalid request: {problem}")
-        return outcome
-    system, prompt = build_prompt(request)
-    messages: list[dict] = [{"role": "user", "content": prompt}]
-    for attempt in range(1, retries + 2):
-        result = client.complete(system, messages)
-        outcome.calls += 1
-        outcome.cost_usd += result.cost_usd or 0.0
-        if on_call is not None:
-            on_call(result)
-        if result.error:
-            outcome.failures.append(f"attempt {attempt}: upstream error: {result.error}")
-            continue
-        try:
-            parsed = parse_reply(result.text, mode="rewrite", function_source=request.function_source,
-                                 qualname=request.qualname)
-            new_file = splice(request.file_source, request.start_line, request.end_line, parsed.function_source)
-            try:
-                ast.parse(new_file)
-            except SyntaxError as exc:
-                raise MalformedReply(f"the file does not compile with the new function: {exc.msg} (line {exc.lineno})") from None
-            patch = unified_diff(request.path, request.file_source, new_file)
-            if not patch:
-                raise MalformedReply("the new function leaves the file unchanged")
-        except MalformedReply as exc:
-            outcome.failures.append(f"attempt {attempt}: malformed reply: {exc.reason}")
-            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": result.text},
-                        {"role": "user", "content": _retry_message(exc.reason, "rewrite")}]
-            continue
-        outcome.ok, outcome.patch, outcome.function_source = True, patch, parsed.function_source
-        outcome.verifier = pytest_verifier(request.covering_tests)
-        return outcome
-    return outcome
+    """``llm_injector.inject`` with the removal prompt; ``request.mode`` must be ``rewrite`` (the
+    reply format), so the verifier is the covering tests."""
+    if request.mode != "rewrite":
+        raise ValueError("feature removal answers in the rewrite format: request.mode must be 'rewrite'")
+    return inject(client, request, retries=retries, on_call=on_call, prompt=build_prompt)

@@ -553,18 +553,21 @@ def inject(
     request: InjectionRequest,
     retries: int = 2,
     on_call: Callable | None = None,
+    prompt: Callable[[InjectionRequest], tuple[str, str]] | None = None,
 ) -> InjectionOutcome:
     """Ask ``client`` (an ``LLMClient``) for a bug, with up to ``1 + retries`` attempts.
 
     ``on_call(ChatResult)`` is called after every model call (to store it). Never raises for
     upstream errors or unusable replies: they are recorded in ``failures``, one per attempt.
+    ``prompt`` replaces ``build_prompt`` for a method that asks differently but answers in one
+    of the two reply formats (feature removal answers in the rewrite format).
     """
     outcome = InjectionOutcome(ok=False)
     problem = _check_request(request)
     if problem:
         outcome.failures.append(f"invalid request: {problem}")
         return outcome
-    system, prompt = build_prompt(request)
+    system, prompt = (prompt or build_prompt)(request)
     test_names = _test_names(request.covering_tests, request.test_sources)
     messages: list[dict] = [{"role": "user", "content": prompt}]
     for attempt in range(1, retries + 2):
