@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import coverage_map
-from ..mutators import Mutation, list_functions, mutations, realism, sample
+from ..mutators import Mutation, list_functions, mutations, realism, spread
 from ..validation import RepoSpec, Validator, pytest_verifier
 from .llm_injector import problem_statement_from_failure
 
@@ -87,7 +87,6 @@ def plan(
     covered: list[Mutation] = []
     covering: dict[int, list[str]] = {}
     counts = {"files": len(sources), "mutations": 0, "uncovered": 0, "duplicates": 0, "unrealistic": 0, "capped": 0}
-    scores: dict[int, realism.Realism] = {}
     for path, source in sorted(sources.items()):
         for m in _all_mutations(source, path, tuple(operators) if operators else None):
             counts["mutations"] += 1
@@ -98,27 +97,26 @@ def plan(
             elif h in seen:
                 counts["duplicates"] += 1
             else:
-                scored = realism.score(m)
-                if scored.score < min_realism:
-                    counts["unrealistic"] += 1
-                    continue
                 seen.add(h)
-                scores[id(m)] = scored
                 covering[id(m)] = tests
                 covered.append(m)
-    if max_per_function:
-        picked, per_function = [], {}
-        for m in sample(covered, len(covered), seed):  # the seeded spread order, then the cap
-            key = (m.path, m.qualname)
-            if per_function.get(key, 0) >= max_per_function:
-                continue
-            per_function[key] = per_function.get(key, 0) + 1
-            picked.append(m)
-            if len(picked) >= count:
-                break
-        counts["capped"] = len(covered) - sum(per_function.values()) if len(picked) < count else 0
-    else:
-        picked = sample(covered, min(count, len(covered)), seed)
+    # Walk the seeded spread order lazily, scoring and capping as we go: a large library has tens
+    # of thousands of mutations, and only about ``count`` of them need a realism score.
+    picked, scores, per_function = [], {}, {}
+    for m in spread(covered, seed):
+        if len(picked) >= count:
+            break
+        key = (m.path, m.qualname)
+        if max_per_function and per_function.get(key, 0) >= max_per_function:
+            counts["capped"] += 1
+            continue
+        scored = realism.score(m)
+        if scored.score < min_realism:
+            counts["unrealistic"] += 1
+            continue
+        scores[id(m)] = scored
+        per_function[key] = per_function.get(key, 0) + 1
+        picked.append(m)
     if stats is not None:
         stats.update(counts)
     rng = random.Random(seed)

@@ -17,7 +17,7 @@ from .constants import OffByOne
 from .core import Context, FunctionInfo, FunctionScope, Mutation, Mutator, Site
 from .functions import build_context, list_functions
 from .returns import RemoveReturnValue
-from .sampling import sample
+from .sampling import sample, spread
 from .statements import RemoveAssignment, RemoveLoop, RemoveWrapper, ShuffleStatements
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "list_functions",
     "mutations",
     "sample",
+    "spread",
 ]
 
 OPERATORS: dict[str, Mutator] = {
