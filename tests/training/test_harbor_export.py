@@ -1,6 +1,7 @@
 """Harbor export of approved sample bugs: the task directories load with the real harbor
 package (harbor==0.26.0 in .venv-harbor, scripts/install-harbor.sh), their test.sh gives reward
 0 on the shipped buggy source and 1 once solve.sh has applied the fix, and they import back."""
+import glob
 import json
 import os
 import shutil
@@ -37,8 +38,15 @@ print(json.dumps(out))
 """
 
 
+def _machine_has_python312() -> bool:
+    return bool(shutil.which("python3.12") or glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12"))
+
+
 def harbor_python() -> Path:
     if not HARBOR_PY.exists():
+        if not _machine_has_python312():
+            # Harbor needs Python >= 3.12 and no registry this project may use ships an interpreter.
+            pytest.skip("no Python >= 3.12 on this machine: Harbor (requires-python >= 3.12) cannot be installed")
         if REQUIRED:
             pytest.fail(f"{HARBOR_PY} is missing: run scripts/install-harbor.sh (required under CI)")
         pytest.skip("no .venv-harbor (scripts/install-harbor.sh): the real-Harbor load is not checked")
