@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .injectors.llm_injector import _TEST_LEAKS, _clean_line
+from .injectors.llm_injector import _TEST_LEAKS, MalformedReply, _clean_line
 
 STYLES = ("symptom", "traceback", "function")
 MAX_PATCH_CHARS = 12_000
@@ -69,12 +69,8 @@ _OTHER_HEADER = re.compile(r"^\s{0,3}#{2,4}\s*[A-Z][A-Z _]+\s*:?\s*$", re.M)
 _TRIVIAL = re.compile(r"^[\W\d_]*(?:return|pass|else|try|finally|break|continue|raise|none|true|false)?[\W\d_]*$", re.I)
 
 
-class MalformedStatement(ValueError):
+class MalformedStatement(MalformedReply):
     """The model's reply holds no usable statement; ``reason`` says why."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
