@@ -11,7 +11,7 @@ from bugforge_web.auth import staff_required
 from . import curation
 from .engine.mutators import OPERATORS
 from .forms import BugFilterForm, BulkReviewForm, ReviewForm, VerifierForm
-from .models import AuditEvent, Bug, Repository, Review
+from .models import AuditEvent, Bug, LLMEndpoint, Repository, Review
 
 
 def _back(request, default: str) -> str:
@@ -96,6 +96,9 @@ def bug_detail(request, pk):
         "solve_overall": difficulty.fmt(difficulty.estimate(bug.solve_successes, bug.solve_attempts)),
         "solve_per_solver": [(s, difficulty.fmt(e)) for s, e in difficulty.per_solver(bug.pk).items()]
         if bug.solve_attempts else [],  # one query, only for a measured bug
+        # the staff-only "Rewrite statement" form: the endpoints (a lazy queryset: read only for staff)
+        "statement_endpoints": LLMEndpoint.objects.only("name", "model"),
+        "statement_styles": Bug.StatementStyle.choices,
         "qs": qs,
         "previous_id": previous_id,
         "next_id": next_id,
