@@ -14,6 +14,10 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)  # optional; absent is fine
 
 VAR_DIR = Path(env("BUGFORGE_VAR_DIR", default=str(BASE_DIR / "var")))
+# Each parallel test worker (pytest-xdist sets PYTEST_XDIST_WORKER, also for the processes a test
+# starts) has its own database, so it needs its own var dir: run folders are named by primary key.
+if xdist_worker := env("PYTEST_XDIST_WORKER", default=""):
+    VAR_DIR = VAR_DIR / xdist_worker
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=True)

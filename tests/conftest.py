@@ -11,12 +11,26 @@ import pytest
 def pytest_configure(config):
     # Tests get their own Redis database so a developer's queues are never touched.
     os.environ.setdefault("BUGFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    os.environ["BUGFORGE_TEST_REDIS_URL"] = worker_redis_url(os.environ["BUGFORGE_TEST_REDIS_URL"],
+                                                             os.environ.get("PYTEST_XDIST_WORKER", ""))
     # Validation stops at "stable at < 50%" (5 runs a side) unless a test asks for more:
     # the 59 runs a side of the 5% default are measured in bench/flake_recall.py.
     os.environ["BUGFORGE_FLAKE_TARGET"] = TEST_FLAKE_TARGET
 
 
 TEST_FLAKE_TARGET = "0.5"
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """Parallel workers (pytest-xdist's gw0, gw1, …) count down from the given database
+    (15, 14, …) so that no two share queues and a developer's database 0 is never reached."""
+    if not worker:
+        return url
+    base, _, db = url.rpartition("/")
+    index = int(db or 0) - int(worker.removeprefix("gw"))
+    if index < 1:
+        raise pytest.UsageError(f"too many test workers for Redis databases below {url}: use fewer (-n)")
+    return f"{base}/{index}"
 
 
 @pytest.fixture(autouse=True)
@@ -97,14 +111,36 @@ def sample_git(work_dir):
     return dest, build_sample_git_repo(dest)
 
 
+@pytest.fixture(scope="session")
+def sample_baseline():
+    """The sample repository's baseline, measured by the first test that asks for ``sample_repo``
+    and copied into the rows of later ones: the same code, commit and test command always give
+    the same per-test status and coverage, and the mirror and environment are cached in the
+    session's work dir anyway. Holds the repository's baseline fields and its runs' fields."""
+    return {}
+
+
+BASELINE_FIELDS = ("status", "error", "baseline_tests", "baseline_duration_s", "coverage", "baseline_at")
+
+
 @pytest.fixture
-def sample_repo(db, sandbox_settings, sample_git):
-    """The sample repository row with its baseline recorded by the real sandbox."""
+def sample_repo(db, sandbox_settings, sample_git, sample_baseline):
+    """The sample repository row with its baseline recorded by the real sandbox (once a session)."""
+    from django.forms.models import model_to_dict
+
     from episodes.jobs import run_baseline
-    from episodes.models import Repository
+    from episodes.models import Repository, VerificationRun
 
     path, commit = sample_git
+    if sample_baseline:
+        repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit,
+                                         **sample_baseline["fields"])
+        VerificationRun.objects.bulk_create(VerificationRun(repository=repo, **run) for run in sample_baseline["runs"])
+        return repo
     repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit)
     assert run_baseline(repo.pk) == "ready", Repository.objects.get(pk=repo.pk).error
     repo.refresh_from_db()
+    sample_baseline["fields"] = {name: getattr(repo, name) for name in BASELINE_FIELDS}
+    sample_baseline["runs"] = [model_to_dict(run, exclude=["id", "repository", "bug"])
+                               for run in VerificationRun.objects.filter(repository=repo)]
     return repo
