@@ -185,6 +185,10 @@ BUGFORGE_GATEWAY_DB_THREADS = env.int("BUGFORGE_GATEWAY_DB_THREADS", default=4)
 BUGFORGE_GATEWAY_TOKEN_CACHE_S = env.float("BUGFORGE_GATEWAY_TOKEN_CACHE_S", default=2.0)
 # Folders whose model sub-folders (with a config.json) the training launch form offers as base models.
 BUGFORGE_MODEL_DIRS = [Path(p) for p in env.list("BUGFORGE_MODEL_DIRS", default=[])]
+# Hub ids as base models only where the host reaches a model hub (never the default: offline).
+BUGFORGE_ALLOW_HUB_MODELS = env.bool("BUGFORGE_ALLOW_HUB_MODELS", default=False)
+# Offer CUDA on the training form even where this web host has no /dev/nvidia0 (GPU workers elsewhere).
+BUGFORGE_TRAIN_CUDA = env.bool("BUGFORGE_TRAIN_CUDA", default=False)
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

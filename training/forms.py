@@ -1,7 +1,6 @@
 """Forms behind the training pages: build a dataset, launch a run. They validate what a user can
 get wrong (names, paths, the dataset kind a method needs, numbers) and leave the rest to
 `training.datasets` / `training.launch`, whose ValueErrors the views show on the form."""
-import os
 from pathlib import Path
 
 from django import forms
@@ -133,7 +132,7 @@ def local_model_choices() -> list[tuple[str, str]]:
 
 def cuda_visible() -> bool:
     """Whether this host has an NVIDIA GPU, without importing torch into the web process."""
-    return Path("/dev/nvidia0").exists() or bool(os.environ.get("BUGFORGE_TRAIN_CUDA"))
+    return Path("/dev/nvidia0").exists() or settings.BUGFORGE_TRAIN_CUDA
 
 
 # Shown up front; every other default of the method goes under "more hyperparameters".

@@ -22,9 +22,7 @@ NEEDS = {
 
 def allow_hub() -> bool:
     """Hub ids as base models only where the host reaches a hub (BUGFORGE_ALLOW_HUB_MODELS=1)."""
-    import os
-
-    return getattr(settings, "BUGFORGE_ALLOW_HUB_MODELS", os.environ.get("BUGFORGE_ALLOW_HUB_MODELS") == "1")
+    return settings.BUGFORGE_ALLOW_HUB_MODELS
 
 
 def validate(run: TrainingRun) -> None:
