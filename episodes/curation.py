@@ -459,9 +459,8 @@ def review_aggregate(reviews: list) -> dict | None:
     worst_fix = max(r.rejects_valid_fixes for r in reviews)
     other = any(r.other_major_issue for r in reviews)
     rejects = sum(r.verdict == Review.Verdict.REJECT for r in reviews)
-    dropped = worst_spec >= 2 or worst_fix >= 2 or other or rejects
     return {
         "reviewers": len(reviews), "approvals": len(reviews) - rejects, "rejections": rejects,
         "underspecified": worst_spec, "rejects_valid_fixes": worst_fix, "other_major_issue": other,
-        "outcome": "rejected" if dropped else "approved",
+        "outcome": Review.outcome(reviews),
     }

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q
 
-from training.engine.evaluation import clopper_pearson
-
+from .engine.stats import clopper_pearson
 from .models import Bug, SolveAttempt
 
 
@@ -71,13 +70,22 @@ def solver_rates(solver: str, bug_ids=None) -> dict[int, Estimate]:
     return {row["bug_id"]: estimate(row["solved"], row["n"]) for row in rows}
 
 
+def selfplay_key(selfplay_id: int, round_number: int, bug_id: int, attempt: int) -> str:
+    return f"selfplay:{selfplay_id}:{round_number}:{bug_id}:{attempt}"
+
+
 def record_episode(episode_id: int) -> bool:
-    """A graded teacher episode (its reward set, not an error) as a SolveAttempt."""
+    """A graded teacher episode (its reward set, not an error) as a SolveAttempt: ``episode:<pk>``,
+    or, for an episode of a self-play round's batch, that round's self-play attempt (recorded once)."""
     from .models import Episode
 
-    ep = Episode.objects.select_related("teacher").filter(pk=episode_id).first()
+    ep = Episode.objects.select_related("teacher", "solve_batch").filter(pk=episode_id).first()
     if ep is None or ep.reward is None or ep.exit_reason == Episode.ExitReason.ERROR:
         return False
+    selection = (ep.solve_batch.selection or {}) if ep.solve_batch_id else {}
+    if selection.get("selfplay"):
+        key = selfplay_key(selection["selfplay"], selection.get("round", 0), ep.bug_id, ep.attempt)
+        return record(ep.bug_id, f"teacher:{ep.teacher.name}", SolveAttempt.Source.SELFPLAY, key, ep.reward)
     return record(ep.bug_id, f"teacher:{ep.teacher.name}", SolveAttempt.Source.EPISODE, f"episode:{ep.pk}", ep.reward)
 
 

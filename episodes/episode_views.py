@@ -7,7 +7,6 @@ Each assistant step links to the recorded call that produced it, with that call'
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from bugforge_web.auth import staff_required
 
+from .engine.scrub import Scrubber
 from .engine.trajectory import TrajectoryError, canonical_from_calls, check_canonical, response_message, step_key
 from .models import Episode, LLMCall, Teacher
 
@@ -29,8 +29,6 @@ LONG_OUTPUT_CHARS = 1500
 LONG_OUTPUT_LINES = 25
 MAX_EVENTS_SHOWN = 500
 REWARD_FILTERS = {"1": "reward True", "0": "reward False", "none": "not graded"}
-SECRET_KEYS = re.compile(r"^(x-)?(api[-_]?key|authorization|proxy-authorization|password|secret|access[-_]?token)$", re.I)
-SECRET_VALUES = re.compile(r"\b(bfgw_|sk-(ant-)?)[A-Za-z0-9_\-]{16,}")  # gateway tokens, OpenAI/Anthropic-style keys
 
 
 def _int(value) -> int | None:
@@ -221,36 +219,21 @@ def _event_type(event) -> str:
     return f"{kind}/{sub}" if sub else kind
 
 
-def scrub(value, secrets: tuple[str, ...] = ()):
-    """A copy of a stored request/response safe to show: credential-named fields and anything
-    shaped like a gateway token or an API key are masked (the gateway never stores the real
-    key, but a client may put its own in a body)."""
-    if isinstance(value, dict):
-        return {k: "[redacted]" if SECRET_KEYS.match(str(k)) else scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v, secrets) for v in value]
-    if isinstance(value, str):
-        for s in secrets:
-            if s:
-                value = value.replace(s, "[redacted]")
-        return SECRET_VALUES.sub("[redacted]", value)
-    return value
-
-
 @require_GET
 def llm_call_detail(request, pk):
     call = get_object_or_404(LLMCall.objects.select_related("episode__teacher", "endpoint", "batch"), pk=pk)
-    secrets = (call.endpoint.api_key,) if call.endpoint_id and call.endpoint.api_key else ()
+    # safe to show: the endpoint's key, credential-named fields and key-shaped values masked
+    scrub = Scrubber(call.endpoint.api_key if call.endpoint_id else "", credentials=True)
     return render(request, "episodes/episode_call.html", {
         "call": call,
-        "request_json": json.dumps(scrub(call.request, secrets), indent=2, ensure_ascii=False),
-        "response_json": json.dumps(scrub(call.response, secrets), indent=2, ensure_ascii=False),
-        "raw_stream": scrub(call.raw_stream, secrets),
-        "error": scrub(call.error, secrets),
+        "request_json": json.dumps(scrub.obj(call.request), indent=2, ensure_ascii=False),
+        "response_json": json.dumps(scrub.obj(call.response), indent=2, ensure_ascii=False),
+        "raw_stream": scrub.obj(call.raw_stream),
+        "error": scrub.obj(call.error),
     })
 
 
-__all__ = ["episode_detail", "episode_list", "llm_call_detail", "scrub"]
+__all__ = ["episode_detail", "episode_list", "llm_call_detail"]
 
 
 @staff_required

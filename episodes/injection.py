@@ -203,16 +203,25 @@ def _run_combine(batch: InjectionBatch, repo: Repository, validate_inline: bool,
     valid = Bug.objects.filter(
         repository=repo, base_commit=repo.pinned_commit, status__in=[Bug.Status.VALID, Bug.Status.APPROVED]
     ).exclude(method=Bug.Method.COMBINE)
-    components = [
-        combine.Component(b.pk, b.target, b.patch, b.verifier, b.problem_statement)
-        for b in valid.exclude(target="").only("id", "target", "patch", "verifier", "problem_statement")
-    ]
-    chosen = combine.groups(components, size, batch.requested, batch.seed)
+    rows = list(valid.exclude(target="").only("id", "target", "patch", "verifier", "problem_statement", "operator"))
+    components = [combine.Component(b.pk, b.target, b.patch, b.verifier, b.problem_statement) for b in rows]
+    operator_of = {b.pk: b.operator for b in rows}
+    wanted = set(batch.options.get("operators") or [])  # prefer bugs of these operators, where there are enough
+    if wanted:
+        chosen, whole = combine.preferring(components, size, batch.requested, batch.seed,
+                                           {pk for pk, op in operator_of.items() if op in wanted})
+    else:
+        chosen = combine.groups(components, size, batch.requested, batch.seed)
+        whole = len(chosen)
     if not chosen:
         raise RuntimeError(f"no module has {size} valid bugs in different functions to combine "
                            f"({len(components)} valid bug(s) at this pin)")
-    _planned(batch, len(chosen), "" if len(chosen) >= batch.requested else
-             f"{len(chosen)} of {batch.requested}: only so many groups of {size} valid bugs of one module")
+    notes = [] if len(chosen) >= batch.requested else [
+        f"{len(chosen)} of {batch.requested}: only so many groups of {size} valid bugs of one module"]
+    if whole < len(chosen):
+        notes.append(f"{len(chosen) - whole} of {len(chosen)} mix in other operators than {', '.join(sorted(wanted))}: "
+                     f"too few valid bugs of {'them' if len(wanted) > 1 else 'it'} in different functions of one module")
+    _planned(batch, len(chosen), "; ".join(notes))
     spec = repo_spec(repo)
     failures = []
     for i, group in enumerate(chosen):
@@ -225,6 +234,8 @@ def _run_combine(batch: InjectionBatch, repo: Repository, validate_inline: bool,
                     operator=f"combine{size}", injector="bugforge.combine", target=group[0].module,
                     seed=batch.seed, patch=patch, verifier=combine.merged_verifier(group),
                     problem_statement=combine.merged_statement(group), generation_s=round(time.perf_counter() - started, 3),
+                    provenance={"components": [c.bug_id for c in group],
+                                "component_operators": [operator_of[c.bug_id] for c in group]},
                 )
         except (PatchError, IntegrityError) as exc:
             failures.append({"bugs": [c.bug_id for c in group], "reasons": [str(exc)[:500]]})

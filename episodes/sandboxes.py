@@ -6,7 +6,7 @@ from functools import lru_cache
 from django.conf import settings
 
 from .engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
-from .engine.validation import RepoSpec, Validator
+from .engine.validation import RepoSpec, Validator, prepare_repo
 from .engine.workspace import WorkspaceFactory
 
 
@@ -45,21 +45,24 @@ def validator(repo=None, **kwargs) -> Validator:
     return Validator(executor(), workspaces(), default_limits(repo), **kwargs)
 
 
+def environment_data(repo) -> dict:
+    """The repository's test environment as plain data (see ``EnvironmentSpec.for_repository``):
+    what the engine builds it from, here and in an RL row's task (``training.datasets.rl_task``)."""
+    return {
+        "name": repo.name,
+        "pip_packages": list(repo.environment_spec.get("pip_packages", ())),
+        "setup_command": repo.install_command,
+        "python": repo.environment_spec.get("python", ""),
+    }
+
+
 def environment_spec(repo, source_dir) -> EnvironmentSpec:
-    return EnvironmentSpec.for_repository(repo.name, source_dir, repo.environment_spec.get("pip_packages", ()),
-                                          repo.install_command, repo.environment_spec.get("python") or "")
+    return EnvironmentSpec.for_repository(environment_data(repo), source_dir)
 
 
 def repo_spec(repo, with_baseline: bool = True) -> RepoSpec:
     """Fetch the mirror and build the environment (both cached), then describe the repo."""
-    mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)
-    with workspaces().checkout(mirror, repo.pinned_commit) as source_dir:
-        environment = executor().ensure_environment(environment_spec(repo, source_dir), source_dir)
-    return RepoSpec(
-        mirror=mirror,
-        commit=repo.pinned_commit,
-        test_command=repo.test_command,
-        environment=environment,
-        baseline=repo.baseline_tests if with_baseline else {},
-        coverage=repo.coverage if with_baseline else {},
+    return prepare_repo(
+        executor(), workspaces(), repo.source, repo.pinned_commit, environment_data(repo), repo.test_command,
+        baseline=repo.baseline_tests if with_baseline else {}, coverage=repo.coverage if with_baseline else {},
     )

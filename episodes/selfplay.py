@@ -5,15 +5,20 @@ draws (arm = method:operator × size), this module plants them with ``injection.
 SolveAttempt (source "selfplay"), and stores the round report and the updated policy on the row.
 
 Solvers: ``teacher:<name>`` runs the teacher through ``solving.launch`` (its episodes are the
-attempts); ``scripted:<name>`` draws rewards from a known skill table registered in
-:data:`SCRIPTED_SOLVERS` — empty in production, filled only by tests and simulations.
-``checkpoint:<path>`` is not wired yet (it needs the local model server on the `train` queue).
+attempts, each recorded once, as it is stored, under the round's self-play key);
+``checkpoint:<path>`` (or ``checkpoint:run-<id>``, that run's final model) serves the saved model
+with ``training.engine.serve`` in a child process and runs it as the built-in agent, graded like an
+evaluation — such a self-play runs on the `train` queue (GPU hosts), the others on `inject`;
+``scripted:<name>`` draws rewards from a known skill table registered in :data:`SCRIPTED_SOLVERS` —
+empty in production, filled only by tests and simulations.
 """
 from __future__ import annotations
 
 import random
 import traceback
+from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,6 +31,8 @@ from .models import Bug, InjectionBatch, Repository, SelfPlay, SolveAttempt
 SCRIPTED_SOLVERS: dict[str, ScriptedSolver] = {}  # test-only: name -> known skill per arm
 DEFAULT_SIZES = (1, 2)
 VALID = (Bug.Status.VALID, Bug.Status.APPROVED)
+# the checkpoint solver's agent and server (settings.BUGFORGE_SELFPLAY_CHECKPOINT overrides any of them)
+CHECKPOINT_OPTIONS = {"max_steps": 10, "max_new_tokens": 256, "max_wall_s": 600, "temperature": 1.0}
 
 
 class SelfPlayError(ValueError):
@@ -43,8 +50,28 @@ def solver_problem(solver: str) -> str:
     if kind == "scripted":
         return "" if name in SCRIPTED_SOLVERS else f"no scripted solver named {name!r} (test-only)"
     if kind == "checkpoint":
-        return "checkpoint solvers are not available for self-play yet; use teacher:<name>"
+        path = checkpoint_path(name)
+        if not path:
+            return f"no saved model for {solver!r}: give checkpoint:<model directory> or checkpoint:run-<id>"
+        if not (Path(path) / "config.json").is_file():
+            return f"model not found: {path} holds no saved model"
+        return ""
     return f'solver must be "teacher:<name>" or "checkpoint:<path>", not {solver!r}'
+
+
+def checkpoint_path(name: str) -> str:
+    """The model directory a ``checkpoint:`` solver names: a path, or ``run-<id>`` (its final model)."""
+    if name.startswith("run-") and name[4:].isdigit():
+        from training.models import TrainingRun
+
+        run = TrainingRun.objects.filter(pk=int(name[4:])).first()
+        return run.final_model if run else ""
+    return name
+
+
+def queue_for(solver: str) -> str:
+    """A checkpoint is served next to the GPU: its self-play runs on `train`; the others on `inject`."""
+    return "train" if solver.partition(":")[0] == "checkpoint" else "inject"
 
 
 def start(repo: Repository, solver: str, *, band=(0.2, 0.8), rounds: int = 4, bugs_per_round: int = 8,
@@ -68,7 +95,7 @@ def start(repo: Repository, solver: str, *, band=(0.2, 0.8), rounds: int = 4, bu
             pass
         sp.refresh_from_db()
     else:
-        sp.job_id = enqueue("inject", run_selfplay, sp.pk, job_timeout=6 * 3600)
+        sp.job_id = enqueue(queue_for(solver), run_selfplay, sp.pk, job_timeout=6 * 3600)
         sp.save(update_fields=["job_id"])
     return sp
 
@@ -91,8 +118,10 @@ def run_selfplay(selfplay_id: int) -> str:
                                          attempts_per_bug=sp.attempts_per_bug, sizes=sizes, seed=sp.seed), policy)
     done = len(sp.rounds or [])
 
+    logs: dict[int, list[str]] = {}  # round -> what its planting could not do as drawn
+
     def on_round(report):
-        sp.rounds = [*(sp.rounds or []), report.to_json()]
+        sp.rounds = [*(sp.rounds or []), {**report.to_json(), "log": logs.pop(report.round, [])}]
         sp.policy = report.policy
         SelfPlay.objects.filter(pk=sp.pk).update(rounds=sp.rounds, policy=sp.policy)
 
@@ -100,7 +129,8 @@ def run_selfplay(selfplay_id: int) -> str:
         for r in range(done + 1, sp.rounds_planned + 1):
             if SelfPlay.objects.filter(pk=sp.pk, status=SelfPlay.Status.CANCELLED).exists():
                 return SelfPlay.Status.CANCELLED
-            run(controller, 1, lambda rnd, draws: play_round(sp, rnd, draws), start=r, on_round=on_round)
+            run(controller, 1, lambda rnd, draws: play_round(sp, rnd, draws, logs.setdefault(rnd, [])),
+                start=r, on_round=on_round)
     except Exception as exc:
         SelfPlay.objects.filter(pk=sp.pk).update(status=SelfPlay.Status.FAILED, finished_at=timezone.now(),
                                                  error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"[:20000])
@@ -110,15 +140,17 @@ def run_selfplay(selfplay_id: int) -> str:
     return SelfPlay.Status.DONE
 
 
-def play_round(sp: SelfPlay, round_number: int, draws: list[Draw]) -> list[Outcome]:
-    """Plant the round's draws (one injection batch per arm), attempt the valid bugs, record."""
+def play_round(sp: SelfPlay, round_number: int, draws: list[Draw], log: list[str] | None = None) -> list[Outcome]:
+    """Plant the round's draws (one injection batch per arm), attempt the valid bugs, record.
+    What could not be planted as drawn is said in ``log`` (the round's log)."""
+    log = [] if log is None else log
     outcomes: dict[int, Outcome] = {}
     groups: dict[str, list[int]] = {}
     for i, d in enumerate(draws):
         groups.setdefault(d.key, []).append(i)
     for key, indexes in sorted(groups.items()):
         draw = Draw.from_key(key)
-        bugs = _plant(sp, round_number, draw, len(indexes))
+        bugs = _plant(sp, round_number, draw, len(indexes), log)
         for i, bug in zip(indexes, bugs + [None] * len(indexes)):
             outcomes[i] = Outcome(draws[i], None if bug is None else bug.pk,
                                   valid=bug is not None and bug.status in VALID)
@@ -131,19 +163,27 @@ def play_round(sp: SelfPlay, round_number: int, draws: list[Draw]) -> list[Outco
     return [outcomes[i] for i in range(len(draws))]
 
 
-def _plant(sp: SelfPlay, round_number: int, draw: Draw, count: int) -> list[Bug]:
+def _plant(sp: SelfPlay, round_number: int, draw: Draw, count: int, log: list[str]) -> list[Bug]:
     method, operator = parse_arm(draw.arm)
     seed = random.Random(f"{sp.seed}:{round_number}:{draw.key}").randrange(2**31)
     if draw.size == 1:
         batch = injection.start_batch(sp.repository, method, count, seed=seed, sync=True,
                                       operators=[operator] if operator else None)
-    else:  # combined bugs: merged from valid bugs of one module (the operator is not enforced)
+    else:  # combined bugs: merged from valid bugs of one module, of the drawn operator where there are enough
         try:
             batch = injection.start_batch(sp.repository, Bug.Method.COMBINE, count, seed=seed, sync=True,
-                                          size=draw.size)
-        except RuntimeError:  # too few valid bugs to combine yet: these draws plant nothing
+                                          size=draw.size, operators=[operator] if operator else None)
+        except RuntimeError as exc:  # too few valid bugs to combine yet: these draws plant nothing
+            log.append(f"{draw.key}: nothing planted: {exc}")
             return []
     bugs = list(Bug.objects.filter(batch=batch).order_by("id"))
+    if draw.size > 1 and operator:
+        mixed = [b.pk for b in bugs if set((b.provenance or {}).get("component_operators") or []) != {operator}]
+        if mixed:
+            log.append(f"{draw.key}: {len(mixed)} of {len(bugs)} combined bug(s) ({', '.join(map(str, mixed))}) mix in "
+                       f"other operators: too few valid {operator} bugs in different functions of one module")
+    if len(bugs) < count:
+        log.append(f"{draw.key}: {len(bugs)} of {count} planted" + (f" ({batch.note})" if batch.note else ""))
     with transaction.atomic():
         for bug in bugs:
             bug.provenance = {**(bug.provenance or {}), "selfplay": sp.pk, "round": round_number, "arm": draw.key}
@@ -154,7 +194,7 @@ def _plant(sp: SelfPlay, round_number: int, draw: Draw, count: int) -> list[Bug]
 
 
 def _key(sp, round_number, bug_id, attempt) -> str:
-    return f"selfplay:{sp.pk}:{round_number}:{bug_id}:{attempt}"
+    return difficulty.selfplay_key(sp.pk, round_number, bug_id, attempt)
 
 
 def _attempt(sp: SelfPlay, round_number: int, valid: dict[int, Outcome]) -> dict[int, list[float]]:
@@ -180,15 +220,42 @@ def _attempt(sp: SelfPlay, round_number: int, valid: dict[int, Outcome]) -> dict
         bugs = Bug.objects.filter(pk__in=list(valid)).order_by("id")
         batch = solving.launch(teacher, bugs, k=sp.attempts_per_bug, sync=True,
                                selection={"selfplay": sp.pk, "round": round_number})
+        # each graded episode is recorded once, as it is stored: difficulty.record_episode reads the
+        # batch's selection and files it under this round's self-play key (source "selfplay")
         for ep in batch.episodes.filter(status__in=solving.GRADED).exclude(reward=None):
-            key = _key(sp, round_number, ep.bug_id, ep.attempt)
-            # the episode was recorded as "episode:<pk>": re-label that row so the attempt counts once
-            moved = SolveAttempt.objects.filter(key=f"episode:{ep.pk}").update(source=SolveAttempt.Source.SELFPLAY, key=key)
-            if not moved:
-                difficulty.record(ep.bug_id, sp.solver, SolveAttempt.Source.SELFPLAY, key, ep.reward, refresh_bug=False)
             rewards[ep.bug_id].append(ep.reward)
         return rewards
+    if kind == "checkpoint":
+        problem = solver_problem(sp.solver)
+        if problem:
+            raise RuntimeError(problem)
+        for a in _checkpoint_attempts(sp, round_number, checkpoint_path(name), list(valid)):
+            if a.exit_reason == "error":  # the server or the sandbox failed: not a graded attempt
+                continue
+            difficulty.record(a.bug_id, sp.solver, SolveAttempt.Source.SELFPLAY, _key(sp, round_number, a.bug_id, a.attempt),
+                              a.reward, refresh_bug=False)
+            rewards[a.bug_id].append(a.reward)
+        return rewards
     raise RuntimeError(solver_problem(sp.solver) or f"solver {sp.solver!r} cannot attempt bugs")
+
+
+def _checkpoint_attempts(sp: SelfPlay, round_number: int, model_dir: str, bug_ids: list[int]):
+    """The saved model served by ``training.engine.serve`` (a child process, for this round) as the
+    built-in agent's endpoint: ``attempts_per_bug`` graded attempts at each bug."""
+    from episodes.engine.agent.loop import AgentLimits
+    from training.datasets import rl_task
+    from training.engine.evaluate import LocalModelServer, evaluate
+    from training.jobs import sandbox_config
+
+    options = {**CHECKPOINT_OPTIONS, **getattr(settings, "BUGFORGE_SELFPLAY_CHECKPOINT", {})}
+    limits = AgentLimits(max_steps=int(options["max_steps"]), max_wall_s=float(options["max_wall_s"]))
+    tasks = [rl_task(b) for b in Bug.objects.select_related("repository").filter(pk__in=bug_ids).order_by("id")]
+    log_dir = Path(settings.VAR_DIR) / "selfplay"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with LocalModelServer(model_dir, int(options["max_new_tokens"]), cwd=settings.BASE_DIR,
+                          log_path=log_dir / f"{sp.pk}-round{round_number}-server.log",
+                          temperature=float(options["temperature"])) as endpoint:
+        return evaluate(endpoint, tasks, sp.attempts_per_bug, sandbox_config(), limits)
 
 
 def chart(sp: SelfPlay) -> dict:

@@ -15,7 +15,7 @@ from .models import AuditEvent, Repository, SelfPlay
 
 class StartForm(forms.Form):
     repository = forms.ModelChoiceField(Repository.objects.filter(status=Repository.Status.READY).order_by("name"))
-    solver = forms.CharField(max_length=300, help_text='"teacher:<name>"')
+    solver = forms.CharField(max_length=300, help_text='"teacher:<name>" or "checkpoint:<model dir>"')
     band_low = forms.FloatField(min_value=0, max_value=1, initial=0.2)
     band_high = forms.FloatField(min_value=0, max_value=1, initial=0.8)
     rounds = forms.IntegerField(min_value=1, max_value=50, initial=4)
@@ -57,7 +57,7 @@ def selfplay_start(request):
         form.add_error(None, str(exc))
         return _list(request, form, status=400)
     AuditEvent.record(request.user, "start_selfplay", sp.repository, after={"selfplay": sp.pk, "solver": sp.solver})
-    messages.info(request, f"Self-play {sp.pk} queued on the inject queue.")
+    messages.info(request, f"Self-play {sp.pk} queued on the {selfplay.queue_for(sp.solver)} queue.")
     return redirect("selfplay_detail", sp.pk)
 
 

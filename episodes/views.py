@@ -1,6 +1,7 @@
 """Thin views: read rows, or enqueue a job and say so. The work lives in models and jobs."""
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
@@ -8,7 +9,9 @@ from bugforge_web.auth import staff_required
 
 from . import injection, jobs, repo_intake
 from .engine.workspace import GitError
-from .forms import AddRepositoryForm
+from .forms import AddRepositoryForm, InjectOptionsForm
+from .engine.injectors import procedural
+from .engine.issue_text import STYLES
 from .engine.mutators import OPERATORS
 from .models import AuditEvent, Bug, InjectionBatch, LLMEndpoint, Repository
 
@@ -100,6 +103,8 @@ def repository_detail(request, pk):
             "methods": injection.METHODS,
             "endpoints": LLMEndpoint.objects.only("name", "model"),
             "operators": sorted(OPERATORS),
+            "statement_styles": STYLES,
+            "planning_defaults": {"min_realism": procedural.MIN_REALISM, "max_per_function": procedural.MAX_PER_FUNCTION},
         },
     )
 
@@ -113,6 +118,12 @@ def repository_inject(request, pk):
     except ValueError:
         count = 0
     endpoint = LLMEndpoint.objects.filter(pk=request.POST.get("endpoint") or None).first()
+    options_form, options = InjectOptionsForm(request.POST), None
+    if options_form.is_valid():
+        try:
+            options = options_form.batch_options(endpoint)
+        except ValidationError as exc:
+            options_form.add_error(None, exc)
     if repo.archived_at:
         messages.error(request, f"{repo.name} is removed from use; re-pin it to plant new bugs.")
     elif not 1 <= count <= 1000:
@@ -121,10 +132,15 @@ def repository_inject(request, pk):
         messages.error(request, f"Unknown injection method {method!r}.")
     elif method in injection.LLM_METHODS and endpoint is None:
         messages.error(request, "LLM injection needs an endpoint: add one in the admin first.")
+    elif options is None:
+        messages.error(request, "; ".join(f"{'' if f == '__all__' else f.replace('_', ' ') + ': '}{e}"
+                                          for f, errs in options_form.errors.items() for e in errs))
     else:
         operators = [o for o in request.POST.getlist("operators") if o in OPERATORS]
-        batch = injection.start_batch(repo, method, count, user=request.user, operators=operators, endpoint=endpoint)
-        AuditEvent.record(request.user, "start_injection", batch, after={"method": method, "count": count})
+        batch = injection.start_batch(repo, method, count, user=request.user, operators=operators, endpoint=endpoint,
+                                      **options)
+        AuditEvent.record(request.user, "start_injection", batch, after={"method": method, "count": count, **{
+            k: getattr(v, "name", v) for k, v in options.items()}})
         messages.info(request, f"Injection batch {batch.pk} queued: {count} {method} candidate(s).")
     return redirect(repo)
 

@@ -29,12 +29,13 @@ export BUGFORGE_VAR_DIR=${BUGFORGE_VAR_DIR:-$PWD/var/test}
 
 # Parallel workers (pytest-xdist), each with its own database, Redis database and var dir
 # (tests/conftest.py, settings.py). Most tests wait on sandboxed subprocesses, so even on 2 cores
-# more workers than cores pays; tests that must share one worker carry @pytest.mark.xdist_group.
+# more workers than cores pays. Work stealing keeps the long tests (a GRPO run, a 50-bug batch)
+# from leaving workers idle at the end.
 WORKERS=${BUGFORGE_TEST_WORKERS:-4}
 
 echo "==> pytest on PostgreSQL ($WORKERS workers)"
 DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bugforge} \
-    "$PY" -m pytest -n "$WORKERS" --dist loadgroup --durations=15 "$@"
+    "$PY" -m pytest -n "$WORKERS" --dist worksteal --durations=15 "$@"
 
 echo "==> pytest on SQLite (tests marked sqlite)"
-DATABASE_URL="sqlite:///$BUGFORGE_VAR_DIR/bugforge.sqlite3" "$PY" -m pytest -m sqlite -q -n "$WORKERS" --dist loadgroup "$@"
+DATABASE_URL="sqlite:///$BUGFORGE_VAR_DIR/bugforge.sqlite3" "$PY" -m pytest -m sqlite -q -n "$WORKERS" --dist worksteal "$@"

@@ -41,7 +41,7 @@ def test_graded_episodes_are_recorded_and_error_episodes_are_not(bugs, teacher):
     unsolved = finish(Episode.objects.create(bug=bug, teacher=teacher), False)
     crashed = finish(Episode.objects.create(bug=bug, teacher=teacher), False, exit_reason="error", error="harness died")
     assert (solved.status, unsolved.status, crashed.status) == ("solved", "unsolved", "failed")
-    rows = SolveAttempt.objects.filter(bug=bug).order_by("key")
+    rows = SolveAttempt.objects.filter(bug=bug).order_by("pk")
     assert [(r.key, r.solver, r.source, r.reward) for r in rows] == [
         (f"episode:{solved.pk}", "teacher:sonnet", "episode", 1.0),
         (f"episode:{unsolved.pk}", "teacher:sonnet", "episode", 0.0),

@@ -111,6 +111,40 @@ def test_inject_form_queues_a_batch_and_rejects_bad_input(staff_client, data, re
     assert (batch.requested, batch.method, batch.status) == (7, "procedural", "queued")
     assert AuditEvent.objects.filter(action="start_injection").exists()
     assert b"queued" in response.content
+    assert (batch.options["min_realism"], batch.options["max_per_function"], batch.options["statement_style"]) == (
+        0.5, 2, "")  # left out: the engine's defaults, template statements
+
+
+def test_inject_form_passes_statement_and_planning_options(staff_client, data, redis_conn):
+    from episodes.models import AuditEvent, InjectionBatch, LLMEndpoint
+
+    url = reverse("repository_inject", args=[data["repo"].pk])
+    page = staff_client.get(reverse("repository_detail", args=[data["repo"].pk])).content.decode()
+    assert all(f'name="{n}"' in page for n in ("min_realism", "max_per_function", "statement_style"))
+    # an LLM statement with no endpoint anywhere, a realism above 1, an unknown style: nothing queued
+    staff_client.post(url, {"method": "procedural", "count": "3", "statement_style": "symptom"})
+    staff_client.post(url, {"method": "procedural", "count": "3", "min_realism": "1.5"})
+    response = staff_client.post(url, {"method": "procedural", "count": "3", "statement_style": "poem"}, follow=True)
+    assert not InjectionBatch.objects.exists() and b"statement style" in response.content
+    first = LLMEndpoint.objects.create(name="inj", protocol="openai_chat", base_url="http://127.0.0.1:9/v1", model="m")
+    writer = LLMEndpoint.objects.create(name="writer", protocol="openai_chat", base_url="http://127.0.0.1:9/v1",
+                                        model="w")
+    page = staff_client.get(reverse("repository_detail", args=[data["repo"].pk])).content.decode()
+    assert 'name="statement_endpoint"' in page and 'value="traceback"' in page
+    staff_client.post(url, {"method": "procedural", "count": "4", "statement_style": "traceback",
+                            "statement_endpoint": str(writer.pk), "min_realism": "0", "max_per_function": "5"})
+    batch = InjectionBatch.objects.get()
+    assert batch.requested == 4 and {k: batch.options[k] for k in (
+        "statement_style", "statement_endpoint", "min_realism", "max_per_function")} == {
+        "statement_style": "traceback", "statement_endpoint": writer.pk, "min_realism": 0.0, "max_per_function": 5}
+    event = AuditEvent.objects.get(action="start_injection")
+    assert event.after["statement_endpoint"] == "writer" and event.after["max_per_function"] == 5
+    # no statement endpoint named: the injection endpoint writes the statements, as `manage.py inject` does
+    staff_client.post(url, {"method": "procedural", "count": "2", "endpoint": str(first.pk),
+                            "statement_style": "function", "min_realism": "0.7", "max_per_function": "0"})
+    batch = InjectionBatch.objects.latest("pk")
+    assert (batch.options["statement_endpoint"], batch.options["min_realism"], batch.options["max_per_function"]) == (
+        first.pk, 0.7, 0)
 
 
 def test_llm_endpoint_key_is_never_rendered_back(db, django_user_model):

@@ -211,6 +211,8 @@ def _curriculum(filters: dict, out: dict) -> None:
 
 def rl_task(bug) -> dict:
     """What the GRPO environment's reset needs to rebuild the buggy workspace and grade it."""
+    from episodes.sandboxes import environment_data
+
     repo = bug.repository
     return {
         "bug_id": bug.pk,
@@ -222,12 +224,7 @@ def rl_task(bug) -> dict:
         "test_command": repo.test_command,
         "fail_to_pass": list(bug.fail_to_pass),
         "pass_to_pass": list(bug.pass_to_pass),
-        "environment": {
-            "name": repo.name,
-            "pip_packages": list(repo.environment_spec.get("pip_packages", ())),
-            "setup_command": repo.install_command,
-            "python": repo.environment_spec.get("python", ""),
-        },
+        "environment": environment_data(repo),
         "baseline_duration_s": repo.baseline_duration_s,
         "problem_statement": bug.problem_statement,
         "difficulty": bug.difficulty or "",

@@ -137,17 +137,13 @@ def new_attempts(ev: Evaluation, bugs) -> list[dict]:
 
 def comparison(dataset) -> list[dict]:
     """One row per finished evaluation on ``dataset``'s held-out bugs, labelled student /
-    base / teacher, with pass@1 (Wilson interval) and pass@k."""
+    base / teacher, with the figures the evaluation pages show (``maths.headline``: pass@1
+    with its interval, pass@k)."""
     rows = []
     for ev in Evaluation.objects.filter(dataset=dataset, status=Evaluation.Status.SUCCEEDED).select_related(
             "teacher", "run").order_by("created_at"):
-        overall = ev.results.get("overall", {})
         role = {"checkpoint": "student", "base": "base", "teacher": "teacher", "episodes": "teacher"}[ev.subject]
-        rows.append({
-            "evaluation": ev, "role": role, "name": ev.name, "k": ev.k,
-            "bugs": overall.get("bugs", 0), "attempts": overall.get("attempts", 0),
-            "pass@1": overall.get("pass@1"), "pass@1_ci": overall.get("pass@1_wilson"),
-            "pass@k": overall.get(f"pass@{ev.k}") if ev.k > 1 else overall.get("pass@1"),
-        })
+        rows.append({"evaluation": ev, "role": role, "name": ev.name,
+                     **maths.headline(ev.results.get("overall", {}), [ev.k])})
     order = {"student": 0, "teacher": 1, "base": 2}
     return sorted(rows, key=lambda r: (order[r["role"]], r["name"]))

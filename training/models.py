@@ -1,5 +1,4 @@
 """Datasets, training runs with their live metrics, and evaluations of models on held-out bugs."""
-import datetime
 import json
 from pathlib import Path
 
@@ -8,6 +7,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from bugforge_web.stale_jobs import StaleJobQuerySet
 from training.engine import hyperparameters as hp
 
 
@@ -52,25 +52,17 @@ class Dataset(models.Model):
         return list(self.manifest.get("bugs", {}).get("heldout", []))
 
 
-class TrainingRunQuerySet(models.QuerySet):
+class TrainingRunQuerySet(StaleJobQuerySet):
     def sweep_stale(self) -> list[tuple[int, str]]:
         """Runs left `queued`/`running` by a worker that died (its RQ job failed, stopped or
         vanished) end `failed` with the reason. Returns (run id, why)."""
-        from bugforge_web.queues import dead_job_reason
-
-        swept = []
-        for run in self.filter(status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]).exclude(job_id=""):
-            why = dead_job_reason("train", run.job_id)
-            if not why and run.status == TrainingRun.Status.RUNNING and run.heartbeat_at and \
-                    run.heartbeat_at < timezone.now() - datetime.timedelta(seconds=settings.BUGFORGE_STALE_AFTER_S):
-                why = f"no sign of life from its job for over {settings.BUGFORGE_STALE_AFTER_S}s"
-            if why:
-                n = self.filter(pk=run.pk, status=run.status).update(
-                    status=TrainingRun.Status.FAILED, error=f"the training worker died: {why}", finished_at=timezone.now()
-                )
-                if n:
-                    swept.append((run.pk, why))
-        return swept
+        return self._sweep_stale(
+            statuses=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING], queue="train",
+            silent=lambda run, cutoff: (run.status == TrainingRun.Status.RUNNING and run.heartbeat_at is not None
+                                        and run.heartbeat_at < cutoff),
+            becomes=lambda run, why: {"status": TrainingRun.Status.FAILED, "error": f"the training worker died: {why}",
+                                      "finished_at": timezone.now()},
+        )
 
 
 class TrainingRun(models.Model):

@@ -55,7 +55,7 @@ def export_bugs(bugs, out: str | Path) -> list[dict]:
     for bug in bugs:
         instance, mirror = instance_for(bug, bundle=f"{bundle_dir(out).name}/{bug.repository.name}.bundle")
         by_repo.setdefault(bug.repository.name, (mirror, []))[1].append(bug.pk)
-        instances.append(instance)
+        instances.append(swebench.harness_form(instance))
     for name, (mirror, ids) in by_repo.items():
         swebench.write_bundle(mirror, ids, bundle_dir(out) / f"{name}.bundle")
     write_jsonl(instances, out)
@@ -99,11 +99,21 @@ def import_instances(instances: list[dict], repository: Repository | None = None
         except ValueError as exc:
             result["errors"].append(str(exc))
             continue
-        repo = repository or _repository_for(data)
-        if repo is None:
+        repo = repository or _existing_repository(data)
+        source = repo.source if repo else _source_for(data)
+        if not source:
             result["errors"].append(f"instance {data['instance_id']}: no repository {data['repository']} "
                                     "and no source to register it from")
             continue
+        if not data["base_commit"]:  # a foreign instance: its base_commit is the buggy code
+            try:
+                data["base_commit"] = _foreign_clean_commit(source, data)
+            except ValueError as exc:
+                result["errors"].append(f"instance {data['instance_id']}: cannot make its clean commit "
+                                        f"(base_commit + test_patch + patch): {exc}")
+                continue
+            data["provenance"] = data["provenance"] | {"upstream_base_commit": data["buggy_commit"]}
+        repo = repo or _create_repository(data, source)
         existing = Bug.objects.filter(repository=repo, base_commit=data["base_commit"],
                                       patch_hash=Bug.hash_patch(data["patch"])).first()
         if existing:
@@ -130,14 +140,34 @@ def import_instances(instances: list[dict], repository: Repository | None = None
     return result
 
 
-def _repository_for(data: dict) -> Repository | None:
+def _existing_repository(data: dict) -> Repository | None:
     name = data["repository"]
-    repo = Repository.objects.filter(name=name).first() or Repository.objects.filter(name=_repo_slug(name)).first()
-    if repo:
-        return repo
-    source = data["source"] or (f"https://github.com/{name}.git" if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else "")
-    if not source:
-        return None
-    return Repository.objects.create(name=_repo_slug(name), source=source, pinned_commit=data["base_commit"],
+    return Repository.objects.filter(name=name).first() or Repository.objects.filter(name=_repo_slug(name)).first()
+
+
+def _source_for(data: dict) -> str:
+    """Where a repository not registered yet is fetched from: the exported source, else GitHub
+    for a foreign ``owner/name`` ("" when neither)."""
+    name = data["repository"]
+    return data["source"] or (f"https://github.com/{name}.git" if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else "")
+
+
+def _foreign_clean_commit(source: str, data: dict) -> str:
+    """The clean commit of a foreign instance (made in the mirror of ``source`` on top of its
+    buggy base_commit: ``training.engine.swebench.clean_commit``)."""
+    from episodes.engine.workspace import GitError
+    from episodes.sandboxes import workspaces
+
+    try:
+        mirror = workspaces().ensure_mirror(source, data["buggy_commit"])
+        return swebench.clean_commit(mirror, data["buggy_commit"], data["gold_patch"], data["test_patch"],
+                                     data["instance_id"])
+    except (GitError, OSError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _create_repository(data: dict, source: str) -> Repository:
+    return Repository.objects.create(name=_repo_slug(data["repository"]), source=source,
+                                     pinned_commit=data["base_commit"],
                                      test_command=data["test_command"] or "python -m pytest",
                                      install_command=data["install_command"])

@@ -16,6 +16,7 @@ from episodes.models import AuditEvent, Teacher
 
 from . import datasets, evaluations, launch
 from .engine import hyperparameters as hp
+from .engine.evaluation import headline
 from .forms import LORA_RANK_KEY, OTHER, TINY, DatasetBuildForm, EvaluationForm, LaunchForm, local_model_choices
 from .models import Dataset, Evaluation, MetricPoint, TrainingRun
 from .tiny import ensure_tiny_model, tiny_model_path
@@ -318,24 +319,13 @@ def dataset_detail(request, pk):
 SUBJECT_ORDER = {"checkpoint": 0, "teacher": 1, "episodes": 2, "base": 3}
 
 
-def _summary_row(summary: dict, ks: list[int]) -> dict:
-    """pass@1 and the largest pass@k of one results summary, with their intervals (or None)."""
-    k = max([1, *ks])
-    return {
-        "bugs": summary.get("bugs"), "attempts": summary.get("attempts"),
-        "pass1": summary.get("pass@1"), "pass1_ci": summary.get("pass@1_clopper_pearson") or summary.get("pass@1_wilson"),
-        "k": k, "passk": summary.get(f"pass@{k}") if k > 1 else None,
-        "passk_ci": summary.get(f"pass@{k}_wilson_approx"), "passk_note": summary.get(f"pass@{k}_note", ""),
-    }
-
-
 def _evaluation_row(ev) -> dict:
     results = ev.results or {}
     ks = results.get("ks") or [ev.k]
-    row = _summary_row(results.get("overall") or {}, ks)
+    row = headline(results.get("overall") or {}, ks)
     row["evaluation"] = ev
     row["breakdown"] = [
-        (group, name, _summary_row(summary, ks))
+        (group, name, headline(summary, ks))
         for group in ("by_repository", "by_difficulty")
         for name, summary in (results.get(group) or {}).items()
     ]

@@ -10,7 +10,7 @@ Stored form: {"tests": [node ids], "sets": [[test index, ...]], "lines": {path: 
 """
 from __future__ import annotations
 
-import re
+from . import patches
 
 COVERAGE_PACKAGE = "coverage==7.17.3"
 
@@ -26,9 +26,6 @@ def tests_covering(coverage: dict, path: str, start: int, end: int) -> list[str]
     return [coverage["tests"][i] for i in sorted(indexes)]
 
 
-HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
-
-
 def tests_for_patch(coverage: dict, patch: str) -> list[str] | None:
     """The tests whose outcome the patch can change: those executing any line of the old code
     around each hunk (its context lines included). None when that cannot be told from the map —
@@ -36,31 +33,21 @@ def tests_for_patch(coverage: dict, patch: str) -> list[str] | None:
     only at import time, like a constant or a signature, changes what every importing test
     sees): then the whole suite has to run."""
     tests: set[str] = set()
-    path, old_line = None, 0
-    for text in patch.splitlines():
-        if text.startswith("--- "):
-            name = text[4:].split("\t")[0].strip()
-            if name == "/dev/null":
-                return None
-            path = name[2:] if name.startswith("a/") else name
-            if path not in coverage.get("lines", {}):
-                return None
-        elif text.startswith(("+++ ", "diff ", "index ")):
-            continue
-        elif match := HUNK.match(text):
-            start, length = int(match.group(1)), int(match.group(2) or 1)
+    for section in patches.parse(patch):
+        path = section.source
+        if section.parsed.is_added_file or not path or path not in coverage.get("lines", {}):
+            return None
+        for hunk in section.parsed:
+            start, length = hunk.source_start, hunk.source_length
             around = tests_covering(coverage, path, start, start + max(length, 1) - 1)
             if not around:
                 return None
             tests.update(around)
-            old_line = start
-        elif text.startswith("-"):
-            code = text[1:].strip()
-            if code and not code.startswith("#") and not tests_covering(coverage, path, old_line, old_line):
-                return None
-            old_line += 1
-        elif text.startswith(" "):
-            old_line += 1
+            for line in hunk:
+                code = line.value.strip()
+                if line.is_removed and code and not code.startswith("#") and \
+                        not tests_covering(coverage, path, line.source_line_no, line.source_line_no):
+                    return None
     return sorted(tests) if tests else None
 
 

@@ -5,29 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-
-def binom_cdf(k: int, n: int, p: float) -> float:
-    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))
-
-
-def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
-    """Clopper–Pearson one-sided upper bound on a rate seen k times in n trials.
-    k = 0 gives the familiar 1 − α^(1/n): 45% after 5 clean runs, 26% after 10."""
-    if n == 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-    alpha = 1 - confidence
-    if k == 0:
-        return 1 - alpha ** (1 / n)
-    lo, hi = k / n, 1.0
-    for _ in range(60):  # bisection: the CDF falls as p rises
-        mid = (lo + hi) / 2
-        if binom_cdf(k, n, mid) > alpha:
-            lo = mid
-        else:
-            hi = mid
-    return hi
+from .stats import binom_cdf, upper_bound  # noqa: F401  (the bound's maths: engine.stats)
 
 
 def flips(outcomes: list[bool]) -> int:

@@ -21,15 +21,20 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
+def mean_pass_at_k(per_bug: dict, k: int) -> tuple[float | None, int]:
+    """Mean pass@k over the bugs of ``{bug_id: (attempts, successes)}`` with at least k
+    attempts (None when there are none), and how many bugs those are."""
+    values = [pass_at_k(n, c, k) for n, c in per_bug.values() if n >= k >= 1]
+    return (sum(values) / len(values) if values else None), len(values)
+
+
 def summarize(per_bug: dict, k: int) -> dict:
     """Figures over bugs from ``{bug_id: (attempts, successes)}``: bugs, bugs solved at least
     once, mean pass@1 and mean pass@k over the bugs with at least k attempts."""
-    p1 = [pass_at_k(n, c, 1) for n, c in per_bug.values() if n >= 1]
-    pk = [pass_at_k(n, c, k) for n, c in per_bug.values() if n >= k >= 1]
     return {
         "bugs": len(per_bug),
         "bugs_solved": sum(1 for n, c in per_bug.values() if c > 0),
         "k": k,
-        "pass_at_1": sum(p1) / len(p1) if p1 else None,
-        "pass_at_k": sum(pk) / len(pk) if pk else None,
+        "pass_at_1": mean_pass_at_k(per_bug, 1)[0],
+        "pass_at_k": mean_pass_at_k(per_bug, k)[0],
     }

@@ -23,6 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
+from .llm.tool_args import tool_arguments_or_as_sent
+
 ROLES = ("system", "user", "assistant", "tool")
 IMAGE_PLACEHOLDER = "[image]"
 # Claude Code prepends a billing/attribution line to its system prompt; the API consumes it
@@ -35,20 +37,9 @@ class TrajectoryError(ValueError):
 
 
 # ---------------------------------------------------------------------------- small helpers
-def decode_arguments(arguments: Any) -> Any:
-    """OpenAI sends tool arguments as a JSON string; templates want a dict. A string that is
-    not a JSON object is kept as-is, so ``check_canonical`` can report the model's bad call."""
-    if isinstance(arguments, dict):
-        return arguments
-    if arguments is None or arguments == "":
-        return {}
-    if isinstance(arguments, str):
-        try:
-            value = json.loads(arguments)
-        except ValueError:
-            return arguments
-        return value if isinstance(value, dict) else arguments
-    return arguments
+# A call's arguments as a dict, or as the model sent them when they are not a JSON object, so
+# ``check_canonical`` reports the model's bad call (see ``llm.tool_args``).
+decode_arguments = tool_arguments_or_as_sent
 
 
 def tool_call(call_id: str, name: str, arguments: Any) -> dict:

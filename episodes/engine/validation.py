@@ -20,7 +20,7 @@ from typing import Callable
 from . import coverage_map, flakiness, suite_report
 from .flakiness import StopRule
 from .run_pool import RunPool
-from .sandbox.base import KILLED_TIMEOUT, ExecResult, Executor, Limits
+from .sandbox.base import KILLED_TIMEOUT, EnvironmentSpec, ExecResult, Executor, Limits
 from .workspace import PatchError, WorkspaceFactory, is_pristine, join_hunks, split_hunks
 
 VERIFIER_PATH = ".bugforge/verifier.py"
@@ -35,6 +35,19 @@ class RepoSpec:
     environment: str | None = None
     baseline: dict[str, dict] = field(default_factory=dict)  # {test_id: {"status", ...}}
     coverage: dict = field(default_factory=dict)  # coverage_map of the baseline ({} when none)
+
+
+def prepare_repo(executor: Executor, workspaces: WorkspaceFactory, source: str, commit: str, environment: dict,
+                 test_command: str = "", baseline: dict | None = None, coverage: dict | None = None) -> RepoSpec:
+    """Fetch the mirror and build the test environment (both cached), then describe the
+    repository. Episodes (``episodes.sandboxes.repo_spec``) and training (``grpo_env``) both
+    build their specs here, from the same plain ``environment`` data (see
+    ``EnvironmentSpec.for_repository``), so they share one environment build."""
+    mirror = workspaces.ensure_mirror(source, commit)
+    with workspaces.checkout(mirror, commit) as source_dir:
+        built = executor.ensure_environment(EnvironmentSpec.for_repository(environment, source_dir), source_dir)
+    return RepoSpec(mirror=mirror, commit=commit, test_command=test_command or "python -m pytest", environment=built,
+                    baseline=baseline or {}, coverage=coverage or {})
 
 
 @dataclass

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import patches
 from .locks import file_lock
 
 # The one commit of an agent's workspace: a fixed, neutral identity and date (2020-01-01).
@@ -244,19 +245,29 @@ def apply_patch(path: Path, patch: str, reverse: bool = False) -> None:
         raise PatchError(f"patch does not apply{' in reverse' if reverse else ''}: {exc}") from None
 
 
-def unified_diff(path: str, before: str, after: str) -> str:
-    """A ``git apply``-able diff of one file from ``before`` to ``after`` ("" if equal)."""
-    body = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
-    )
-    out = [f"diff --git a/{path} b/{path}\n"]
-    for line in body:
+def unified_diff(path: str, before: str | None, after: str | None) -> str:
+    """A ``git apply``-able diff of one file from ``before`` to ``after`` ("" if equal); None
+    on a side means the file does not exist there (a new or a deleted file). The one diff
+    writer: mutators, injectors and the grader (``reward.changes``) all write theirs here."""
+    a = (before or "").splitlines(keepends=True)
+    b = (after or "").splitlines(keepends=True)
+    head = [f"diff --git a/{path} b/{path}\n"]
+    if before is None:
+        head.append("new file mode 100644\n")
+    elif after is None:
+        head.append("deleted file mode 100644\n")
+    old_name = "/dev/null" if before is None else f"a/{path}"
+    new_name = "/dev/null" if after is None else f"b/{path}"
+    body = []
+    for line in difflib.unified_diff(a, b, old_name, new_name, n=3):
         if line.startswith(("--- ", "+++ ")):
             line = line.rstrip() + "\n"  # difflib leaves an empty tab-separated date field
         elif not line.endswith("\n"):
             line += "\n\\ No newline at end of file\n"
-        out.append(line)
-    return "".join(out) if len(out) > 1 else ""
+        body.append(line)
+    if not body and before is not None and after is not None:
+        return ""
+    return "".join(head + body)
 
 
 def is_pristine(path: Path) -> bool:
@@ -272,25 +283,7 @@ def diff(path: Path) -> str:
 
 def split_hunks(patch: str) -> list[str]:
     """The patch as a list of single-hunk patches (each with its file header)."""
-    hunks: list[str] = []
-    header: list[str] = []
-    current: list[str] | None = None
-    for line in patch.splitlines(keepends=True):
-        if line.startswith("diff --git "):
-            if current:
-                hunks.append("".join(header + current))
-            header, current = [line], None
-        elif line.startswith("@@"):
-            if current:
-                hunks.append("".join(header + current))
-            current = [line]
-        elif current is None:
-            header.append(line)
-        else:
-            current.append(line)
-    if current:
-        hunks.append("".join(header + current))
-    return hunks
+    return [section.header + hunk for section in patches.parse(patch) for hunk in section.hunks]
 
 
 def join_hunks(hunks: list[str]) -> str:
@@ -298,11 +291,9 @@ def join_hunks(hunks: list[str]) -> str:
     out: list[str] = []
     last_header = None
     for hunk in hunks:
-        lines = hunk.splitlines(keepends=True)
-        at = next(i for i, line in enumerate(lines) if line.startswith("@@"))
-        header, body = "".join(lines[:at]), "".join(lines[at:])
-        if header != last_header:
-            out.append(header)
-            last_header = header
-        out.append(body)
+        for section in patches.parse(hunk):
+            if section.header != last_header:
+                out.append(section.header)
+                last_header = section.header
+            out.extend(section.hunks)
     return "".join(out)

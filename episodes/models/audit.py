@@ -26,6 +26,19 @@ class Review(models.Model):
     def __str__(self):
         return f"{self.reviewer} {self.verdict}s bug {self.bug_id}"
 
+    @property
+    def drops(self) -> bool:
+        """This review alone drops the bug (SWE-bench Verified's rule: a severity ≥ 2 on either
+        scale, another major issue, or a reject)."""
+        return (self.verdict == self.Verdict.REJECT or self.underspecified >= 2 or self.rejects_valid_fixes >= 2
+                or self.other_major_issue)
+
+    @classmethod
+    def outcome(cls, reviews) -> str:
+        """What several reviewers' reviews settle: "rejected" when any drops the bug, else
+        "approved" (the one place the Verified rule is written)."""
+        return "rejected" if any(r.drops for r in reviews) else "approved"
+
 
 class AuditEvent(models.Model):
     """Who changed what, when, with the values before and after."""

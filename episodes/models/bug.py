@@ -1,10 +1,11 @@
-import datetime
 import hashlib
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+
+from bugforge_web.stale_jobs import StaleJobQuerySet
 
 
 class InjectionBatchQuerySet(models.QuerySet):
@@ -60,26 +61,19 @@ class InjectionBatch(models.Model):
         type(self).objects.filter(pk=self.pk).update(**{f: getattr(self, f) for f in fields})
 
 
-class BugQuerySet(models.QuerySet):
+class BugQuerySet(StaleJobQuerySet):
     def sweep_stale(self, stale_after_s: int | None = None) -> list[tuple[int, str]]:
         """Reset bugs stuck in `validating` whose job is gone, failed, or silent for too
         long (a worker killed outright runs no failure handler). Returns (bug id, why)."""
-        from bugforge_web.queues import dead_job_reason
-
-        stale_after_s = stale_after_s if stale_after_s is not None else settings.BUGFORGE_STALE_AFTER_S
-        cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)
-        swept = []
-        for bug in self.filter(status=Bug.Status.VALIDATING):
-            why = dead_job_reason("verify", bug.validation_job_id)
-            if not why and (bug.heartbeat_at is None or bug.heartbeat_at < cutoff):
-                why = f"no sign of life from its job for over {stale_after_s}s"
-            if why:
-                earlier = f"\n\nits last error: {bug.error}" if bug.error else ""
-                self.filter(pk=bug.pk, status=Bug.Status.VALIDATING).update(
-                    status=Bug.Status.CANDIDATE, error=f"validation interrupted: {why}; queue it again{earlier}"
-                )
-                swept.append((bug.pk, why))
-        return swept
+        return self._sweep_stale(
+            statuses=[Bug.Status.VALIDATING], queue="verify", job_field="validation_job_id", without_job=True,
+            silent=lambda bug, cutoff: bug.heartbeat_at is None or bug.heartbeat_at < cutoff,
+            becomes=lambda bug, why: {
+                "status": Bug.Status.CANDIDATE,
+                "error": f"validation interrupted: {why}; queue it again" + (f"\n\nits last error: {bug.error}" if bug.error else ""),
+            },
+            stale_after_s=stale_after_s,
+        )
 
 
 # A review's rubric: what an undo puts back.
@@ -307,11 +301,7 @@ class Bug(models.Model):
         from .audit import Review
 
         reviews = list(self.reviews.all()) if reviews is None else reviews
-        dropped = any(
-            r.verdict == Review.Verdict.REJECT or r.underspecified >= 2 or r.rejects_valid_fixes >= 2 or r.other_major_issue
-            for r in reviews
-        )
-        return self.Status.REJECTED if dropped else self.Status.APPROVED
+        return self.Status(Review.outcome(reviews))
 
     def _set_flakiness(self, figures) -> None:
         self.clean_runs, self.clean_passes = figures.clean_runs, figures.clean_passes

@@ -4,6 +4,7 @@ import secrets
 from django.db import models
 
 from bugforge_web.encryption import EncryptedTextField
+from bugforge_web.stale_jobs import StaleJobQuerySet
 
 GATEWAY_TOKEN_PREFIX = "bfgw_"
 
@@ -137,7 +138,7 @@ class SolveBatch(models.Model):
         return f"solve batch {self.pk}: {self.teacher} × {self.bug_count} bugs, k={self.attempts_per_bug}"
 
 
-class EpisodeQuerySet(models.QuerySet):
+class EpisodeQuerySet(StaleJobQuerySet):
     def by_gateway_token(self, token: str):
         """The live episode a gateway token belongs to, or None (unknown, or the episode is over)."""
         if not token or not token.startswith(GATEWAY_TOKEN_PREFIX):
@@ -151,29 +152,18 @@ class EpisodeQuerySet(models.QuerySet):
     def sweep_stale(self, stale_after_s: int | None = None) -> list[tuple[int, str]]:
         """Fail episodes left `running` (or `queued`) by a job that is gone, failed, or silent
         for too long — a worker killed outright runs no failure handler. Returns (id, why)."""
-        import datetime
-
-        from django.conf import settings
         from django.utils import timezone
 
-        from bugforge_web.queues import dead_job_reason
+        def silent(episode, cutoff) -> bool:
+            beat = episode.heartbeat_at or episode.started_at
+            return episode.status == Episode.Status.RUNNING and (beat is None or beat < cutoff)
 
-        stale_after_s = stale_after_s if stale_after_s is not None else settings.BUGFORGE_STALE_AFTER_S
-        cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)
-        swept = []
-        for episode in self.filter(status__in=[Episode.Status.QUEUED, Episode.Status.RUNNING]).exclude(job_id=""):
-            why = dead_job_reason("solve", episode.job_id)
-            beat = episode.heartbeat_at or (episode.started_at if episode.status == Episode.Status.RUNNING else None)
-            if not why and episode.status == Episode.Status.RUNNING and (beat is None or beat < cutoff):
-                why = f"no sign of life from its job for over {stale_after_s}s"
-            if why:
-                updated = self.filter(pk=episode.pk, status=episode.status).update(
-                    status=Episode.Status.FAILED, exit_reason=Episode.ExitReason.ERROR,
-                    error=f"episode interrupted: {why}", finished_at=timezone.now(),
-                )
-                if updated:
-                    swept.append((episode.pk, why))
-        return swept
+        return self._sweep_stale(
+            statuses=[Episode.Status.QUEUED, Episode.Status.RUNNING], queue="solve", silent=silent,
+            becomes=lambda episode, why: {"status": Episode.Status.FAILED, "exit_reason": Episode.ExitReason.ERROR,
+                                          "error": f"episode interrupted: {why}", "finished_at": timezone.now()},
+            stale_after_s=stale_after_s,
+        )
 
 
 class Episode(models.Model):

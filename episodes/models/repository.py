@@ -3,10 +3,12 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from bugforge_web.stale_jobs import StaleJobQuerySet
+
 COMMIT = RegexValidator(r"^[0-9a-f]{40}$", "a pinned commit is the full 40-hex commit id, never a branch or HEAD")
 
 
-class RepositoryQuerySet(models.QuerySet):
+class RepositoryQuerySet(StaleJobQuerySet):
     def with_figures(self):
         """Bug counts for the list: candidates made, valid (approved included), invalid."""
         return self.annotate(
@@ -19,15 +21,10 @@ class RepositoryQuerySet(models.QuerySet):
     def sweep_stale(self) -> list[tuple[int, str]]:
         """Repositories left preparing or baselining by a job that died (worker killed, job
         lost): broken, with why and what to do. Returns (repository id, why)."""
-        from bugforge_web.queues import dead_job_reason
-
-        swept = []
-        for repo in self.filter(status__in=["preparing", "baselining"]).exclude(job_id=""):
-            if why := dead_job_reason("verify", repo.job_id):
-                self.filter(pk=repo.pk, status=repo.status).update(
-                    status="broken", progress={}, error=f"preparation interrupted: {why}; prepare it again")
-                swept.append((repo.pk, why))
-        return swept
+        return self._sweep_stale(
+            statuses=["preparing", "baselining"], queue="verify",
+            becomes=lambda repo, why: {"status": "broken", "progress": {},
+                                       "error": f"preparation interrupted: {why}; prepare it again"})
 
 
 class Repository(models.Model):

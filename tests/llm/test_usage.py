@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from episodes.engine.llm.usage import Prices, Usage, usage_of
+from episodes.engine.llm.usage import Prices, Usage, read_usage, usage_of
 
 # Claude Code's typical call: a long system prompt and tool list read from the cache.
 ANTHROPIC_CACHED = {"usage": {"input_tokens": 12, "cache_read_input_tokens": 20_000,
@@ -18,6 +18,30 @@ def test_each_protocol_reports_all_input_tokens_and_the_cached_part():
     responses = {"usage": {"input_tokens": 9_000, "output_tokens": 70, "input_tokens_details": {"cached_tokens": 8_000}}}
     assert usage_of("openai_responses", responses) == Usage(9_000, 70, cache_read=8_000)
     assert usage_of("anthropic", {"usage": "junk"}) == Usage() == usage_of("openai_chat", None)
+
+
+def test_a_usage_block_found_outside_a_response_body_reads_the_same():
+    # Claude Code's result event and session log carry Anthropic's block; the Codex CLI flattens
+    # the Responses API's cached part to cached_input_tokens (input_tokens includes it)
+    assert read_usage("anthropic", ANTHROPIC_CACHED["usage"]) == usage_of("anthropic", ANTHROPIC_CACHED)
+    codex = {"input_tokens": 9_000, "cached_input_tokens": 8_000, "output_tokens": 70, "reasoning_output_tokens": 5}
+    assert read_usage("openai_responses", codex) == Usage(9_000, 70, cache_read=8_000)
+    assert read_usage("openai_responses", None) == Usage() == read_usage("anthropic", {"input_tokens": "junk"})
+
+
+def test_the_cli_runner_and_the_importers_count_tokens_with_the_one_reader():
+    from episodes.engine.importers import codex
+    from episodes.engine.runners.external import summarize_events
+
+    result = {"type": "result", "subtype": "success", "result": "done", "num_turns": 2, **ANTHROPIC_CACHED}
+    summary = summarize_events("claude_code", [result])
+    assert (summary["tokens_in"], summary["tokens_out"]) == (21_012, 300)
+    turn = {"type": "turn.completed", "usage": {"input_tokens": 900, "cached_input_tokens": 800, "output_tokens": 7}}
+    summary = summarize_events("codex", [turn, turn])
+    assert (summary["tokens_in"], summary["tokens_out"], summary["turns"]) == (1_800, 14, 2)
+    meta: dict = {}
+    codex._event({"type": "token_count", "info": {"total_token_usage": turn["usage"]}}, meta)
+    assert (meta["tokens_in"], meta["tokens_out"]) == (900, 7)
 
 
 def test_anthropic_cache_is_priced_at_its_published_ratios():

@@ -144,8 +144,7 @@ def test_base_image_built_once_and_reused(dx):
     tag = dx.ensure_base_image()
     fresh = DockerExecutor(dx.base_url, CACHE_DIR)  # another worker: must find it, not rebuild
     assert fresh.ensure_base_image() == tag
-    assert time.monotonic() - t0 < 5
-    assert "base" not in fresh.last_build_s
+    assert "base" not in fresh.last_build_s  # found, not rebuilt
     image = dx.client.images.get(tag)
     assert image.labels.get(f"{LABEL}.base") == "1"
     print(f"\nbase image {tag}: first call this session {dx.session_base_s:.2f}s "
@@ -182,9 +181,9 @@ def test_environment_pip_packages_and_setup_command(dx, tmp_path, workspace):
     )
     tag = dx.ensure_environment(spec, src)
     try:
-        t0 = time.monotonic()
+        dx.last_build_s.pop(spec.key, None)
         assert dx.ensure_environment(spec, src) == tag  # cached by spec.key
-        assert time.monotonic() - t0 < 2
+        assert spec.key not in dx.last_build_s  # found, not rebuilt
         res = dx.run(["sh", "-c", "python -c 'import bfdemo; print(bfdemo.VALUE)'; cat /opt/demo/marker.txt"],
                      workspace, environment=tag)
         assert res.ok, res
@@ -202,8 +201,7 @@ def test_python_pass_timing(dx, workspace):
     res = dx.run(["python", "-c", "pass"], workspace)
     wall = time.monotonic() - t0
     assert res.ok and res.backend == "docker", res
-    print(f"\npython -c pass: {wall:.2f}s wall (in-container {res.duration_s:.2f}s)")
-    assert wall < 20
+    print(f"\npython -c pass: {wall:.2f}s wall (in-container {res.duration_s:.2f}s)")  # the figure: bench/
 
 
 def test_python_is_the_image_interpreter_and_env_is_passed(dx, workspace):
@@ -318,12 +316,9 @@ def test_memory_limit_cgroup_oom_kills(dx, workspace):
 
 
 def test_timeout_kills_and_container_is_gone(dx, workspace):
-    t0 = time.monotonic()
     res = dx.run(["sh", "-c", "echo started; sleep 120"], workspace, limits=Limits(timeout_s=2))
-    elapsed = time.monotonic() - t0
     assert res.timed_out and res.killed_by == KILLED_TIMEOUT, res
     assert not res.ok
-    assert elapsed < 20
     assert "started" in res.stdout
     assert not _left_behind(dx)
 
@@ -333,9 +328,8 @@ def test_setsid_grandchild_does_not_hang_or_survive(dx, workspace):
     code = ("import subprocess\n"
             f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
             "print('parent done')\n")
-    t0 = time.monotonic()
     res = dx.run(["python", "-c", code], workspace, limits=Limits(timeout_s=30))
-    assert time.monotonic() - t0 < 15
+    assert not res.timed_out, res  # the run ends with its parent, not when the grandchild does
     assert res.exit_code == 0 and "parent done" in res.stdout, res
     time.sleep(0.5)
     for proc in Path("/proc").iterdir():
@@ -370,9 +364,7 @@ def test_small_output_untouched(dx, workspace):
 
 
 def test_fork_bomb_is_contained(dx, workspace):
-    t0 = time.monotonic()
     res = dx.run(["sh", "-c", "f() { f | f & }; f; sleep 3"], workspace, limits=Limits(pids=64, timeout_s=10))
-    assert time.monotonic() - t0 < 30
     assert res.exit_code is not None or res.timed_out
     assert not _left_behind(dx)
 

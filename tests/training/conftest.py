@@ -7,12 +7,17 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """The tiny offline model, built once under the test var dir and shared by every test."""
+    """The tiny offline model, built once under the test var dir and shared by every test and
+    every parallel worker (the build is locked and atomic; each worker's var dir is a sub-folder)."""
+    import os
+
     from django.conf import settings
 
     from training.tiny import make_tiny_model
 
-    return str(make_tiny_model(Path(settings.VAR_DIR) / "models" / "tiny-test"))
+    var_dir = Path(settings.VAR_DIR)
+    shared = var_dir.parent if os.environ.get("PYTEST_XDIST_WORKER") else var_dir
+    return str(make_tiny_model(shared / "models" / "tiny-test"))
 
 
 _VERDICTS: dict = {}

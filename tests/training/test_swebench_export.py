@@ -1,6 +1,7 @@
 """SWE-bench export of approved sample bugs, checked the way a stock harness uses an instance:
 clone, check out base_commit, apply test_patch, FAIL_TO_PASS fail; apply patch, they pass.
 Then the round trip back into an empty database."""
+import io
 import json
 import os
 import subprocess
@@ -49,7 +50,12 @@ def test_export_is_a_harness_ready_instance_and_round_trips(sample_repo, work_di
     assert inst["version"] == sample_repo.pinned_commit[:12] and inst["environment_setup_commit"] == sample_repo.pinned_commit
     assert inst["base_commit"] != sample_repo.pinned_commit and len(inst["base_commit"]) == 40
     f2p = json.loads(inst["FAIL_TO_PASS"])
-    assert f2p and f2p == bug.fail_to_pass and json.loads(inst["PASS_TO_PASS"]) == bug.pass_to_pass
+    assert f2p and f2p == bug.fail_to_pass
+    # test ids as SWE-bench's pytest log parser keys them (cut at the first space); the exact ones in bugforge
+    p2p = json.loads(inst["PASS_TO_PASS"])
+    assert any(" " in t for t in bug.pass_to_pass) and not any(" " in t for t in p2p)
+    assert set(p2p) == {t.split()[0] for t in bug.pass_to_pass} - set(f2p)
+    assert inst["bugforge"]["pass_to_pass"] == bug.pass_to_pass
     env = inst["bugforge"]["environment"]
     assert env["test_cmd"] == sample_repo.test_command and env["python"].startswith("3.")
     assert inst["bugforge"]["bundle"] == "bugs-repos/cartcalc.bundle"
@@ -119,3 +125,81 @@ def test_a_bug_whose_code_is_gone_is_refused(db, tmp_path):
     make_bug(make_repo("lib-gone"), 1)
     with pytest.raises(CommandError, match="cannot make its buggy commit"):
         call_command("export_swebench", str(tmp_path / "x.jsonl"))
+
+
+def _git_repo(path: Path, files: dict[str, str]) -> str:
+    path.mkdir(parents=True)
+    sh("git", "init", "--quiet", "-b", "main", cwd=path)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    sh("git", "add", "-A", cwd=path)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "upstream", cwd=path)
+    return sh("git", "rev-parse", "HEAD", cwd=path).stdout.strip()
+
+
+def _staged_diff(repo: Path, files: dict[str, str], name: str) -> str:
+    """The patch (git's own) that writing ``files`` into the work tree of ``repo`` makes to ``name``."""
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    sh("git", "add", "-A", cwd=repo)
+    return sh("git", "diff", "--cached", "--", name, cwd=repo).stdout
+
+
+def test_a_foreign_instance_is_imported_with_base_commit_as_the_buggy_code(db, tmp_path):
+    """SWE-bench's base_commit is the buggy code and the gold patch fixes it (with test_patch's
+    tests): the imported bug's clean commit is base_commit + test_patch + patch (a new commit on
+    top of base_commit) and its patch plants the bug back, so buggy = base_commit + test_patch."""
+    from episodes.sandboxes import workspaces
+    from training.engine import swebench
+
+    lib = "def clamp(x, lo, hi):\n    return max(lo, min(x, {}))\n"
+    basic = "from mathlib import clamp\n\n\ndef test_inside():\n    assert clamp(5, 0, 10) == 5\n"
+    src = tmp_path / "upstream"
+    buggy = _git_repo(src, {"mathlib.py": lib.format("lo"), "tests/test_basic.py": "def test_ok():\n    assert True\n"})
+    work = tmp_path / "work"
+    sh("git", "clone", "--quiet", str(src), str(work), cwd=tmp_path)
+    fixed = {"mathlib.py": lib.format("hi"), "tests/test_clamp.py": basic}
+    instance = {
+        "instance_id": "acme__mathlib-7", "repo": "acme/mathlib", "base_commit": buggy,
+        "patch": _staged_diff(work, fixed, "mathlib.py"), "test_patch": _staged_diff(work, fixed, "tests/test_clamp.py"),
+        "FAIL_TO_PASS": '["tests/test_clamp.py::test_inside"]', "PASS_TO_PASS": '["tests/test_basic.py::test_ok"]',
+        "problem_statement": "clamp ignores hi", "hints_text": "", "created_at": "", "version": "1.0",
+        "environment_setup_commit": buggy,
+    }
+    broken = {**instance, "instance_id": "acme__mathlib-8", "patch": instance["patch"].replace("lo))", "nope))")}
+    path = tmp_path / "foreign.json"
+    path.write_text(json.dumps([instance, broken]))
+    repo = Repository.objects.create(name="acme__mathlib", source=str(src), pinned_commit=buggy)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_swebench", str(path), stdout=out, stderr=err)
+    assert "1 bug(s) created, 0 already there, 1 skipped" in out.getvalue()
+    assert "acme__mathlib-8: cannot make its clean commit" in err.getvalue()  # its gold patch does not apply
+    bug = Bug.objects.get()
+    assert bug.repository == repo and bug.method == "imported"
+    assert bug.base_commit != buggy and len(bug.base_commit) == 40
+    assert bug.patch == swebench.reverse_patch(instance["patch"]) and "tests/test_clamp.py::test_inside" in bug.verifier
+    assert bug.provenance["upstream_base_commit"] == buggy
+    assert bug.fail_to_pass == ["tests/test_clamp.py::test_inside"]
+
+    # the clean commit: a child of base_commit with the gold patch and the test patch applied
+    mirror = workspaces().ensure_mirror(repo.source, bug.base_commit)
+    clone = tmp_path / "clone"
+    sh("git", "clone", "--quiet", "--no-checkout", str(mirror), str(clone), cwd=tmp_path)
+    sh("git", "fetch", "--quiet", str(mirror), "refs/bugforge/*:refs/bugforge/*", cwd=clone)
+    sh("git", "checkout", "--quiet", bug.base_commit, cwd=clone)
+    assert sh("git", "rev-parse", "HEAD^", cwd=clone).stdout.strip() == buggy
+    assert (clone / "mathlib.py").read_text() == lib.format("hi") and (clone / "tests" / "test_clamp.py").is_file()
+    (clone / ".bugforge").mkdir()
+    (clone / ".bugforge" / "verifier.py").write_text(bug.verifier)
+    assert sh(sys.executable, ".bugforge/verifier.py", cwd=clone, check=False).returncode == 0  # clean passes
+    # ... and the bug's patch gives back the instance's code: base_commit + test_patch, where FAIL_TO_PASS fails
+    sh("git", "apply", "-", cwd=clone, input=bug.patch)
+    assert sh("git", "diff", "--quiet", buggy, "--", "mathlib.py", "tests/test_basic.py", cwd=clone,
+              check=False).returncode == 0
+    assert sh(sys.executable, ".bugforge/verifier.py", cwd=clone, check=False).returncode == 1
+
+    # the same commit again (fixed author and date): importing twice finds the bug
+    call_command("import_swebench", str(path))
+    assert Bug.objects.count() == 1 and Bug.objects.get().base_commit == bug.base_commit

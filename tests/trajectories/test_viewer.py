@@ -158,12 +158,12 @@ def test_a_running_episode_refreshes_itself_until_it_ends(world, reviewer_client
 
 @pytest.mark.sqlite
 def test_scrub_masks_credentials_but_not_ordinary_text():
-    from episodes.episode_views import scrub
+    from episodes.engine.scrub import Scrubber
 
     body = {"Authorization": "Bearer x", "x-api-key": "k", "max_tokens": 5, "input_tokens": 3,
             "messages": [{"content": "pip install scikit-learn; sk-learn is fine; token sk-proj-abcdefghijklmnop1234"}],
             "note": "gateway token bfgw_abcdefghijklmnopqrstuvwxyz and the endpoint key SECRETKEY"}
-    clean = scrub(body, secrets=("SECRETKEY",))
+    clean = Scrubber("SECRETKEY", credentials=True).obj(body)  # what the call page shows
     assert clean["Authorization"] == clean["x-api-key"] == "[redacted]"
     assert clean["max_tokens"] == 5 and clean["input_tokens"] == 3
     assert clean["messages"][0]["content"] == "pip install scikit-learn; sk-learn is fine; token [redacted]"

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from episodes.engine.llm.tool_args import tool_arguments_or_as_sent
 from episodes.engine.task_format import prompt_messages
 
 
@@ -46,7 +47,7 @@ def sft_row(trajectory: dict, bug_id: int, repository: str, **extra) -> dict:
         raise ValueError("trajectory has no messages")
     tools = trajectory.get("tools") or []
     return {
-        "messages": [_normalize_message(m) for m in messages],
+        "messages": [template_message(m) for m in messages],
         # Key order kept as recorded: the chat template renders the schemas into the prompt,
         # and the student must see exactly what the agent loop will send it.
         "tools": tools if isinstance(tools, str) else json.dumps(tools, ensure_ascii=False),
@@ -56,8 +57,12 @@ def sft_row(trajectory: dict, bug_id: int, repository: str, **extra) -> dict:
     }
 
 
-def _normalize_message(message: dict) -> dict:
-    """Chat templates want tool-call arguments as a dict; OpenAI-style logs hold a JSON string."""
+def template_message(message: dict) -> dict:
+    """A message as chat templates want it: content a string, tool-call arguments a dict (logs in
+    OpenAI shape hold a JSON string). Arguments that are not a JSON object stay as sent
+    (``llm.tool_args``): ``check_canonical`` then reports the call and the SFT builder drops the
+    row, rather than train on arguments the model never sent. The local model server renders
+    its prompts with this too (``serve``), so a served model is shown its calls as SFT showed them."""
     message = dict(message)
     if message.get("content") is None:
         message["content"] = ""
@@ -65,11 +70,8 @@ def _normalize_message(message: dict) -> dict:
     for call in message.get("tool_calls") or []:
         call = dict(call)
         function = dict(call.get("function") or {})
-        if isinstance(function.get("arguments"), str):
-            try:
-                function["arguments"] = json.loads(function["arguments"] or "{}")
-            except json.JSONDecodeError:
-                function["arguments"] = {"raw": function["arguments"]}
+        if "arguments" in function:
+            function["arguments"] = tool_arguments_or_as_sent(function["arguments"])
         call["function"] = function
         call.setdefault("type", "function")
         calls.append(call)

@@ -13,47 +13,10 @@ over bugs. Intervals:
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from statistics import NormalDist
 
-from episodes.engine.flakiness import binom_cdf
-from episodes.engine.passk import pass_at_k  # noqa: F401  (re-exported: the evaluation maths in one place)
-
-
-def _z(confidence: float) -> float:
-    return NormalDist().inv_cdf(0.5 + confidence / 2)
-
-
-def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion (successes may be fractional: a mean × n)."""
-    if n == 0:
-        return (0.0, 1.0)
-    z = _z(confidence)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def clopper_pearson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact (Clopper–Pearson) two-sided interval for a binomial proportion, by bisection on
-    the binomial CDF (the same maths as the flakiness bound)."""
-    if n == 0:
-        return (0.0, 1.0)
-    tail = (1 - confidence) / 2
-
-    def solve(f) -> float:  # f falls from True to False as p rises
-        lo, hi = 0.0, 1.0
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if f(mid) else (lo, mid)
-        return (lo + hi) / 2
-
-    lower = 0.0 if successes == 0 else solve(lambda p: 1 - binom_cdf(successes - 1, n, p) < tail)
-    upper = 1.0 if successes == n else solve(lambda p: binom_cdf(successes, n, p) > tail)
-    return (lower, upper)
+from episodes.engine.passk import mean_pass_at_k, pass_at_k  # noqa: F401  (re-exported: the evaluation maths in one place)
+from episodes.engine.stats import clopper_pearson, wilson  # noqa: F401  (the binomial intervals: engine.stats)
 
 
 def summarize(attempts: list[dict], ks: tuple[int, ...] = (1,), confidence: float = 0.95) -> dict:
@@ -69,20 +32,18 @@ def summarize(attempts: list[dict], ks: tuple[int, ...] = (1,), confidence: floa
            "bugs_solved": sum(1 for _, c in per_bug.values() if c)}
     if not per_bug:
         return out
-    p1 = sum(pass_at_k(n, c, 1) for n, c in per_bug.values()) / len(per_bug)
-    out["pass@1"] = p1
+    out["pass@1"] = mean_pass_at_k(per_bug, 1)[0]
     out["pass@1_wilson"] = list(wilson(solved_attempts, n_attempts, confidence))
     out["pass@1_clopper_pearson"] = list(clopper_pearson(solved_attempts, n_attempts, confidence))
     for k in ks:
         if k == 1:
             continue
-        eligible = [(n, c) for n, c in per_bug.values() if n >= k]
-        if len(eligible) < len(per_bug):
-            out[f"pass@{k}_note"] = f"{len(per_bug) - len(eligible)} bug(s) have fewer than {k} attempts"
-        if eligible:
-            value = sum(pass_at_k(n, c, k) for n, c in eligible) / len(eligible)
+        value, eligible = mean_pass_at_k(per_bug, k)
+        if eligible < len(per_bug):
+            out[f"pass@{k}_note"] = f"{len(per_bug) - eligible} bug(s) have fewer than {k} attempts"
+        if value is not None:
             out[f"pass@{k}"] = value
-            out[f"pass@{k}_wilson_approx"] = list(wilson(value * len(eligible), len(eligible), confidence))
+            out[f"pass@{k}_wilson_approx"] = list(wilson(value * eligible, eligible, confidence))
     return out
 
 
@@ -98,4 +59,18 @@ def report(attempts: list[dict], ks: tuple[int, ...] = (1,), confidence: float =
         "by_difficulty": {k: summarize(v, ks, confidence) for k, v in sorted(groups["difficulty"].items())},
         "ks": list(ks),
         "confidence": confidence,
+    }
+
+
+def headline(summary: dict, ks) -> dict:
+    """What a table shows of one summary (``summarize``'s output, as an evaluation's results
+    store it): pass@1 with its interval (the exact one; Wilson for results stored before it),
+    and the largest pass@k of ``ks`` with its approximate interval and note (None where k is
+    1 or the figure is missing). Keys are template-friendly."""
+    k = max([1, *ks])
+    return {
+        "bugs": summary.get("bugs"), "attempts": summary.get("attempts"),
+        "pass1": summary.get("pass@1"), "pass1_ci": summary.get("pass@1_clopper_pearson") or summary.get("pass@1_wilson"),
+        "k": k, "passk": summary.get(f"pass@{k}") if k > 1 else None,
+        "passk_ci": summary.get(f"pass@{k}_wilson_approx"), "passk_note": summary.get(f"pass@{k}_note", ""),
     }

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from episodes.engine.agent.tools import TOOL_SCHEMAS, Workbench
 from episodes.engine.reward import grade
-from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
-from episodes.engine.validation import BugSpec, RepoSpec
+from episodes.engine.sandbox import Limits, make_executor
+from episodes.engine.validation import BugSpec, RepoSpec, prepare_repo
 from episodes.engine.workspace import WorkspaceFactory
 
 log = logging.getLogger(__name__)
@@ -53,22 +53,16 @@ class Sandbox:
         self._lock = threading.Lock()
 
     def repo_spec(self, task: dict) -> RepoSpec:
-        """Mirror and test environment of the task's repository (both cached on disk and here).
-        The environment spec is built exactly as ``episodes.sandboxes.repo_spec`` builds it, so
-        training and episodes share one environment."""
+        """Mirror and test environment of the task's repository (both cached on disk and here),
+        built by the same engine function as ``episodes.sandboxes.repo_spec``, from the same
+        plain data, so training and episodes share one environment."""
         key = json.dumps([task["source"], task["commit"], task.get("environment")], sort_keys=True)
         with self._lock:
             if key not in self._specs:
-                mirror = self.workspaces.ensure_mirror(task["source"], task["commit"])
                 env = task.get("environment") or {}
-                with self.workspaces.checkout(mirror, task["commit"]) as source_dir:
-                    spec = EnvironmentSpec.for_repository(
-                        env.get("name") or task.get("repository") or "repo", source_dir, env.get("pip_packages", ()),
-                        env.get("setup_command") or "", env.get("python") or "")
-                    environment = self.executor.ensure_environment(spec, source_dir)
-                self._specs[key] = RepoSpec(mirror=mirror, commit=task["commit"],
-                                            test_command=task.get("test_command") or "python -m pytest",
-                                            environment=environment)
+                env = {**env, "name": env.get("name") or task.get("repository") or "repo"}
+                self._specs[key] = prepare_repo(self.executor, self.workspaces, task["source"], task["commit"], env,
+                                                task.get("test_command") or "")
             return self._specs[key]
 
 

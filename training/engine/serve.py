@@ -18,6 +18,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from training.engine.datasets import template_message
+
 TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
 THINK = re.compile(r"<think>.*?</think>\s*", re.S)
 
@@ -39,24 +41,8 @@ def parse_completion(text: str) -> tuple[str, list[dict]]:
 
 
 def _template_messages(messages: list[dict]) -> list[dict]:
-    out = []
-    for m in messages:
-        m = dict(m)
-        if m.get("content") is None:
-            m["content"] = ""
-        if m.get("tool_calls"):
-            calls = []
-            for c in m["tool_calls"]:
-                fn = dict(c.get("function") or {})
-                if isinstance(fn.get("arguments"), str):
-                    try:
-                        fn["arguments"] = json.loads(fn["arguments"] or "{}")
-                    except json.JSONDecodeError:
-                        fn["arguments"] = {}
-                calls.append({**c, "function": fn})
-            m["tool_calls"] = calls
-        out.append(m)
-    return out
+    """The request's messages as the chat template wants them, as the SFT rows have them."""
+    return [template_message(m) for m in messages]
 
 
 class Generator:

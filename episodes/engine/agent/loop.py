@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from ..llm.client import ChatResult, EndpointConfig, LLMClient
+from ..llm.tool_args import BadToolArguments, tool_arguments
 from ..task_format import SYSTEM_PROMPT
 from .tools import TOOL_SCHEMAS, ToolError, Workbench, parse_arguments
 
@@ -217,13 +218,11 @@ def to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
             if blocks is None:
                 blocks = [{"type": "text", "text": m["content"]}] if m.get("content") else []
                 for c in m.get("tool_calls") or []:
-                    args = c["function"]["arguments"]
                     try:
-                        data = json.loads(args) if isinstance(args, str) else args
-                    except ValueError:
+                        data = tool_arguments(c["function"]["arguments"])
+                    except BadToolArguments:  # already answered with the error; a tool_use input is an object
                         data = {}
-                    blocks.append({"type": "tool_use", "id": c["id"], "name": c["function"]["name"],
-                                   "input": data if isinstance(data, dict) else {}})
+                    blocks.append({"type": "tool_use", "id": c["id"], "name": c["function"]["name"], "input": data})
             add("assistant", blocks or [{"type": "text", "text": "(no reply)"}])
     return system, turns
 

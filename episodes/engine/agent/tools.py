@@ -32,10 +32,10 @@ their head and tail and say how much was cut.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
+from ..llm.tool_args import BadToolArguments, tool_arguments
 from ..sandbox.base import Executor, Limits
 
 MAX_OUTPUT_CHARS = 10_000
@@ -136,15 +136,10 @@ def parse_arguments(name: str, arguments) -> dict:
     """The arguments of a call to tool ``name`` as a dict, checked against its schema."""
     if name not in _SCHEMA_BY_NAME:
         raise ToolError(f"unknown tool {name!r}; the tools are: {', '.join(_SCHEMA_BY_NAME)}")
-    if arguments is None or arguments == "":
-        arguments = {}
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments)
-        except ValueError as exc:
-            raise ToolError(f"the arguments of {name} are not valid JSON ({exc}); send a JSON object") from None
-    if not isinstance(arguments, dict):
-        raise ToolError(f"the arguments of {name} must be a JSON object, not {type(arguments).__name__}")
+    try:
+        arguments = tool_arguments(arguments)
+    except BadToolArguments as exc:
+        raise ToolError(f"the arguments of {name} {exc}") from None
     schema = _SCHEMA_BY_NAME[name]
     props = schema.get("properties", {})
     unknown = sorted(set(arguments) - set(props))

@@ -22,6 +22,7 @@ versions, so:
 """
 from __future__ import annotations
 
+from ..llm.usage import usage_of
 from ..trajectory import anthropic_assistant, anthropic_user, anthropic_system, normalize, tools_from_anthropic
 from .base import ImportedEpisode, ImportFormatError, count_steps, json_lines
 
@@ -196,12 +197,11 @@ def _metadata(rows, turns, trajectory, skipped) -> dict:
         if e["type"] == "assistant":
             if m.get("model") and m["model"] != "<synthetic>":
                 meta["model"] = m["model"]
-            usage = m.get("usage") or {}
             if m.get("id") not in seen_ids:  # a response split over entries repeats its usage
                 seen_ids.add(m.get("id"))
-                tokens_in += (usage.get("input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0) + (
-                    usage.get("cache_creation_input_tokens") or 0)
-                tokens_out += usage.get("output_tokens") or 0
+                usage = usage_of("anthropic", m)
+                tokens_in += usage.tokens_in
+                tokens_out += usage.tokens_out
             if e.get("isApiErrorMessage"):
                 meta["error"] = _text(m.get("content"))[:500] or "API error"
     meta["tokens_in"], meta["tokens_out"] = tokens_in, tokens_out

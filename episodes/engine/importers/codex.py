@@ -11,6 +11,7 @@ Unknown line types are skipped and counted; a line that is not JSON, lacks ``typ
 """
 from __future__ import annotations
 
+from ..llm.usage import read_usage
 from ..trajectory import items_to_messages, normalize
 from .base import ImportedEpisode, ImportFormatError, count_steps, json_lines
 
@@ -59,9 +60,8 @@ def parse(text: str, source: str = "<input>") -> ImportedEpisode:
 def _event(payload: dict, meta: dict) -> None:
     kind = payload.get("type")
     if kind == "token_count" and isinstance(payload.get("info"), dict):
-        total = payload["info"].get("total_token_usage") or {}
-        meta["tokens_in"] = total.get("input_tokens") or 0
-        meta["tokens_out"] = total.get("output_tokens") or 0
+        total = read_usage("openai_responses", payload["info"].get("total_token_usage"))
+        meta["tokens_in"], meta["tokens_out"] = total.tokens_in, total.tokens_out
     elif kind == "task_complete":
         meta["final_message"] = payload.get("last_agent_message") or ""
         meta.pop("error", None)

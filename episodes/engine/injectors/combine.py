@@ -53,6 +53,21 @@ def groups(components: list[Component], size: int, count: int, seed: int) -> lis
     return found
 
 
+def preferring(components: list[Component], size: int, count: int, seed: int,
+               preferred: set[int]) -> tuple[list[tuple[Component, ...]], int]:
+    """Like :func:`groups`, but groups made only of ``preferred`` components come first; when
+    there are too few of those, the rest are topped up from all components, those holding the
+    most preferred components first. Returns (groups, how many are wholly preferred)."""
+    found = groups([c for c in components if c.bug_id in preferred], size, count, seed)
+    whole = len(found)
+    if whole < count:
+        seen = {frozenset(c.bug_id for c in g) for g in found}
+        extra = [g for g in groups(components, size, count * 4, seed) if frozenset(c.bug_id for c in g) not in seen]
+        extra.sort(key=lambda g: -sum(c.bug_id in preferred for c in g))  # stable: the seed's order otherwise
+        found += extra[:count - whole]
+    return found, whole
+
+
 def merged_patch(workspaces: WorkspaceFactory, mirror, commit: str, group: tuple[Component, ...]) -> str:
     """The components applied one after another (PatchError when they overlap)."""
     with workspaces.checkout(mirror, commit) as path:

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlsplit
 
 from ..scrub import Scrubber
@@ -96,9 +96,10 @@ class ChatResult:
     def ok(self) -> bool:
         return not self.error
 
-
-def _scrub(value: Any, secret: str) -> Any:
-    return Scrubber(secret).obj(value)
+    def scrub(self, secret: str) -> None:
+        """The key out of what the server sent back (an error, a body, a text that echoes it)."""
+        scrub = Scrubber(secret)
+        self.error, self.response, self.text = scrub.obj(self.error), scrub.obj(self.response), scrub.obj(self.text)
 
 
 def _body_of(http_response) -> tuple[dict, str]:
@@ -227,7 +228,8 @@ class LLMClient:
         try:
             self._client()  # build (and import) the SDK outside the timed call
         except Exception as exc:
-            result.error = _scrub(f"cannot set up the {cfg.protocol} client: {type(exc).__name__}: {exc}", cfg.api_key)
+            result.error = f"cannot set up the {cfg.protocol} client: {type(exc).__name__}: {exc}"
+            result.scrub(cfg.api_key)
             if self.on_call is not None:
                 self.on_call(result)
             return result
@@ -250,10 +252,8 @@ class LLMClient:
             result.error, result.status_code, result.response = self._describe(exc)
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.cost_usd = cfg.cost(usage)
-        key = cfg.api_key
-        result.error = _scrub(result.error, key)[:MAX_ERROR_CHARS]
-        result.response = _scrub(result.response, key)
-        result.text = _scrub(result.text, key)
+        result.scrub(cfg.api_key)
+        result.error = result.error[:MAX_ERROR_CHARS]
         if result.error:
             log.warning("%s call to %s failed: %s", cfg.protocol, cfg.model, result.error)
         else:

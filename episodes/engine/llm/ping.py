@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import time
 
-from .client import ChatResult, EndpointConfig, LLMClient, _scrub
+from .client import ChatResult, EndpointConfig, LLMClient
+from .usage import usage_of
 
 PROMPT = "Reply with OK."
 
@@ -46,11 +47,11 @@ def _ping_responses(base_url: str, model: str, api_key: str, timeout_s: float) -
             message = err.get("message") if isinstance(err, dict) else json.dumps(result.response)[:300]
             result.error = f"HTTP {response.status_code}: {message}"
         else:
-            usage = result.response.get("usage") or {}
-            result.tokens_in, result.tokens_out = int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+            usage = usage_of("openai_responses", result.response)
+            result.tokens_in, result.tokens_out = usage.tokens_in, usage.tokens_out
+            result.cache_read = usage.cache_read
     except Exception as exc:  # refused, timed out, bad URL
         result.error = f"connection error: could not reach {base_url} ({type(exc).__name__})"
     result.latency_ms = (time.perf_counter() - started) * 1000
-    result.error = _scrub(result.error, api_key)
-    result.response = _scrub(result.response, api_key)
+    result.scrub(api_key)
     return result

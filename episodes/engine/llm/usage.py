@@ -1,9 +1,11 @@
 """Token usage of one model reply, and what it costs (plain Python, no Django).
 
 One reader of every protocol's ``usage`` block and one price rule for the whole project (the
-LLM client, the recording gateway and the figures all use these)::
+LLM client, the recording gateway, the CLI runner, the log importers and the figures all use
+these)::
 
     usage = usage_of("anthropic", body)      # Usage(tokens_in, tokens_out, cache_read, cache_write)
+    usage = read_usage("openai_responses", event["usage"])   # a usage block found elsewhere
     usd = Prices(3, 15).cost(usage)
 
 ``tokens_in`` counts every input token, cached ones included (so the token limits read one
@@ -45,7 +47,12 @@ class Usage:
 
 def usage_of(protocol: str, body) -> Usage:
     """The usage of a response body in the protocol's non-streaming shape (zeros if absent)."""
-    usage = body.get("usage") if isinstance(body, dict) else None
+    return read_usage(protocol, body.get("usage") if isinstance(body, dict) else None)
+
+
+def read_usage(protocol: str, usage) -> Usage:
+    """A ``usage`` block itself, wherever it was found (a response body, a CLI's event or
+    session log: Claude Code's are Anthropic's, Codex's the Responses API's); zeros if absent."""
     if not isinstance(usage, dict):
         return Usage()
     if protocol == "anthropic":  # input_tokens excludes the cached parts
@@ -55,8 +62,10 @@ def usage_of(protocol: str, body) -> Usage:
         details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
         return Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")),
                      _int(details.get("cached_tokens")))
+    # Responses: input_tokens includes the cached part (the Codex CLI flattens it to cached_input_tokens)
     details = usage.get("input_tokens_details") if isinstance(usage.get("input_tokens_details"), dict) else {}
-    return Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")), _int(details.get("cached_tokens")))
+    return Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")),
+                 _int(details.get("cached_tokens", usage.get("cached_input_tokens"))))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from .. import patches
 from .core import Mutation
 
 # Base score of each operator when nothing in the code says otherwise.
@@ -270,33 +271,18 @@ def _off_by_one(mutation: Mutation) -> tuple[float, str]:
 def changed_lines(patch: str) -> frozenset[tuple[str, int]]:
     """(file, line in the clean code) of the first line of each change block: two bugs with the
     same set (and the same failing tests) are near-duplicates."""
-    found, path, line = set(), "", 0
-    in_hunk = False
-    for text in patch.splitlines():
-        if text.startswith("--- "):
-            in_hunk = False
-            continue
-        if text.startswith("+++ "):
-            path = text[4:].strip()
-            path = path[2:] if path.startswith("b/") else path
-            continue
-        if text.startswith("@@"):
-            try:
-                line = int(text.split()[1].lstrip("-").split(",")[0])
-            except (IndexError, ValueError):
-                line = 0
-            in_hunk = True
-            first = True
-            continue
-        if not in_hunk:
-            continue
-        if text.startswith(("-", "+")):
-            if first:
-                found.add((path, line))
-                first = False
-            if text.startswith("-"):
-                line += 1
-        elif text.startswith(" "):
-            line += 1
-            first = True  # a change block after context: its own line
+    found = set()
+    for section in patches.parse(patch):
+        path = section.target or section.source
+        for hunk in section.parsed:
+            line, first = hunk.source_start, True
+            for text in hunk:
+                if text.is_added or text.is_removed:
+                    if first:
+                        found.add((path, line))
+                        first = False
+                    line += 1 if text.is_removed else 0
+                elif text.is_context:
+                    line += 1
+                    first = True  # a change block after context: its own line
     return frozenset(found)

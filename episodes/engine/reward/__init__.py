@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..patches import MalformedPatch
 from ..sandbox.base import ExecResult, Executor, Limits
 from ..validation import BugSpec, RepoSpec, RunRecord, Validator
 from ..workspace import PatchError, WorkspaceFactory, apply_patch
@@ -149,7 +150,10 @@ def grade(
         if workspace is not None:
             diffs, dropped = workspace_changes(pristine, Path(workspace))
         else:
-            diffs, dropped = patch_changes(pristine, patch)
+            try:
+                diffs, dropped = patch_changes(pristine, patch)
+            except MalformedPatch as exc:
+                return Grade(reward=False, reason=f"the patch cannot be read: {exc}")
         for path in {t.split("::")[0] for t in tests} & set(diffs):  # wherever the bug's tests live
             del diffs[path]
             dropped[path] = "a file of the bug's FAIL_TO_PASS/PASS_TO_PASS tests"

@@ -5,11 +5,12 @@ as a git repository: its change is found by comparing its files with the pristin
 byte for byte."""
 from __future__ import annotations
 
-import difflib
 import os
-import re
 import stat
 from pathlib import Path, PurePosixPath
+
+from .. import patches
+from ..workspace import unified_diff as file_diff  # the one diff writer (re-exported under its old name here)
 
 TEST_DIRS = {"test", "tests", "testing"}
 CONFIG_FILES = {
@@ -91,29 +92,6 @@ def _text(path: Path) -> str | None:
         return None
 
 
-def file_diff(path: str, before: str | None, after: str | None) -> str:
-    """A ``git apply``-able diff of one file; ``None`` on a side means it does not exist."""
-    a = (before or "").splitlines(keepends=True)
-    b = (after or "").splitlines(keepends=True)
-    head = [f"diff --git a/{path} b/{path}\n"]
-    if before is None:
-        head.append("new file mode 100644\n")
-    elif after is None:
-        head.append("deleted file mode 100644\n")
-    old_name = "/dev/null" if before is None else f"a/{path}"
-    new_name = "/dev/null" if after is None else f"b/{path}"
-    body = []
-    for line in difflib.unified_diff(a, b, old_name, new_name, n=3):
-        if line.startswith(("--- ", "+++ ")):
-            line = line.rstrip() + "\n"  # difflib leaves an empty tab-separated date field
-        elif not line.endswith("\n"):
-            line += "\n\\ No newline at end of file\n"
-        body.append(line)
-    if not body and before is not None and after is not None:
-        return ""
-    return "".join(head + body)
-
-
 def workspace_changes(pristine: Path, workspace: Path) -> tuple[dict[str, str], dict[str, str]]:
     """(source file diffs by path, dropped paths → why) from ``pristine`` to ``workspace``."""
     old, new = _files(pristine), _files(workspace)
@@ -148,62 +126,20 @@ def _new_file_reason(pristine: Path, rel: str) -> str:
     return ""
 
 
-_DIFF_HEADER = re.compile(r"^diff --git a/(.+?) b/(.+?)\s*$")
-_HUNK_HEADER = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-
-
 def split_patch(patch: str) -> list[tuple[set[str], str]]:
     """A multi-file patch (git-style or plain unified) as [(paths it touches, its text)],
-    one entry per file section. Hunk bodies are consumed by their line counts, so a removed
-    line that happens to start with "--" is never taken for a new file header."""
-    sections: list[list[str]] = []
-    in_hunks = False
-    old_left = new_left = 0
-    for line in patch.splitlines(keepends=True):
-        if old_left > 0 or new_left > 0:
-            sections[-1].append(line)
-            tag = line[:1]
-            if tag in (" ", "\n", "\r", ""):
-                old_left, new_left = old_left - 1, new_left - 1
-            elif tag == "-":
-                old_left -= 1
-            elif tag == "+":
-                new_left -= 1
-            continue
-        if line.startswith("diff --git ") or (line.startswith("--- ") and (not sections or in_hunks)):
-            sections.append([line])
-            in_hunks = False
-        elif sections and (m := _HUNK_HEADER.match(line)):
-            sections[-1].append(line)
-            in_hunks = True
-            old_left = int(m.group(1)) if m.group(1) is not None else 1
-            new_left = int(m.group(2)) if m.group(2) is not None else 1
-        elif sections:
-            sections[-1].append(line)
-    out = []
-    for lines in sections:
-        paths: set[str] = set()
-        m = _DIFF_HEADER.match(lines[0])
-        if m:
-            paths |= {m.group(1), m.group(2)}
-        for line in lines:
-            if line.startswith("@@"):
-                break
-            if line.startswith(("--- ", "+++ ")):
-                name = line[4:].rstrip("\n").split("\t")[0].strip()
-                if name != "/dev/null":
-                    paths.add(name[2:] if name[:2] in ("a/", "b/") else name)
-            elif line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
-                paths.add(line.rstrip("\n").split(" ", 2)[2].strip())
-        out.append((paths, "".join(lines)))
-    return out
+    one entry per file section (``engine.patches``: hunk bodies are read by their line
+    counts, so a removed line that happens to start with "--" is never taken for a new file
+    header). ``MalformedPatch`` when it is not a readable diff."""
+    return [(f.paths, f.text) for f in patches.parse(patch)]
 
 
 def patch_changes(pristine: Path, patch: str) -> tuple[dict[str, str], dict[str, str]]:
     """Like ``workspace_changes`` for a patch: its file sections kept or dropped by path."""
     diffs: dict[str, str] = {}
     dropped: dict[str, str] = {}
-    for paths, text in split_patch(patch):
+    for section in patches.parse(patch):
+        paths, text = section.paths, section.text
         if not paths:
             continue
         key = sorted(paths)[-1]
@@ -212,7 +148,7 @@ def patch_changes(pristine: Path, patch: str) -> tuple[dict[str, str], dict[str,
         if not why:
             new = [p for p in paths if not (pristine / p).exists()]
             why = next((r for r in (_new_file_reason(pristine, p) for p in new) if r), "")
-        if not why and ("GIT binary patch" in text or "Binary files " in text or "new file mode 120000" in text):
+        if not why and (section.parsed.is_binary_file or section.parsed.is_symlink):
             why = "not a regular UTF-8 text file (binary, symlink, special or over 2 MB)"
         if why:
             for p in paths:
@@ -222,22 +158,7 @@ def patch_changes(pristine: Path, patch: str) -> tuple[dict[str, str], dict[str,
     return diffs, dropped
 
 
-_HUNK_START = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
-
-
 def diff_lines(file_patch: str, side: str = "new") -> set[int]:
     """Line numbers a one-file unified diff touches: on the ``new`` side the lines it adds, on
     the ``old`` side the lines it removes or changes."""
-    mark, group = ("+", 2) if side == "new" else ("-", 1)
-    lines: set[int] = set()
-    at = 0
-    for line in file_patch.splitlines():
-        m = _HUNK_START.match(line)
-        if m:
-            at = int(m.group(group))
-        elif at and line.startswith(mark) and not line.startswith(mark * 3):
-            lines.add(at)
-            at += 1
-        elif at and (line.startswith(" ") or line == ""):
-            at += 1
-    return lines
+    return set().union(*(patches.changed_lines(f, side) for f in patches.parse(file_patch)))

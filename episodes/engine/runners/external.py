@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..llm.usage import usage_of
 from ..sandbox.base import Limits, Mount, SandboxError
 
 HARNESSES = ("claude_code", "codex")
@@ -174,14 +175,13 @@ def summarize_events(harness: str, events: list[dict]) -> dict:
                 summary["session_id"] = e.get("session_id")
                 summary["cli_version"] = e.get("claude_code_version")
             if e.get("type") == "result":
-                usage = e.get("usage") or {}
+                usage = usage_of("anthropic", e)
                 summary.update({
                     "final_message": e.get("result") or "",
                     "turns": e.get("num_turns"),
                     "cost_usd": e.get("total_cost_usd"),
-                    "tokens_in": (usage.get("input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0)
-                    + (usage.get("cache_creation_input_tokens") or 0),
-                    "tokens_out": usage.get("output_tokens") or 0,
+                    "tokens_in": usage.tokens_in,
+                    "tokens_out": usage.tokens_out,
                     "stop": e.get("subtype"),
                 })
                 if e.get("subtype") == "error_max_turns":  # the turn limit we set: a limit, not a failure
@@ -195,9 +195,9 @@ def summarize_events(harness: str, events: list[dict]) -> dict:
             if kind == "thread.started":
                 summary["session_id"] = e.get("thread_id")
             elif kind == "turn.completed":
-                usage = e.get("usage") or {}
-                tokens_in += usage.get("input_tokens") or 0
-                tokens_out += usage.get("output_tokens") or 0
+                usage = usage_of("openai_responses", e)
+                tokens_in += usage.tokens_in
+                tokens_out += usage.tokens_out
                 turns += 1
             elif kind == "item.completed" and (e.get("item") or {}).get("type") == "agent_message":
                 summary["final_message"] = e["item"].get("text", "")

@@ -87,17 +87,20 @@ class EnvironmentSpec:
     source_tree: str = ""
 
     @classmethod
-    def for_repository(cls, name: str, source_dir: Path, pip_packages=(), setup_command: str = "",
-                       python: str = "") -> "EnvironmentSpec":
-        """A repository's test environment as episodes and training both build it: its packages
-        plus coverage.py (the baseline's coverage map); with an install step, the source tree is
-        part of what it is (the step's build outputs depend on it)."""
+    def for_repository(cls, environment: dict, source_dir: Path) -> "EnvironmentSpec":
+        """A repository's test environment as episodes and training both build it, from plain
+        data ``{"name", "pip_packages", "setup_command", "python"}`` (what
+        ``episodes.sandboxes.environment_data`` makes of a Repository row, and what an RL row's
+        task carries): its packages plus coverage.py (the baseline's coverage map); with an
+        install step, the source tree is part of what it is (the step's build outputs depend on it)."""
         from ..coverage_map import COVERAGE_PACKAGE
         from ..workspace import git
 
+        setup_command = environment.get("setup_command") or ""
         return cls(
-            name=name, pip_packages=(*pip_packages, COVERAGE_PACKAGE), setup_command=setup_command,
-            python=python or "python3",
+            name=environment.get("name") or "repo",
+            pip_packages=(*environment.get("pip_packages", ()), COVERAGE_PACKAGE), setup_command=setup_command,
+            python=environment.get("python") or "python3",
             source_tree=git("rev-parse", "HEAD^{tree}", cwd=source_dir).strip() if setup_command else "",
         )
 

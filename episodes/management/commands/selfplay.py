@@ -14,18 +14,18 @@ def _band(text: str) -> tuple[float, float]:
 
 class Command(BaseCommand):
     help = ("Self-play: rounds of plant bugs -> let the solver attempt them -> shift generation toward the "
-            "solve-rate band. Runs here (default) or on the `inject` queue (--enqueue).")
+            "solve-rate band. Runs here (default) or on a queue (--enqueue): `inject`, or `train` for a checkpoint.")
 
     def add_arguments(self, parser):
         parser.add_argument("repo", help="repository name or id")
-        parser.add_argument("--solver", required=True, help='"teacher:<name>" (or "checkpoint:<path>")')
+        parser.add_argument("--solver", required=True, help='"teacher:<name>" or "checkpoint:<model dir | run-<id>>"')
         parser.add_argument("--band", default="0.2,0.8", help="target solve-rate band LOW,HIGH")
         parser.add_argument("--rounds", type=int, default=4)
         parser.add_argument("--bugs-per-round", type=int, default=8)
         parser.add_argument("--attempts", type=int, default=4, help="attempts per bug")
         parser.add_argument("--sizes", default="1,2", help="how many bugs one planted bug combines, e.g. 1,2,3")
         parser.add_argument("--seed", type=int)
-        parser.add_argument("--enqueue", action="store_true", help="queue it on `inject` instead of running here")
+        parser.add_argument("--enqueue", action="store_true", help="queue it (on `inject`; `train` for a checkpoint) instead of running here")
 
     def handle(self, repo, solver, band, rounds, bugs_per_round, attempts, sizes, seed, enqueue, **o):
         r = Repository.objects.filter(pk=int(repo)).first() if repo.isdigit() else Repository.objects.filter(name=repo).first()
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc))
         if enqueue:
-            self.stdout.write(f"self-play {sp.pk} queued on inject (job {sp.job_id})")
+            self.stdout.write(f"self-play {sp.pk} queued on {selfplay.queue_for(sp.solver)} (job {sp.job_id})")
             return
         for report in sp.rounds:
             hit = "—" if report["hit_rate"] is None else f"{report['hit_rate']:.0%}"

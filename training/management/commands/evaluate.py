@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training import evaluations
+from training.engine.evaluation import headline
 from training.models import Dataset, Evaluation, TrainingRun
 
 
@@ -65,10 +66,10 @@ class Command(BaseCommand):
             ev.refresh_from_db()
             bar.n = ev.progress.get("done", bar.n)
             bar.close()
-        overall = ev.results.get("overall", {})
-        lo, hi = overall.get("pass@1_wilson", [0, 1])
-        self.stdout.write(f"evaluation {ev.pk}: pass@1 {overall.get('pass@1', 0):.3f} (95% CI {lo:.3f}–{hi:.3f}) "
-                          f"over {overall.get('bugs', 0)} bugs, {overall.get('attempts', 0)} attempts")
+        top = headline(ev.results.get("overall", {}), [1])
+        lo, hi = top["pass1_ci"] or [0, 1]
+        self.stdout.write(f"evaluation {ev.pk}: pass@1 {top['pass1'] or 0:.3f} (95% CI {lo:.3f}–{hi:.3f}) "
+                          f"over {top['bugs'] or 0} bugs, {top['attempts'] or 0} attempts")
         self._table(ds)
 
     def _table(self, ds):
@@ -78,8 +79,9 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"{'role':8} {'name':40} {'bugs':>5} {'pass@1':>7} {'95% CI':>15} {'pass@k':>7}")
         for r in rows:
-            ci = r["pass@1_ci"] or [0, 1]
-            p1 = r["pass@1"] if r["pass@1"] is not None else float("nan")
-            pk = r["pass@k"] if r["pass@k"] is not None else float("nan")
-            self.stdout.write(f"{r['role']:8} {r['name'][:40]:40} {r['bugs']:>5} {p1:7.3f} "
+            ci = r["pass1_ci"] or [0, 1]
+            p1 = r["pass1"] if r["pass1"] is not None else float("nan")
+            pk = r["passk"] if r["k"] > 1 else r["pass1"]
+            pk = pk if pk is not None else float("nan")
+            self.stdout.write(f"{r['role']:8} {r['name'][:40]:40} {r['bugs'] or 0:>5} {p1:7.3f} "
                               f"{ci[0]:6.3f}–{ci[1]:6.3f} {pk:7.3f} (k={r['k']})")
