@@ -116,7 +116,7 @@ def load(db_url: str, seed: int = 7) -> dict:
     """COPY the rows in (ids follow COPY order after TRUNCATE … RESTART IDENTITY)."""
     import psycopg
 
-    from episodes.engine.mutators import OPERATORS
+    from episodes.engine.inject.mutators import OPERATORS
 
     rng = random.Random(seed)
     operators = sorted(OPERATORS)
@@ -352,8 +352,7 @@ def main() -> int:
     urls = pages(random.Random(1))
 
     # The dashboards' aggregate queries, once, uncached (what a cache miss costs).
-    from episodes import dashboards
-
+    from episodes.dashboards import figures as dashboards
     t0 = time.perf_counter()
     dashboards.all_charts(dashboards.Scope(), use_cache=False)
     uncached_ms = (time.perf_counter() - t0) * 1000

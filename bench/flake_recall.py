@@ -24,7 +24,7 @@ from sample_setup import sample_setup
 
 def simulate(rule, rate: float, trials: int, seed: int = 0) -> float:
     """Recall of ``rule`` on a verifier that fails clean runs with probability ``rate``."""
-    from episodes.engine.flakiness import measure
+    from episodes.engine.validate.flakiness import measure
 
     rng = random.Random(seed)
     caught = 0
@@ -50,10 +50,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from episodes.engine.flakiness import StopRule
-    from episodes.engine.samples import SAMPLE_BUGS, fast_boundary_verifier, sample_patch
+    from episodes.engine.validate.flakiness import StopRule
+    from episodes.engine.repos.samples import SAMPLE_BUGS, fast_boundary_verifier, sample_patch
     from episodes.engine.sandbox import Limits
-    from episodes.engine.validation import BugSpec, RepoSpec, Validator
+    from episodes.engine.validate.validator import BugSpec, RepoSpec, Validator
 
     sample = sample_setup("local")
     try:

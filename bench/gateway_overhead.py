@@ -93,7 +93,7 @@ def serve_memory_gateway(port: int, upstream_url: str) -> None:
     """The gateway's forwarding core with in-memory hooks: no database, same forwarding."""
     import uvicorn
 
-    from episodes.gateway.core import GatewayApp, Upstream
+    from episodes.solving.gateway.core import GatewayApp, Upstream
 
     upstream = Upstream("openai_chat", upstream_url, KEY, "bench-model", 3, 15, episode_id=1, endpoint_id=1)
     recorded = []

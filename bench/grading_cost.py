@@ -1,6 +1,6 @@
 """What does the tamper-resistant grader cost per episode?
 
-Grades a genuine fix of each valid sample bug with ``episodes.engine.reward.grade`` (screen,
+Grades a genuine fix of each valid sample bug with ``episodes.engine.solve.reward.grade`` (screen,
 signed result stream, canary, cross-checks), and, as the baseline in the same run, makes the
 runs the grader made before it had them: a pristine checkout compared with the agent's, the
 verifier, then a fresh checkout and the FAIL_TO_PASS/PASS_TO_PASS tests with a JUnit report
@@ -23,12 +23,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from episodes.engine.reward import grade, workspace_changes
-    from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
+    from episodes.engine.solve.reward import grade, workspace_changes
+    from episodes.engine.repos.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
     from episodes.engine.sandbox import Limits
-    from episodes.engine.flakiness import StopRule
-    from episodes.engine.validation import BugSpec, RepoSpec, Validator
-    from episodes.engine.workspace import apply_patch
+    from episodes.engine.validate.flakiness import StopRule
+    from episodes.engine.validate.validator import BugSpec, RepoSpec, Validator
+    from episodes.engine.git.workspace import apply_patch
 
     sample = sample_setup("local")
     try:

@@ -26,11 +26,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    from episodes.engine import coverage_map
-    from episodes.engine.flakiness import StopRule
-    from episodes.engine.injectors import procedural
+    from episodes.engine.validate import coverage_map
+    from episodes.engine.validate.flakiness import StopRule
+    from episodes.engine.inject import procedural
     from episodes.engine.sandbox import Limits
-    from episodes.engine.validation import BugSpec, RepoSpec, Validator
+    from episodes.engine.validate.validator import BugSpec, RepoSpec, Validator
 
     sample = sample_setup("local", pip_packages=(coverage_map.COVERAGE_PACKAGE,))
     src, commit, factory, executor = sample.src, sample.commit, sample.workspaces, sample.executor

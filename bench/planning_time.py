@@ -53,7 +53,7 @@ def everything_covered(sources: dict[str, str]) -> dict:
 
 
 def measure(name: str, sources: dict[str, str], count: int, seed: int, repeat: int) -> dict:
-    from episodes.engine.injectors import procedural
+    from episodes.engine.inject import procedural
 
     coverage = everything_covered(sources)
     times: dict[str, list[float]] = {f"{s}_{w}{c}": [] for s in SETTINGS for w in ("cold", "warm") for c in ("", "_cpu")}

@@ -38,7 +38,7 @@ def _everything_covered(sources: dict[str, str]) -> dict:
 
 
 def _function_text(source: str, qualname: str) -> str:
-    from episodes.engine.mutators.realism import _function
+    from episodes.engine.inject.mutators.realism import _function
 
     fn = _function(ast.parse(source), qualname)
     return ast.get_source_segment(source, fn) if fn is not None else ""
@@ -62,7 +62,7 @@ def main() -> None:
             print(f"{side}: {passed}/{len(ids)} pass ({passed / len(ids):.0%})" if ids else f"{side}: none marked")
         return
 
-    from episodes.engine.injectors import procedural
+    from episodes.engine.inject import procedural
 
     sources: dict[str, str] = {}
     for name in ["cartcalc", *(args.lib or [])]:

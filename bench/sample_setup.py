@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from episodes.engine.sandbox import EnvironmentSpec, make_executor  # noqa: E402
-from episodes.engine.samples import build_sample_git_repo  # noqa: E402
-from episodes.engine.workspace import WorkspaceFactory  # noqa: E402
+from episodes.engine.repos.samples import build_sample_git_repo  # noqa: E402
+from episodes.engine.git.workspace import WorkspaceFactory  # noqa: E402
 
 
 @dataclass

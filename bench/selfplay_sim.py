@@ -1,6 +1,6 @@
 """Does self-play steer generation into the target solve-rate band?
 
-Simulates the self-play controller (``episodes.engine.selfplay``) against a scripted solver whose
+Simulates the self-play controller (``episodes.engine.inject.selfplay``) against a scripted solver whose
 skill per bug kind is known — flip_comparison bugs solved 95% of the time, off_by_one 50%,
 remove_loop 5%, each combined bug multiplying the chance by 0.6 — and prints, per round, the band
 hit rate (the share of valid bugs whose measured solve rate lies in the band) of the learning
@@ -18,7 +18,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from episodes.engine.selfplay import Config, Controller, ScriptedSolver, run  # noqa: E402
+from episodes.engine.inject.selfplay import Config, Controller, ScriptedSolver, run  # noqa: E402
 
 SKILL = {"procedural:flip_comparison": 0.95, "procedural:off_by_one": 0.5, "procedural:remove_loop": 0.05}
 

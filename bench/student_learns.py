@@ -32,11 +32,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=120)
     args = parser.parse_args()
 
-    from episodes.engine.agent.loop import AgentLimits
-    from episodes.engine.task_format import TOOL_SCHEMAS, prompt_messages
-    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
-    from training.engine import datasets as ds
-    from training.engine.evaluate import LocalModelServer, evaluate
+    from episodes.engine.solve.agent.loop import AgentLimits
+    from episodes.engine.solve.task_format import TOOL_SCHEMAS, prompt_messages
+    from episodes.engine.repos.samples import SAMPLE_BUGS, sample_patch
+    from training.engine import rows as ds
+    from training.engine.eval_runner import LocalModelServer, evaluate
     from training.engine.tiny_model import make_tiny_model
 
     sample = sample_setup()

@@ -71,8 +71,8 @@ def generated_suite(root: Path, modules: int, tests: int, test_ms: float) -> Non
 
 
 def measure(name, repo, validator_for, count, seed):
-    from episodes.engine.injectors import procedural
-    from episodes.engine.validation import BugSpec
+    from episodes.engine.inject import procedural
+    from episodes.engine.validate.validator import BugSpec
 
     covering_v, full_v = validator_for("covering"), validator_for("full")
     record, coverage = covering_v.baseline(repo)
@@ -119,11 +119,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
 
-    from episodes.engine import coverage_map
-    from episodes.engine.flakiness import StopRule
+    from episodes.engine.validate import coverage_map
+    from episodes.engine.validate.flakiness import StopRule
     from episodes.engine.sandbox import EnvironmentSpec, Limits
-    from episodes.engine.validation import RepoSpec, Validator
-    from episodes.engine.workspace import git
+    from episodes.engine.validate.validator import RepoSpec, Validator
+    from episodes.engine.git.workspace import git
 
     sample = sample_setup("local", pip_packages=(coverage_map.COVERAGE_PACKAGE,))
     try:

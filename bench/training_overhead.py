@@ -135,8 +135,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from sample_setup import sample_setup
-    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
-    from training.engine import datasets as ds
+    from episodes.engine.repos.samples import SAMPLE_BUGS, sample_patch
+    from training.engine import rows as ds
     from training.engine.grpo_env import Sandbox
     from training.engine.tiny_model import make_tiny_model
 

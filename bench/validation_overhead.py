@@ -30,12 +30,12 @@ def main() -> None:
     parser.add_argument("--bugs", type=int, default=4, help="how many valid sample bugs (max 4)")
     args = parser.parse_args()
 
-    from episodes.engine.flakiness import StopRule
-    from episodes.engine.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
+    from episodes.engine.validate.flakiness import StopRule
+    from episodes.engine.repos.samples import FLAKY_VERIFIER, SAMPLE_BUGS, sample_patch
     from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
-    from episodes.engine import suite_report
-    from episodes.engine.validation import VERIFIER_PATH, BugSpec, RepoSpec, Validator
-    from episodes.engine.workspace import apply_patch, git
+    from episodes.engine.validate import suite_report
+    from episodes.engine.validate.validator import VERIFIER_PATH, BugSpec, RepoSpec, Validator
+    from episodes.engine.git.workspace import apply_patch, git
 
     sample = sample_setup(args.backend, docker_url=os.environ.get("BUGFORGE_DOCKER_URL"))
     src, commit, factory, executor = sample.src, sample.commit, sample.workspaces, sample.executor

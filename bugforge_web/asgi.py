@@ -1,6 +1,6 @@
 """ASGI entry point: the site (Django) and the recording gateway in one application.
 
-``/v1/...`` and ``/t/<token>/v1/...`` go to the gateway (episodes/gateway), everything else to
+``/v1/...`` and ``/t/<token>/v1/...`` go to the gateway (episodes/solving/gateway), everything else to
 Django, so one ASGI server can serve both:
 
     uvicorn bugforge_web.asgi:application --host 0.0.0.0 --port 8000
@@ -15,7 +15,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bugforge_web.settings")
 django_application = get_asgi_application()  # sets Django up before the gateway is imported
 
-from episodes.gateway.server import build_app  # noqa: E402
+from episodes.solving.gateway.server import build_app  # noqa: E402
 
 gateway_application = build_app()
 GATEWAY_PREFIXES = ("/v1/", "/t/")

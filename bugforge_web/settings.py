@@ -175,7 +175,7 @@ BUGFORGE_SUSPICIOUS_EPISODES = env("BUGFORGE_SUSPICIOUS_EPISODES", default="refu
 # A validating bug whose job has not been heard from for this long is reset by the sweeper.
 BUGFORGE_STALE_AFTER_S = env.int("BUGFORGE_STALE_AFTER_S", default=900)
 
-# Recording gateway (episodes/gateway): the URL agents are given when a gateway service runs
+# Recording gateway (episodes/solving/gateway): the URL agents are given when a gateway service runs
 # (`manage.py gateway`, the compose `gateway` service); empty = each solve job serves its own.
 BUGFORGE_GATEWAY_URL = env("BUGFORGE_GATEWAY_URL", default="")
 BUGFORGE_GATEWAY_TIMEOUT_S = env.float("BUGFORGE_GATEWAY_TIMEOUT_S", default=600.0)  # upstream read timeout

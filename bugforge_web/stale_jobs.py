@@ -33,7 +33,7 @@ class StaleJobQuerySet(models.QuerySet):
         ``stale_after_s`` ago (default ``BUGFORGE_STALE_AFTER_S``) — get ``becomes(row, why)``'s
         fields. ``without_job``: rows with no job id are swept too (as jobs that no longer
         exist); otherwise they are left alone. Returns (id, why) per row swept."""
-        from .queues import dead_job_reason
+        from bugforge_web.queues import dead_job_reason
 
         stale_after_s = settings.BUGFORGE_STALE_AFTER_S if stale_after_s is None else stale_after_s
         cutoff = timezone.now() - datetime.timedelta(seconds=stale_after_s)

@@ -6,7 +6,7 @@ from django.views.decorators.http import require_GET
 from episodes.models import Bug, Episode, Repository
 from training.models import TrainingRun
 
-from .queues import queue_lengths, worker_count
+from bugforge_web.queues import queue_lengths, worker_count
 
 
 def _counts() -> dict:
@@ -36,7 +36,7 @@ def home_counts(request):
 
 @require_GET
 def dashboards(request):
-    from episodes import dashboards as figures
+    from episodes.dashboards import figures
     from episodes.forms import DashboardFilterForm
 
     form = DashboardFilterForm(request.GET or None)

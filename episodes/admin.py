@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from .models import AuditEvent, Bug, Episode, InjectionBatch, LLMCall, LLMEndpoint, Repository, Review, Teacher, VerificationRun
+from episodes.models import AuditEvent, Bug, Episode, InjectionBatch, LLMCall, LLMEndpoint, Repository, Review, Teacher, VerificationRun
 
 
 class RecordAdmin(admin.ModelAdmin):

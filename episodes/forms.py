@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Bug, Review
+from episodes.models import Bug, Review
 
 
 class ReviewForm(forms.ModelForm):
@@ -124,7 +124,7 @@ class AddRepositoryForm(forms.Form):
                                      help_text="procedural candidates to plant once the repository is ready (0: none)")
 
     def clean_source(self):
-        from .repo_intake import check_source
+        from episodes.repositories.intake import check_source
 
         source = self.cleaned_data["source"].strip()
         if problem := check_source(source):
@@ -132,7 +132,7 @@ class AddRepositoryForm(forms.Form):
         return source
 
     def clean_name(self):
-        from .models import Repository
+        from episodes.models import Repository
 
         name = self.cleaned_data["name"]
         if name and Repository.objects.filter(name=name).exists():
@@ -140,7 +140,7 @@ class AddRepositoryForm(forms.Form):
         return name
 
     def request(self):
-        from .repo_intake import RepoRequest
+        from episodes.repositories.intake import RepoRequest
 
         data = self.cleaned_data
         packages = [p.strip() for p in data["pip_packages"].splitlines() if p.strip()]
@@ -166,13 +166,13 @@ class InjectOptionsForm(forms.Form):
                                           help_text="procedural: at most this many candidates per function (0: no cap)")
 
     def __init__(self, *args, **kwargs):
-        from .engine.issue_text import STYLES
+        from episodes.engine.inject.issue_text import STYLES
 
         super().__init__(*args, **kwargs)
         self.fields["statement_style"].choices = [("", "(template statement)")] + [(s, s) for s in STYLES]
 
     def clean(self):
-        from .models import LLMEndpoint
+        from episodes.models import LLMEndpoint
 
         data = super().clean()
         pk = data.get("statement_endpoint")
@@ -184,7 +184,7 @@ class InjectOptionsForm(forms.Form):
     def batch_options(self, endpoint=None) -> dict:
         """start_batch's keyword arguments (only those set); the statement endpoint falls back to
         the injection endpoint, then the first endpoint, as ``manage.py inject`` does."""
-        from .models import LLMEndpoint
+        from episodes.models import LLMEndpoint
 
         data, options = self.cleaned_data, {}
         if data.get("statement_style"):

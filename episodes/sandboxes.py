@@ -5,9 +5,9 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from .engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
-from .engine.validation import RepoSpec, Validator, prepare_repo
-from .engine.workspace import WorkspaceFactory
+from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor, probe_all
+from episodes.engine.validate.validator import RepoSpec, Validator, prepare_repo
+from episodes.engine.git.workspace import WorkspaceFactory
 
 
 @lru_cache(maxsize=None)

@@ -1,8 +1,15 @@
 from django.urls import path
 
-from . import curation_views, episode_views, statement_views, teacher_views, views
-from . import selfplay_views
+from episodes import views
 
+from episodes.curation import views as curation_views
+
+from episodes.solving import episode_views
+
+from episodes.injection import statement_views
+
+from episodes.solving import teacher_views
+from episodes.injection import selfplay_views
 urlpatterns = [
     path("repositories/", views.repository_list, name="repository_list"),
     path("repositories/new/", views.repository_new, name="repository_new"),

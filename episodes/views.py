@@ -7,13 +7,17 @@ from django.views.decorators.http import require_GET
 
 from bugforge_web.auth import staff_required
 
-from . import injection, jobs, repo_intake
-from .engine.workspace import GitError
-from .forms import AddRepositoryForm, InjectOptionsForm
-from .engine.injectors import procedural
-from .engine.issue_text import STYLES
-from .engine.mutators import OPERATORS
-from .models import AuditEvent, Bug, InjectionBatch, LLMEndpoint, Repository
+from episodes.injection import batches as injection
+
+from episodes.validation import jobs
+
+from episodes.repositories import intake as repo_intake
+from episodes.engine.git.workspace import GitError
+from episodes.forms import AddRepositoryForm, InjectOptionsForm
+from episodes.engine.inject import procedural
+from episodes.engine.inject.issue_text import STYLES
+from episodes.engine.inject.mutators import OPERATORS
+from episodes.models import AuditEvent, Bug, InjectionBatch, LLMEndpoint, Repository
 
 
 @require_GET
@@ -192,7 +196,7 @@ def bug_validate(request, pk):
 
 @require_GET
 def sandbox_status(request):
-    from .sandboxes import probe_reports
+    from episodes.sandboxes import probe_reports
 
     return render(
         request,

@@ -104,7 +104,7 @@ def sandbox_settings(settings, work_dir):
 @pytest.fixture(scope="session")
 def sample_git(work_dir):
     """examples/cartcalc as a git repository (built once per session): (path, commit)."""
-    from episodes.engine.samples import build_sample_git_repo
+    from episodes.engine.repos.samples import build_sample_git_repo
 
     dest = work_dir / "sample-src" / "cartcalc"
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +128,7 @@ def sample_repo(db, sandbox_settings, sample_git, sample_baseline):
     """The sample repository row with its baseline recorded by the real sandbox (once a session)."""
     from django.forms.models import model_to_dict
 
-    from episodes.jobs import run_baseline
+    from episodes.validation.jobs import run_baseline
     from episodes.models import Repository, VerificationRun
 
     path, commit = sample_git
@@ -144,3 +144,41 @@ def sample_repo(db, sandbox_settings, sample_git, sample_baseline):
     sample_baseline["runs"] = [model_to_dict(run, exclude=["id", "repository", "bug"])
                                for run in VerificationRun.objects.filter(repository=repo)]
     return repo
+
+
+@pytest.fixture
+def approved_bug(sample_repo):
+    """The shipping sample bug (sample 0) as an approved row, validated in the real sandbox once a session."""
+    from tests.factories import add_sample_bug
+
+    return add_sample_bug(sample_repo, 0)
+
+
+@pytest.fixture(scope="session")
+def engine_bug(work_dir, sample_git):
+    """The shipping sample bug, validated (one run a side) so its FAIL_TO_PASS/PASS_TO_PASS are real.
+    Same environment spec as `episodes.sandboxes.repo_spec`, so Django tests reuse the build."""
+    from tests.factories import SHIPPING, EngineBug
+
+    from episodes.engine.git.workspace import WorkspaceFactory
+    from episodes.engine.repos.samples import sample_patch
+    from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
+    from episodes.engine.validate.coverage_map import COVERAGE_PACKAGE
+    from episodes.engine.validate.flakiness import StopRule
+    from episodes.engine.validate.validator import BugSpec, RepoSpec, Validator
+
+    path, commit = sample_git
+    executor = make_executor("local", cache_dir=work_dir)
+    workspaces = WorkspaceFactory(work_dir)
+    mirror = workspaces.ensure_mirror(str(path), commit)
+    spec = EnvironmentSpec(name="cartcalc", pip_packages=(COVERAGE_PACKAGE,), setup_command="")
+    with workspaces.checkout(mirror, commit) as source:
+        environment = executor.ensure_environment(spec, source)
+    repo = RepoSpec(mirror=mirror, commit=commit, test_command="python -m pytest", environment=environment)
+    validator = Validator(executor, workspaces, Limits(timeout_s=60), flake=StopRule(target=0.99))  # one run a side
+    record, _ = validator.baseline(repo, with_coverage=False)
+    repo.baseline = {t: {"status": s} for t, s in record.tests.items()}
+    bug = BugSpec(sample_patch(workspaces, mirror, commit, SHIPPING), SHIPPING.verifier)
+    verdict = validator.validate(repo, bug, seed=7)
+    assert verdict.status == "valid", verdict.reason
+    return EngineBug(executor, workspaces, repo, bug, verdict.fail_to_pass, verdict.pass_to_pass, SHIPPING)

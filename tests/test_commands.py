@@ -47,7 +47,7 @@ def test_baseline_command_records_per_test_status(sample_repo):
     # the coverage map knows which tests execute ShippingPolicy.band_for
     from pathlib import Path
 
-    from episodes.engine.coverage_map import tests_covering
+    from episodes.engine.validate.coverage_map import tests_covering
 
     lines = (Path(repo.source) / "cartcalc/shipping.py").read_text().splitlines()
     start = next(i for i, line in enumerate(lines, 1) if "def band_for" in line)

@@ -1,6 +1,6 @@
 """Which tests a patch can affect, from the coverage map — and when the map cannot tell."""
-from episodes.engine import coverage_map  # its functions' names start with "tests_": not imported bare
-from episodes.engine.workspace import unified_diff
+from episodes.engine.validate import coverage_map  # its functions' names start with "tests_": not imported bare
+from episodes.engine.git.workspace import unified_diff
 
 SOURCE = "RATE = 2\n\n\ndef f(x):\n    if x > 0:\n        return x * RATE\n    return 0\n\n\ndef g():\n    return 1\n"
 # tests/t.py::a runs f's positive branch, ::b its other branch, ::c runs g

@@ -7,11 +7,11 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from episodes import difficulty
-from episodes.engine.reward import Grade
+from episodes.curation import difficulty
+from episodes.engine.solve.reward import Grade
 from episodes.models import Bug, Episode, SolveAttempt, Teacher
-from episodes.solving import Attempt, _store
-from tests.training.conftest import make_bug, make_repo
+from episodes.solving.episodes import Attempt, _store
+from tests.factories import make_bug, make_repo
 from training.models import Dataset, Evaluation
 
 pytestmark = pytest.mark.django_db

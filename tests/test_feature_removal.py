@@ -3,7 +3,7 @@ the covering tests that now fail are the verifier, and the batch yields a valid 
 real local HTTP model server and the real sandbox."""
 import pytest
 
-from episodes import injection
+from episodes.injection import batches as injection
 from episodes.models import Bug, LLMEndpoint
 
 from .llm.fake_upstream import FakeUpstream

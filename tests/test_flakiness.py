@@ -1,8 +1,6 @@
 import pytest
 
-from episodes.engine import flakiness
-
-
+from episodes.engine.validate import flakiness
 def test_zero_flakes_gives_the_textbook_bound():
     assert flakiness.upper_bound(0, 5) == pytest.approx(0.451, abs=1e-3)  # "< 45% after 5 runs"
     assert flakiness.upper_bound(0, 29) < 0.10 < flakiness.upper_bound(0, 28)  # n ≥ ln(.05)/ln(.9)

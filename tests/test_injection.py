@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from django.core.management import call_command
 
-from episodes import injection
+from episodes.injection import batches as injection
 from episodes.models import Bug, InjectionBatch
 
 from .workers import manage, worker_env
@@ -78,8 +78,8 @@ def test_batch_failure_is_recorded_on_the_batch(sample_repo):
 
 
 def test_combine_merges_two_valid_bugs_of_one_module(sample_repo, settings):
-    from episodes import jobs
-    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
+    from episodes.validation import jobs
+    from episodes.engine.repos.samples import SAMPLE_BUGS, sample_patch
     from episodes.sandboxes import repo_spec, workspaces
 
     settings.BUGFORGE_FLAKE_TARGET = 0.99  # one run a side
@@ -105,7 +105,7 @@ def test_history_reverts_a_real_past_fix(db, sandbox_settings, tmp_path, redis_c
     reverts the fix's source half, and the test it added becomes the verifier."""
     import subprocess
 
-    from episodes.jobs import run_baseline
+    from episodes.validation.jobs import run_baseline
     from episodes.models import Repository
 
     origin = sandbox_settings.BUGFORGE_WORK_DIR / "history-origin"

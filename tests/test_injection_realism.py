@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from episodes import injection
-from episodes.engine.injectors import procedural
-from episodes.engine.validation import Verdict
+from episodes.injection import batches as injection
+from episodes.engine.inject import procedural
+from episodes.engine.validate.validator import Verdict
 from episodes.models import Bug
 from episodes.sandboxes import repo_spec, workspaces
 

@@ -11,8 +11,8 @@ from rq import SimpleWorker
 
 from .workers import manage, worker_env
 
-from episodes import jobs
-from episodes.engine.validation import pytest_verifier
+from episodes.validation import jobs
+from episodes.engine.validate.validator import pytest_verifier
 from episodes.models import Bug, Repository, VerificationRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,7 +21,7 @@ PATCH_OLD, PATCH_NEW = "if weight_grams <= band.max_grams:", "if weight_grams < 
 
 
 def boundary_patch(repo, new: str = PATCH_NEW) -> str:
-    from episodes.engine.workspace import diff
+    from episodes.engine.git.workspace import diff
     from episodes.sandboxes import repo_spec, workspaces
 
     spec = repo_spec(repo)
@@ -158,7 +158,7 @@ DECORATION_OLD, DECORATION_NEW = '"""Decimal based money type.', '"""Decimal-bas
 def test_hunk_drop_onto_an_existing_bug_ends_as_its_duplicate(sample_repo, redis_conn, settings, staff_client):
     from django.urls import reverse
 
-    from episodes.engine.workspace import diff
+    from episodes.engine.git.workspace import diff
     from episodes.sandboxes import repo_spec, workspaces
 
     settings.BUGFORGE_FLAKE_TARGET = 0.99

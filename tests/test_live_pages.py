@@ -45,7 +45,7 @@ def test_a_bug_list_row_follows_its_validation(repo, reviewer_client):
 def test_the_flaky_page_figures_follow_the_runs_while_a_rerun_runs(repo, reviewer_client, monkeypatch):
     from django.utils import timezone
 
-    from episodes import curation
+    from episodes.curation import actions as curation
     from episodes.models import VerificationRun
 
     b = bug(repo, 1, "flaky")

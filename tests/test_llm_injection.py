@@ -3,7 +3,7 @@ Completions (or Anthropic Messages) protocol, every call is stored, usable repli
 bugs that the sandbox validates, unusable ones cost retries and are counted on the batch."""
 import pytest
 
-from episodes import injection
+from episodes.injection import batches as injection
 from episodes.models import Bug, InjectionBatch, LLMCall, LLMEndpoint
 
 from .llm.fake_upstream import FakeUpstream, Reply

@@ -1,11 +1,11 @@
-"""Patches read with unidiff (episodes.engine.patches): sections and hunks keep their exact
+"""Patches read with unidiff (episodes.engine.git.patches): sections and hunks keep their exact
 text, removed lines that look like headers stay in their hunk, malformed patches are refused."""
 import pytest
 
-from episodes.engine import patches
-from episodes.engine import coverage_map
-from episodes.engine.mutators.realism import changed_lines
-from episodes.engine.workspace import join_hunks, split_hunks, unified_diff
+from episodes.engine.git import patches
+from episodes.engine.validate import coverage_map
+from episodes.engine.inject.mutators.realism import changed_lines
+from episodes.engine.git.workspace import join_hunks, split_hunks, unified_diff
 
 PATCH = (
     "diff --git a/m.py b/m.py\nindex 1111111..2222222 100644\n--- a/m.py\n+++ b/m.py\n"

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from episodes.engine.repo_detect import BACKEND_INSTALL, BUILD_EXT, detect
+from episodes.engine.repos.detect import BACKEND_INSTALL, BUILD_EXT, detect
 
 
 def tree(root, files):

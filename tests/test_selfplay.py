@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from episodes.engine.selfplay import (
+from episodes.engine.inject.selfplay import (
     Config, Controller, Draw, Outcome, Policy, ScriptedSolver, default_arms, run)
 
 A, B, C = "procedural:flip_comparison", "procedural:off_by_one", "procedural:remove_loop"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from episodes import selfplay
+from episodes.injection import selfplay
 from episodes.models import Bug, SelfPlay, SolveAttempt
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from episodes import selfplay
-from episodes.engine.injectors import combine
-from episodes.engine.samples import SAMPLE_BUGS, SampleBug, pytest_verifier, sample_patch
-from episodes.engine.selfplay import Config, Controller, Policy, ScriptedSolver
+from episodes.injection import selfplay
+from episodes.engine.inject import combine
+from episodes.engine.repos.samples import SAMPLE_BUGS, SampleBug, pytest_verifier, sample_patch
+from episodes.engine.inject.selfplay import Config, Controller, Policy, ScriptedSolver
 from episodes.models import Bug, InjectionBatch, SelfPlay
 
 FLIP, OFF = "procedural:flip_comparison", "procedural:off_by_one"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from episodes import selfplay
-from episodes.engine.selfplay import ScriptedSolver
+from episodes.injection import selfplay
+from episodes.engine.inject.selfplay import ScriptedSolver
 from episodes.models import Bug, SelfPlay, SolveAttempt
 
 OPERATORS = ["flip_comparison", "off_by_one", "change_operator"]

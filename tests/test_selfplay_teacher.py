@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from episodes import selfplay
+from episodes.injection import selfplay
 from episodes.models import Bug, Episode, LLMEndpoint, SelfPlay, SolveAttempt, Teacher
 
 from tests.llm.fake_upstream import FakeUpstream, Reply

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rq import SimpleWorker
 
-from episodes import injection
+from episodes.injection import batches as injection
 from episodes.models import AuditEvent, Bug, LLMCall, LLMEndpoint
 
 from .llm.fake_upstream import FakeUpstream
@@ -131,8 +131,7 @@ def test_procedural_statements_are_marked_template(sample_repo, settings):
 
 def _names_location(statement: str, patch: str, target: str) -> bool:
     """Does a statement name the changed file (path, base name or module) or function?"""
-    from episodes.engine import issue_text
-
+    from episodes.engine.inject import issue_text
     ctx = issue_text.IssueContext(patch=patch, target=target)
     return any(x.startswith(("names the changed file", "names the changed function"))
                for x in issue_text.leaks(statement, ctx, "symptom"))
@@ -142,8 +141,8 @@ def test_template_statements_never_name_the_changed_function_or_file(sample_repo
     """The template (problem_statement_from_failure) over the sample bugs and procedural
     candidates on the sample repository: the share naming the changed function or file is 0."""
     from episodes import sandboxes
-    from episodes.engine.injectors import problem_statement_from_failure, procedural
-    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
+    from episodes.engine.inject import problem_statement_from_failure, procedural
+    from episodes.engine.repos.samples import SAMPLE_BUGS, sample_patch
     from episodes.sandboxes import repo_spec, workspaces
 
     spec, validator = repo_spec(sample_repo), sandboxes.validator(sample_repo)
@@ -165,6 +164,6 @@ def test_template_statements_never_name_the_changed_function_or_file(sample_repo
     share = len(naming) / len(statements)
     with capsys.disabled():
         print(f"\ntemplate statements naming the changed function or file: {len(naming)}/{len(statements)} = {share:.0%}")
-    from episodes.engine import issue_text
+    from episodes.engine.inject import issue_text
     assert share == 0, [(t, issue_text.leaks(s, issue_text.IssueContext(patch=p, target=t), "symptom"))
                         for s, p, t in statements if _names_location(s, p, t)]

@@ -25,8 +25,7 @@ def test_no_trials_says_nothing():
 
 
 def test_flakiness_and_evaluation_use_this_module():
-    from episodes.engine import flakiness
-    from training.engine import evaluation
-
+    from episodes.engine.validate import flakiness
+    from training.engine import eval_maths as evaluation
     assert flakiness.upper_bound is stats.upper_bound
     assert evaluation.clopper_pearson is stats.clopper_pearson and evaluation.wilson is stats.wilson

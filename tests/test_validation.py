@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from episodes.engine.flakiness import StopRule
+from episodes.engine.validate.flakiness import StopRule
 from episodes.engine.sandbox import Limits
-from episodes.engine.validation import BugSpec, Validator, pytest_verifier
-from episodes.engine.workspace import diff
+from episodes.engine.validate.validator import BugSpec, Validator, pytest_verifier
+from episodes.engine.git.workspace import diff
 from episodes.sandboxes import executor, repo_spec, workspaces
 
 pytestmark = pytest.mark.django_db

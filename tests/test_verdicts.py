@@ -4,11 +4,11 @@ is caught), every invalid verdict has its own reason with K/N (a hang on either 
 bomb, a verifier that runs no test), deterministic limit hits are confirmed once, not rerun."""
 import pytest
 
-from episodes.engine import flakiness
-from episodes.engine.flakiness import StopRule
-from episodes.engine.samples import fast_boundary_verifier
+from episodes.engine.validate import flakiness
+from episodes.engine.validate.flakiness import StopRule
+from episodes.engine.repos.samples import fast_boundary_verifier
 from episodes.engine.sandbox import Limits
-from episodes.engine.validation import BugSpec, Validator
+from episodes.engine.validate.validator import BugSpec, Validator
 from episodes.sandboxes import executor, repo_spec, workspaces
 from tests.test_validation import BOUNDARY_BUG, make_patch
 

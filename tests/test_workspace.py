@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from episodes.engine.workspace import GitError, PatchError, WorkspaceFactory, apply_patch, diff, join_hunks, split_hunks
+from episodes.engine.git.workspace import GitError, PatchError, WorkspaceFactory, apply_patch, diff, join_hunks, split_hunks
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_reusable_checkout_undoes_everything_a_run_did(origin, work_dir, tmp_pat
     file, new files and a nested repository, and a `.git` link pointed at a decoy repository."""
     import os
 
-    from episodes.engine.workspace import is_pristine
+    from episodes.engine.git.workspace import is_pristine
 
     repo, commit = origin
     factory = WorkspaceFactory(work_dir / "ws-reuse")

@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from episodes.admin import RecordAdmin
 
-from .models import Dataset, MetricPoint, TrainingRun
+from training.models import Dataset, MetricPoint, TrainingRun
 
 
 @admin.register(Dataset)
@@ -22,7 +22,7 @@ class MetricPointAdmin(RecordAdmin):
     list_filter = ["name"]
 
 
-from .models import Evaluation  # noqa: E402
+from training.models import Evaluation  # noqa: E402
 
 
 @admin.register(Evaluation)

@@ -1,4 +1,4 @@
-"""Build SFT and RL datasets from the database (a thin shell over training.engine.datasets).
+"""Build SFT and RL datasets from the database (a thin shell over training.engine.rows).
 
 Filters (all optional, as a plain dict — what the UI form and `manage.py build_dataset` send):
 
@@ -32,9 +32,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from training.engine import datasets as engine
-
-from .models import Dataset
+from training.engine import rows as engine
+from training.models import Dataset
 
 KNOWN_FILTERS = {
     "sft": {"teacher", "repository", "min_reward", "allow_unknown_terms", "allow_disallowed_terms", "max_length",
@@ -144,7 +143,7 @@ def sft_rows(filters: dict) -> tuple[list[dict], dict]:
         episodes = episodes.filter(teacher__name__in=filters["teacher"])
     if filters.get("repository"):
         episodes = episodes.filter(bug__repository__name__in=filters["repository"])
-    from episodes.engine.trajectory import check_canonical
+    from episodes.engine.trajectories.canonical import check_canonical
 
     dropped = {"unknown_terms": 0, "disallowed_terms": 0, "too_long": 0, "empty": 0, "malformed": 0, "suspicious": 0}
     warnings, rows, flagged_kept = [], [], 0
@@ -244,7 +243,7 @@ def rl_rows(filters: dict) -> tuple[list[dict], dict]:
     rows, dropped = [], {"flaky": 0, "not_stable": 0, "no_verifier": 0}
     curriculum = {}
     if filters.get("solver"):
-        from episodes.difficulty import band_select
+        from episodes.curation.difficulty import band_select
 
         ids = list(bugs.order_by("id").values_list("pk", flat=True))
         kept, reasons = band_select(ids, filters["solver"], tuple(filters["band"]), filters.get("min_attempts", 1))

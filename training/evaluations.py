@@ -1,5 +1,5 @@
 """Evaluations: a model as the built-in agent over a dataset's held-out bugs, and the
-student-vs-teacher-vs-base comparison (the database side of training.engine.evaluate).
+student-vs-teacher-vs-base comparison (the database side of training.engine.eval_runner).
 
 Subjects: a trained checkpoint or a base model (served locally by ``training.engine.serve``
 in a child process, on the `train` queue), a teacher's endpoint (on the `solve` queue; called
@@ -15,10 +15,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from bugforge_web.queues import enqueue
-from training.engine import evaluation as maths
-
-from .datasets import rl_task
-from .models import Evaluation, TrainingRun
+from training.engine import eval_maths as maths
+from training.datasets import rl_task
+from training.models import Evaluation, TrainingRun
 
 DEFAULT_OPTIONS = {"max_steps": 10, "max_new_tokens": 256, "max_wall_s": 600, "temperature": 1.0}
 
@@ -62,7 +61,7 @@ def start_evaluation(ev: Evaluation) -> None:
 
 
 def _sandbox_config() -> dict:
-    from .jobs import sandbox_config
+    from training.runs import sandbox_config
 
     return sandbox_config()
 
@@ -87,7 +86,7 @@ def run_evaluation(evaluation_id: int) -> str:
         Evaluation.objects.filter(pk=ev.pk).update(
             status=Evaluation.Status.SUCCEEDED, attempts=attempts, results=results, finished_at=timezone.now(),
         )
-        from episodes.difficulty import record_evaluation
+        from episodes.curation.difficulty import record_evaluation
 
         ev.attempts = attempts
         record_evaluation(ev)
@@ -111,8 +110,8 @@ def episode_attempts(teacher, bugs) -> list[dict]:
 
 
 def new_attempts(ev: Evaluation, bugs) -> list[dict]:
-    from episodes.engine.agent.loop import AgentLimits
-    from training.engine.evaluate import LocalModelServer, evaluate
+    from episodes.engine.solve.agent.loop import AgentLimits
+    from training.engine.eval_runner import LocalModelServer, evaluate
 
     options = {**DEFAULT_OPTIONS, **(ev.options or {})}
     limits = AgentLimits(max_steps=int(options["max_steps"]), max_wall_s=float(options["max_wall_s"]))

@@ -1,6 +1,6 @@
 """Forms behind the training pages: build a dataset, launch a run. They validate what a user can
 get wrong (names, paths, the dataset kind a method needs, numbers) and leave the rest to
-`training.datasets` / `training.launch`, whose ValueErrors the views show on the form."""
+`training.datasets` / `training.runs`, whose ValueErrors the views show on the form."""
 from pathlib import Path
 
 from django import forms
@@ -8,8 +8,8 @@ from django.conf import settings
 
 from episodes.models import Repository, Teacher
 
-from .launch import NEEDS, allow_hub
-from .models import Dataset, Evaluation, TrainingRun
+from training.runs import NEEDS, allow_hub
+from training.models import Dataset, Evaluation, TrainingRun
 
 TINY = "tiny"  # the base-model choice that builds (once) and uses the tiny offline model
 OTHER = "other"  # the base-model choice that reads the path typed beside it
@@ -254,7 +254,7 @@ class LaunchForm(forms.Form):
         return values
 
     def field_for_error(self, message: str) -> str | None:
-        """Which field a ValueError from `training.launch.start_run` is about, to show it there."""
+        """Which field a ValueError from `training.runs.start_run` is about, to show it there."""
         lowered = message.lower()
         for key in sorted(self.defaults.get(self.cleaned_data.get("method"), {}), key=len, reverse=True):
             if key in message and self.HP_PREFIX + key in self.fields:

@@ -29,7 +29,7 @@ def bug_dict(bug: Bug) -> dict:
 def instance_for(bug: Bug, bundle: str = "") -> tuple[dict, Path]:
     """The SWE-bench instance of ``bug`` and the mirror holding its (just made) buggy commit;
     ValueError when the bug's code cannot be had."""
-    from episodes.engine.workspace import GitError
+    from episodes.engine.git.workspace import GitError
     from episodes.sandboxes import workspaces
 
     try:
@@ -155,7 +155,7 @@ def _source_for(data: dict) -> str:
 def _foreign_clean_commit(source: str, data: dict) -> str:
     """The clean commit of a foreign instance (made in the mirror of ``source`` on top of its
     buggy base_commit: ``training.engine.swebench.clean_commit``)."""
-    from episodes.engine.workspace import GitError
+    from episodes.engine.git.workspace import GitError
     from episodes.sandboxes import workspaces
 
     try:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from training import views
 
 urlpatterns = [
     path("", views.run_list, name="training_run_list"),

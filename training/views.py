@@ -1,5 +1,5 @@
 """Training pages: datasets, the launch form, runs with live curves. Thin: rows are read here,
-datasets are built by `training.datasets`, runs are started and cancelled by `training.launch`."""
+datasets are built by `training.datasets`, runs are started and cancelled by `training.runs`."""
 import json
 import math
 
@@ -14,12 +14,13 @@ from django.views.decorators.http import require_GET
 from bugforge_web.auth import staff_required
 from episodes.models import AuditEvent, Teacher
 
-from . import datasets, evaluations, launch
-from .engine import hyperparameters as hp
-from .engine.evaluation import headline
-from .forms import LORA_RANK_KEY, OTHER, TINY, DatasetBuildForm, EvaluationForm, LaunchForm, local_model_choices
-from .models import Dataset, Evaluation, MetricPoint, TrainingRun
-from .tiny import ensure_tiny_model, tiny_model_path
+from training import datasets, evaluations
+from training.runs import request_cancel, start_run
+from training.engine import hyperparameters as hp
+from training.engine.eval_maths import headline
+from training.forms import LORA_RANK_KEY, OTHER, TINY, DatasetBuildForm, EvaluationForm, LaunchForm, local_model_choices
+from training.models import Dataset, Evaluation, MetricPoint, TrainingRun
+from training.tiny import ensure_tiny_model, tiny_model_path
 
 ACTIVE = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
 POINTS_PER_RESPONSE = 20_000  # a long run's first fetch comes in pages rather than one huge body
@@ -164,7 +165,7 @@ def run_cancel(request, pk):
         messages.error(request, f"{run.name} is {run.status}: there is nothing to cancel.")
         return redirect(run)
     before = run.status  # request_cancel reloads the row (a queued run is cancelled at once)
-    launch.request_cancel(run)
+    request_cancel(run)
     AuditEvent.record(request.user, "cancel_training_run", run, before={"status": before},
                       after={"status": run.status, "cancel_requested": True})
     messages.info(request, f"Cancel requested: {run.name} stops at its next optimizer step.")
@@ -234,7 +235,7 @@ def run_launch(request):
             hyperparameters=form.hyperparameters(), use_lora=data["use_lora"], device=data["device"],
             created_by=request.user,
         )
-        launch.start_run(run)
+        start_run(run)
     except (ValueError, RuntimeError) as exc:  # RuntimeError: the tiny model could not be built
         form.add_error(form.field_for_error(str(exc)) if isinstance(exc, ValueError) else "base_model", str(exc))
         return _launch_page(request, form, status=400)

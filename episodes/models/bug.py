@@ -167,7 +167,7 @@ class Bug(models.Model):
     statement_flags = models.JSONField(default=dict, blank=True, help_text='{"leaks": [...], "underspecified": bool, ...}')
     provenance = models.JSONField(default=dict, blank=True, help_text="where the bug came from (imports, self-play round)")
 
-    # Flakiness: verifier agreement over repeated runs (see engine.flakiness).
+    # Flakiness: verifier agreement over repeated runs (see engine.validate.flakiness).
     clean_runs = models.PositiveIntegerField(default=0)
     clean_passes = models.PositiveIntegerField(default=0)
     buggy_runs = models.PositiveIntegerField(default=0)
@@ -237,7 +237,7 @@ class Bug(models.Model):
         type(self).objects.filter(pk=self.pk).update(**{f: getattr(self, f) for f in fields})
 
     def apply_verdict(self, verdict) -> None:
-        """Store an engine.validation.Verdict on this bug. Dropped hunks are kept (the planted
+        """Store an engine.validate.validator.Verdict on this bug. Dropped hunks are kept (the planted
         patch in ``original_patch``); a shortened patch that another bug already has makes
         this bug an invalid duplicate of that one, its own patch untouched."""
         from django.db import IntegrityError, transaction
@@ -290,7 +290,7 @@ class Bug(models.Model):
 
     def _audit_reviews(self, settled: str) -> None:
         if settled:
-            from .audit import AuditEvent
+            from episodes.models.audit import AuditEvent
 
             AuditEvent.record(None, f"review_outcome_{settled}", self,
                               after={"status": self.status, "reason": self.invalid_reason})
@@ -298,7 +298,7 @@ class Bug(models.Model):
     def reviewed_status(self, reviews=None) -> str:
         """The outcome of the bug's reviews (SWE-bench Verified's rule: any severity ≥ 2, any
         other major issue or any reject drops it; otherwise an approve approves it)."""
-        from .audit import Review
+        from episodes.models.audit import Review
 
         reviews = list(self.reviews.all()) if reviews is None else reviews
         return self.Status(Review.outcome(reviews))
@@ -317,7 +317,7 @@ class Bug(models.Model):
     def _collapse_near_duplicate(self) -> None:
         """A valid bug changing the same line(s) as an earlier valid/approved bug of this
         repository and pin, with the same FAIL_TO_PASS, adds nothing: invalid "near_duplicate"."""
-        from ..engine.mutators.realism import changed_lines
+        from episodes.engine.inject.mutators.realism import changed_lines
 
         if self.status != self.Status.VALID or not self.fail_to_pass:
             return
@@ -368,8 +368,7 @@ class Bug(models.Model):
     def measure_flakiness(self, target: float | None = None):
         """The figures from every counted run so far, set on this instance (not saved): what a
         page shows while reruns are still coming in."""
-        from episodes.engine import flakiness
-
+        from episodes.engine.validate import flakiness
         figures = flakiness.measure(*self.run_outcomes(), target=target or self.flake_target)
         self._set_flakiness(figures)
         return figures
@@ -384,9 +383,8 @@ class Bug(models.Model):
 
     @property
     def flakiness(self):
-        """The stored figures as an engine.flakiness.Flakiness."""
-        from episodes.engine import flakiness
-
+        """The stored figures as an engine.validate.flakiness.Flakiness."""
+        from episodes.engine.validate import flakiness
         return flakiness.Flakiness(self.clean_runs, self.clean_passes, self.buggy_runs, self.buggy_fails,
                                    self.flip_rate, self.flake_upper_bound or 1.0, self.flake_target)
 
@@ -408,7 +406,7 @@ class Bug(models.Model):
     CURATABLE = ("valid", "approved", "rejected")
 
     def _audited(self, actor, action: str, change, extra_before=None, extra_after=None, **after):
-        from .audit import AuditEvent
+        from episodes.models.audit import AuditEvent
 
         before = {**{k: getattr(self, k) for k in after}, **(extra_before or {})}
         fields = [f.attname for f in self._meta.concrete_fields if not f.primary_key]
@@ -424,7 +422,7 @@ class Bug(models.Model):
     def review(self, reviewer, **rubric):
         """Record ``reviewer``'s rubric and verdict, then settle the bug from all reviews
         (``reviewed_status``). A reject needs a reason in the notes."""
-        from .audit import Review
+        from episodes.models.audit import Review
 
         if self.status not in self.CURATABLE:
             raise ValueError(f"a {self.status} bug cannot be reviewed: only valid bugs are curated")
@@ -448,7 +446,7 @@ class Bug(models.Model):
         """Undo the review recorded by audit ``event``: the reviewer's earlier rubric comes back
         (or their review goes), the bug is settled again from the reviews left, and the undo is
         audited. Refused when a later review by the same reviewer replaced it, or it was undone."""
-        from .audit import AuditEvent, Review
+        from episodes.models.audit import AuditEvent, Review
 
         if event.action != "review" or event.target_type != "episodes.bug" or event.target_id != str(self.pk):
             raise ValueError(f"audit event {event.pk} is not a review of bug {self.pk}")

@@ -109,13 +109,13 @@ class Teacher(models.Model):
 
     def limits(self):
         """The episode limits in ``config`` (steps, tokens, cost, wall time), defaults filled in."""
-        from episodes.engine.agent.loop import AgentLimits
+        from episodes.engine.solve.agent.loop import AgentLimits
 
         return AgentLimits.from_dict(self.config)
 
     def budget(self):
         """What the gateway enforces on every call of this teacher's episodes, any harness."""
-        from episodes.gateway.budget import Budget
+        from episodes.solving.gateway.budget import Budget
 
         limits = self.limits()
         return Budget(max_steps=limits.max_steps, max_tokens=limits.max_tokens, max_cost_usd=limits.max_cost_usd)
@@ -251,7 +251,7 @@ class Episode(models.Model):
         """Staff's word on an episode graded past the static screen (``needs_review``):
         ``clear`` (a genuine fix: its reward stands and it may enter SFT sets) or ``refuse``
         (reward False, unsolved). Audited; a tampered run cannot be cleared."""
-        from .audit import AuditEvent
+        from episodes.models.audit import AuditEvent
 
         if decision not in ("clear", "refuse"):
             raise ValueError("decision must be 'clear' or 'refuse'")

@@ -43,7 +43,7 @@ class Repository(models.Model):
     # Always the resolved 40-hex commit ("" only until the first fetch resolves ``ref``).
     pinned_commit = models.CharField(max_length=40, blank=True, validators=[COMMIT])
     previous_pin = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="repins")
-    # What add_repo inferred from the checkout and why (engine.repo_detect.Detected.to_dict()),
+    # What add_repo inferred from the checkout and why (engine.repos.detect.Detected.to_dict()),
     # and which fields the user set instead.
     detected = models.JSONField(default=dict, blank=True)
     overridden = models.JSONField(default=list, blank=True)
@@ -63,7 +63,7 @@ class Repository(models.Model):
     # Baseline: the clean suite's per-test status from JUnit XML, {test_id: {"status", "duration"}}.
     baseline_tests = models.JSONField(default=dict, blank=True)
     baseline_duration_s = models.FloatField(null=True, blank=True)
-    # Which passing tests execute which source lines (engine.coverage_map), from the baseline.
+    # Which passing tests execute which source lines (engine.validate.coverage_map), from the baseline.
     coverage = models.JSONField(default=dict, blank=True)
     baseline_at = models.DateTimeField(null=True, blank=True)
 
@@ -96,7 +96,7 @@ class Repository(models.Model):
 
     @property
     def coverage_summary(self) -> dict:
-        from ..engine.coverage_map import summary
+        from episodes.engine.validate.coverage_map import summary
 
         return summary(self.coverage)
 

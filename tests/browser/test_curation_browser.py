@@ -83,7 +83,7 @@ def test_filter_bugs_and_approve_with_the_keyboard(page, live_server, staff, pag
 
 
 def test_flaky_verifier_rerun_grows_the_run_grid(page, live_server, staff, sample_repo, redis_conn, settings, page_errors):
-    from episodes.engine.samples import FLAKY_VERIFIER
+    from episodes.engine.repos.samples import FLAKY_VERIFIER
     from tests.test_jobs import boundary_patch
 
     bug = Bug.objects.create(repository=sample_repo, base_commit=sample_repo.pinned_commit, status="flaky",

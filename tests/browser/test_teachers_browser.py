@@ -5,11 +5,11 @@ upstream), and open the solved episode."""
 import pytest
 from playwright.sync_api import expect
 
-from episodes import solving
+from episodes.solving import episodes as solving
 from episodes.models import Episode
 
 from tests.llm.fake_upstream import FakeUpstream
-from tests.solving.conftest import approved_bug, engine_bug, policy, ready_repo  # noqa: F401 (fixtures)
+from tests.factories import policy
 
 from .test_login_and_pages import log_in
 

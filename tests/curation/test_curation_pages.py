@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from episodes import curation
+from episodes.curation import actions as curation
 from episodes.models import AuditEvent, Bug, Episode, Repository, Review, Teacher, VerificationRun
 
 pytestmark = [pytest.mark.django_db]

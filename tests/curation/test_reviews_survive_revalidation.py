@@ -2,7 +2,7 @@
 when the new verdict is still valid, and says why the outcome lapsed when it is not."""
 import pytest
 
-from episodes.engine.validation import Verdict
+from episodes.engine.validate.validator import Verdict
 from episodes.models import AuditEvent, Bug, Repository
 
 pytestmark = pytest.mark.django_db

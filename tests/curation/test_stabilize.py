@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from episodes import jobs
+from episodes.validation import jobs
 from episodes.models import AuditEvent, Bug
 
 from ..test_jobs import boundary_patch, burst, make_bug

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from episodes import curation
+from episodes.curation import actions as curation
 from episodes.models import AuditEvent, Bug, Repository, Review
 
 pytestmark = pytest.mark.django_db

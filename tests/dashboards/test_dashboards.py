@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from episodes import dashboards
+from episodes.dashboards import figures as dashboards
 from episodes.models import Bug, Episode, InjectionBatch, LLMCall, Repository, Review, Teacher
 
 pytestmark = [pytest.mark.django_db]

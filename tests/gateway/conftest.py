@@ -58,7 +58,7 @@ def make_episode(module_db, upstream):
 @pytest.fixture(scope="module")
 def gateway(module_db):
     """One gateway server for a module's tests (tests that change its settings start their own)."""
-    from episodes.gateway.server import serve_in_background
+    from episodes.solving.gateway.server import serve_in_background
 
     with serve_in_background() as base:
         yield base

@@ -112,7 +112,7 @@ def test_concurrent_calls_cannot_slip_past_the_step_limit(gateway, make_episode,
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from episodes.gateway.budget import MAX_IN_FLIGHT
+    from episodes.solving.gateway.budget import MAX_IN_FLIGHT
 
     def burst(token, n, refused, tools):
         release = threading.Event()

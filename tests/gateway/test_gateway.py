@@ -141,7 +141,7 @@ def test_upstream_errors_are_passed_back_and_recorded(gateway, make_episode, ups
 
 @pytest.mark.parametrize("protocol", ["openai_responses", "anthropic"])
 def test_unreachable_and_slow_upstreams(make_episode, upstream, settings, protocol):
-    from episodes.gateway.server import serve_in_background
+    from episodes.solving.gateway.server import serve_in_background
 
     settings.BUGFORGE_GATEWAY_TIMEOUT_S = 0.5
     probe = __import__("socket").socket()
@@ -310,7 +310,7 @@ def test_official_sdks_work_through_the_gateway(gateway, make_episode, upstream)
 
 
 def test_ending_an_episode_revokes_its_token(make_episode, upstream, settings):
-    from episodes.gateway.server import serve_in_background
+    from episodes.solving.gateway.server import serve_in_background
 
     settings.BUGFORGE_GATEWAY_TOKEN_CACHE_S = 0  # the default remembers a live token for 2 s
     episode, token = make_episode("anthropic")
@@ -335,7 +335,7 @@ def test_client_giving_up_before_the_upstream_answers_is_recorded(gateway, make_
 
 
 def test_long_raw_streams_are_capped_but_the_answer_is_whole(make_episode, upstream, settings):
-    from episodes.gateway.server import serve_in_background
+    from episodes.solving.gateway.server import serve_in_background
 
     settings.BUGFORGE_GATEWAY_RAW_STREAM_MAX_BYTES = 300
     episode, token = make_episode("anthropic")

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from episodes.gateway.core import Upstream
+from episodes.solving.gateway.core import Upstream
 from episodes.engine.llm.usage import Usage, usage_of
-from episodes.gateway.reassemble import Reassembler, SSEDecoder
+from episodes.solving.gateway.reassemble import Reassembler, SSEDecoder
 from tests.llm.fake_upstream import STREAMERS, Reply
 
 CALL = {"id": "call_9", "name": "bash", "arguments": {"command": "pytest -q tests/test_tax.py", "timeout": 30}}

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from episodes.gateway.server import gateway_url, serve_in_background
+from episodes.solving.gateway.server import gateway_url, serve_in_background
 from tests.llm.fake_upstream import Reply
 
 from .conftest import wait_for_calls

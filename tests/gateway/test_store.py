@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError
 
-from episodes.gateway.store import DjangoStore, _Writer, record_calls
+from episodes.solving.gateway.store import DjangoStore, _Writer, record_calls
 from episodes.models import Episode, LLMCall
 
 

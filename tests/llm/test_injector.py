@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from episodes.engine.injectors import (
+from episodes.engine.inject import (
     InjectionRequest,
     MalformedReply,
     inject,
     parse_reply,
     problem_statement_from_failure,
 )
-from episodes.engine.injectors.llm_injector import blank_body, splice
-from episodes.engine.workspace import unified_diff
+from episodes.engine.inject.llm_injector import blank_body, splice
+from episodes.engine.git.workspace import unified_diff
 from episodes.engine.llm import EndpointConfig, LLMClient
 
 from .fake_upstream import Reply
@@ -296,7 +296,7 @@ def test_rewrite_rejects_a_changed_signature(request_for):
 
 
 def test_seed_varies_the_prompt_and_bad_requests_fail_without_calls(fake_upstream, request_for):
-    from episodes.engine.injectors.llm_injector import build_prompt
+    from episodes.engine.inject.llm_injector import build_prompt
 
     prompts = {build_prompt(request_for(seed=s))[1] for s in range(12)}
     assert len(prompts) > 1

@@ -3,9 +3,9 @@ underspecification flag, malformed replies and regeneration, over the real clien
 scripted local model server."""
 import pytest
 
-from episodes.engine import issue_text
-from episodes.engine.issue_text import IssueContext, MalformedStatement
-from episodes.engine.injectors.llm_injector import pytest_verifier
+from episodes.engine.inject import issue_text
+from episodes.engine.inject.issue_text import IssueContext, MalformedStatement
+from episodes.engine.inject.llm_injector import pytest_verifier
 from episodes.engine.llm import EndpointConfig, LLMClient
 
 PATCH = """\

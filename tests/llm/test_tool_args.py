@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from episodes.engine.agent.loop import to_anthropic
-from episodes.engine.agent.tools import ToolError, parse_arguments
+from episodes.engine.solve.agent.loop import to_anthropic
+from episodes.engine.solve.agent.tools import ToolError, parse_arguments
 from episodes.engine.llm.tool_args import BadToolArguments, tool_arguments, tool_arguments_or_as_sent
-from episodes.engine.trajectory import check_canonical, tool_call
-from training.engine.datasets import sft_row, template_message
+from episodes.engine.trajectories.canonical import check_canonical, tool_call
+from training.engine.rows import sft_row, template_message
 from training.engine.serve import _template_messages
 
 MALFORMED = '{"path": "a.py"'  # the closing brace missing

@@ -30,8 +30,8 @@ def test_a_usage_block_found_outside_a_response_body_reads_the_same():
 
 
 def test_the_cli_runner_and_the_importers_count_tokens_with_the_one_reader():
-    from episodes.engine.importers import codex
-    from episodes.engine.runners.external import summarize_events
+    from episodes.engine.trajectories.importers import codex
+    from episodes.engine.solve.runners.external import summarize_events
 
     result = {"type": "result", "subtype": "success", "result": "done", "num_turns": 2, **ANTHROPIC_CACHED}
     summary = summarize_events("claude_code", [result])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from episodes.engine.mutators import Mutation
+from episodes.engine.inject.mutators import Mutation
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from episodes.engine.mutators import OPERATORS, FunctionInfo, Mutation, list_functions, mutations, sample
+from episodes.engine.inject.mutators import OPERATORS, FunctionInfo, Mutation, list_functions, mutations, sample
 
 from .conftest import hunks
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from episodes.engine.mutators import OPERATORS, mutations
+from episodes.engine.inject.mutators import OPERATORS, mutations
 
 from .conftest import assert_well_formed
 

@@ -1,8 +1,8 @@
 """Realism scores of procedural mutations, rule by rule, on concrete snippets."""
 import textwrap
 
-from episodes.engine.mutators import Mutation, mutations
-from episodes.engine.mutators.realism import changed_lines, score
+from episodes.engine.inject.mutators import Mutation, mutations
+from episodes.engine.inject.mutators.realism import changed_lines, score
 
 
 def _one(source: str, operator: str, contains: str) -> Mutation:

@@ -20,8 +20,8 @@ import pytest
 
 from episodes.engine.sandbox import EnvironmentSpec, Limits, SandboxError
 from episodes.engine.sandbox.local import ENV_MARKER
-from episodes.engine.validation import RepoSpec, Validator
-from episodes.engine.workspace import WorkspaceFactory, git
+from episodes.engine.validate.validator import RepoSpec, Validator
+from episodes.engine.git.workspace import WorkspaceFactory, git
 
 from .test_docker_backend import docker_url, dx  # noqa: F401  (the Docker suite's fixtures)
 

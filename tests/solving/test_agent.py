@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from episodes.engine.agent.loop import AgentLimits, run_agent, to_anthropic
-from episodes.engine.agent.tools import TOOL_SCHEMAS, Workbench
+from episodes.engine.solve.agent.loop import AgentLimits, run_agent, to_anthropic
+from episodes.engine.solve.agent.tools import TOOL_SCHEMAS, Workbench
 from episodes.engine.llm import EndpointConfig
 from episodes.engine.sandbox.base import Limits
 

@@ -15,10 +15,10 @@ from datetime import timedelta
 
 import pytest
 
-from episodes import solving
-from episodes.engine.importers import import_text
-from episodes.engine.runners import cli_path, missing_cli_message
-from episodes.engine.trajectory import check_canonical
+from episodes.solving import episodes as solving
+from episodes.engine.trajectories.importers import import_text
+from episodes.engine.solve.runners import cli_path, missing_cli_message
+from episodes.engine.trajectories.canonical import check_canonical
 from episodes.models import Episode, LLMCall
 
 from tests.llm.fake_upstream import Reply

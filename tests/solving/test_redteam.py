@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from episodes.engine.reward.changes import diff_lines
-from episodes.engine.reward.screen import screen
+from episodes.engine.solve.reward.changes import diff_lines
+from episodes.engine.solve.reward.screen import screen
 
 from episodes.engine.sandbox.base import Limits
 
-from .conftest import fix
+from tests.factories import fix
 
 BUGGY = "if weight_grams < band.max_grams:"
 BAND_FOR = '        """The first (lightest) band the parcel fits into, if any."""\n'
@@ -208,8 +208,8 @@ def test_records_after_the_end_are_refused(engine_bug):
 
 def test_a_verifier_running_pytest_in_a_subprocess_still_grades_a_genuine_fix(engine_bug):
     """Only the first process to load the plugin holds its key; a nested pytest stays silent."""
-    from episodes.engine.reward import grade
-    from episodes.engine.validation import BugSpec
+    from episodes.engine.solve.reward import grade
+    from episodes.engine.validate.validator import BugSpec
 
     verifier = ("import subprocess, sys\n"
                 "sys.exit(subprocess.call([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', "

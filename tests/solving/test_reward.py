@@ -4,9 +4,9 @@ import textwrap
 
 import pytest
 
-from episodes.engine.reward import excluded_reason, file_diff, split_patch
+from episodes.engine.solve.reward import excluded_reason, file_diff, split_patch
 
-from .conftest import fix
+from tests.factories import fix
 
 
 FORCE_PASS_CONFTEST = textwrap.dedent(
@@ -233,7 +233,7 @@ def test_split_patch_is_not_fooled_by_removed_lines_that_look_like_headers():
 
 
 def test_a_file_holding_the_bugs_tests_is_never_graded_as_source(engine_bug):
-    from episodes.engine.reward import grade
+    from episodes.engine.solve.reward import grade
     from episodes.engine.sandbox.base import Limits
 
     with engine_bug.checkout() as ws:

@@ -7,15 +7,15 @@ import subprocess
 import pytest
 from django.core.management import call_command
 
-from episodes import solving
-from episodes.engine.agent.tools import TOOL_SCHEMAS
+from episodes.solving import episodes as solving
+from episodes.engine.solve.agent.tools import TOOL_SCHEMAS
 from episodes.models import Bug, Episode, LLMCall, LLMEndpoint, SolveBatch, Teacher
 
 from tests.llm.fake_upstream import FakeUpstream, Reply
 
 from tests.workers import manage, worker_env
 
-from .conftest import policy
+from tests.factories import policy
 from .test_redteam import FORGE_REPORTS
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the gateway records from its own threads

@@ -7,9 +7,9 @@ import os
 import textwrap
 from pathlib import Path
 
-from episodes.engine.flakiness import StopRule
+from episodes.engine.validate.flakiness import StopRule
 from episodes.engine.sandbox.base import Limits
-from episodes.engine.workspace import TASK_TIME, git
+from episodes.engine.git.workspace import TASK_TIME, git
 
 SCAN = textwrap.dedent("""\
     import json, os, sys
@@ -82,7 +82,7 @@ def test_an_environment_holding_the_packages_own_code_is_refused(engine_bug):
 
     import pytest
 
-    from episodes.engine.validation import EnvironmentLeak, Validator, own_packages
+    from episodes.engine.validate.validator import EnvironmentLeak, Validator, own_packages
 
     validator = Validator(engine_bug.executor, engine_bug.workspaces, Limits(timeout_s=60), flake=StopRule(target=0.99))
     env_dir = engine_bug.executor.environment_path(engine_bug.repo.environment)

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from episodes.engine.agent.tools import TOOL_SCHEMAS, Workbench, truncate
+from episodes.engine.solve.agent.tools import TOOL_SCHEMAS, Workbench, truncate
 from episodes.engine.sandbox.base import Limits
 
 

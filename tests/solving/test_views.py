@@ -158,8 +158,7 @@ def test_launch_by_ids_refuses_unapproved_bugs(staff_client, teacher, approved, 
 def test_cancel_a_batch_from_the_page_and_the_command(staff_client, reviewer_client, teacher, approved, redis_conn):
     from django.core.management import call_command
 
-    from episodes import solving
-
+    from episodes.solving import episodes as solving
     batch = solving.launch(teacher, approved[:2], k=1)
     first, second = batch.episodes.order_by("id")
     Episode.objects.filter(pk=first.pk).update(status="running")

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from episodes import difficulty
+from episodes.curation import difficulty
 from training.datasets import build_rl_dataset
-from training.engine import datasets as engine
+from training.engine import rows as engine
 from training.models import Dataset
 
-from .conftest import make_bug, make_repo
+from tests.factories import make_bug, make_repo
 
 pytestmark = pytest.mark.django_db
 

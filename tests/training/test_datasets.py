@@ -8,10 +8,10 @@ from datasets import load_from_disk
 
 from episodes.models import Teacher
 from training.datasets import build_rl_dataset, build_sft_dataset
-from training.engine import datasets as engine
+from training.engine import rows as engine
 from training.models import Dataset
 
-from .conftest import make_bug, make_episode, make_repo
+from tests.factories import make_bug, make_episode, make_repo
 
 pytestmark = pytest.mark.django_db
 
@@ -149,7 +149,7 @@ def test_datasets_are_immutable_and_names_unique(world):
 
 
 def test_rl_set_takes_approved_non_flaky_bugs(world):
-    from episodes.engine.task_format import prompt_messages
+    from episodes.engine.solve.task_format import prompt_messages
 
     bugs = world["bugs"]
     make_bug(world["repos"][0], 10, status="valid")
@@ -197,7 +197,7 @@ def test_grpo_environment_exposes_exactly_the_agent_tools():
     methods are the built-in agent's TOOL_SCHEMAS, argument for argument."""
     import inspect
 
-    from episodes.engine.agent.tools import TOOL_SCHEMAS
+    from episodes.engine.solve.agent.tools import TOOL_SCHEMAS
     from training.engine.grpo_env import BugEnvironment
 
     methods = {name: fn for name, fn in inspect.getmembers(BugEnvironment, inspect.isfunction)
@@ -215,8 +215,8 @@ def test_sft_rows_render_the_prompt_the_agent_sends(tiny_model):
     request rendered by the local model server."""
     from transformers import AutoTokenizer
 
-    from episodes.engine.agent.loop import request_body
-    from episodes.engine.task_format import SYSTEM_PROMPT, TOOL_SCHEMAS, task_prompt
+    from episodes.engine.solve.agent.loop import request_body
+    from episodes.engine.solve.task_format import SYSTEM_PROMPT, TOOL_SCHEMAS, task_prompt
 
     head = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task_prompt("x fails")}]
     row = engine.sft_row({"messages": head + [{"role": "assistant", "content": "ok"}], "tools": TOOL_SCHEMAS}, 1, "r")

@@ -6,11 +6,11 @@ import pytest
 
 from episodes.models import Bug, Teacher
 from training import evaluations
-from training.engine import evaluation as ev_maths
+from training.engine import eval_maths as ev_maths
 from training.engine import swebench
 from training.models import Evaluation
 
-from .conftest import make_episode
+from tests.factories import make_episode
 
 
 def test_pass_at_k_is_unbiased_and_bounded():
@@ -113,7 +113,7 @@ def test_checkpoint_runs_as_the_built_in_agent_on_heldout_bugs(tiny_model, appro
 
     # A teacher endpoint (a real local HTTP server speaking Chat Completions) that makes the
     # right edit and submits: graded like an episode, pass@1 = 1; the table puts it beside the base.
-    from episodes.engine.samples import SAMPLE_BUGS
+    from episodes.engine.repos.samples import SAMPLE_BUGS
     from episodes.models import LLMEndpoint
     from tests.llm.fake_upstream import FakeUpstream, Reply
 
@@ -134,7 +134,7 @@ def test_checkpoint_runs_as_the_built_in_agent_on_heldout_bugs(tiny_model, appro
     table = evaluations.comparison(ds)
     assert [(r["role"], r["pass1"]) for r in table] == [("teacher", 1.0), ("base", 0.0)]
     # both evaluations' attempts are the bug's measured difficulty, per solver and overall
-    from episodes.difficulty import per_solver
+    from episodes.curation.difficulty import per_solver
 
     assert {s: (e.successes, e.attempts) for s, e in per_solver(approved_bug.pk).items()} == {
         f"checkpoint:{tiny_model}": (0, 2), "teacher:scripted": (1, 1)}

@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from episodes.models import Bug, Repository
 
-from .conftest import add_sample_bug
+from tests.factories import add_sample_bug
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training import jobs, launch
+from training import runs
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,8 +47,8 @@ def test_grpo_two_steps_with_the_sandbox_reward(tiny_model, rl_dataset, settings
     before = workspaces_in(settings)  # the session's work dir may hold other tests' leftovers
     run = make_run("grpo", tiny_model, rl_dataset, max_steps=2, num_generations=2, per_device_train_batch_size=2,
                    max_completion_length=24, max_tool_calling_iterations=2, save_steps=10)
-    launch.validate(run)
-    assert jobs.run_training(run.pk) == "succeeded", TrainingRun.objects.get(pk=run.pk).error
+    runs.validate(run)
+    assert runs.run_training(run.pk) == "succeeded", TrainingRun.objects.get(pk=run.pk).error
     run.refresh_from_db()
     curves = run.curves()
     assert [s for s, _ in curves["reward"]] == [1, 2]
@@ -67,14 +67,14 @@ def test_grpo_two_steps_with_the_sandbox_reward(tiny_model, rl_dataset, settings
 
 def test_reward_is_one_for_a_correct_fix_and_zero_otherwise(approved_bug, settings):
     """The environment's tools act on a real buggy checkout, and the reward is the grader's."""
-    from episodes.engine.samples import SAMPLE_BUGS
+    from episodes.engine.repos.samples import SAMPLE_BUGS
     from training.datasets import rl_task
     from training.engine import grpo_env
 
     before = workspaces_in(settings)
     sample = SAMPLE_BUGS[0]
     task = json.dumps(rl_task(approved_bug))
-    factory = grpo_env.environment_factory(jobs.sandbox_config())
+    factory = grpo_env.environment_factory(runs.sandbox_config())
     fixed, untouched = factory(), factory()
     fixed.reset(task=task, bug_id=approved_bug.pk)
     untouched.reset(task=task, bug_id=approved_bug.pk)
@@ -108,7 +108,7 @@ def test_metrics_arrive_while_running_and_cancel_stops_it(tiny_model, sft_datase
     from tests.workers import manage, worker_env
 
     run = make_run("sft", tiny_model, sft_dataset, max_steps=5000, save_steps=100000)
-    launch.start_run(run)
+    runs.start_run(run)
     worker = manage("rqworker", "train", "--burst", env=worker_env(settings),
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -123,7 +123,7 @@ def test_metrics_arrive_while_running_and_cancel_stops_it(tiny_model, sft_datase
             assert run.status in ("queued", "running"), run.error
             time.sleep(0.3)
         assert seen_while_running >= 2, f"no metrics while running (status {run.status})"
-        launch.request_cancel(run)
+        runs.request_cancel(run)
         assert worker.wait(timeout=180) == 0
     finally:
         if worker.poll() is None:
@@ -138,22 +138,22 @@ def test_metrics_arrive_while_running_and_cancel_stops_it(tiny_model, sft_datase
 def test_a_missing_model_fails_with_a_clear_error(sft_dataset, tmp_path):
     run = make_run("sft", str(tmp_path / "no-such-model"), sft_dataset, max_steps=2)
     with pytest.raises(ValueError, match="base model not found"):
-        launch.start_run(run)
+        runs.start_run(run)
     # and when the model vanishes after launch, the runner says so and the run fails
-    assert jobs.run_training(run.pk) == "failed"
+    assert runs.run_training(run.pk) == "failed"
     run.refresh_from_db()
     assert run.error.startswith("base model not found") and "no-such-model" in run.error
 
 
 def test_launch_validation(tiny_model, sft_dataset, db):
     with pytest.raises(ValueError, match="GRPO trains on an RL dataset"):
-        launch.validate(make_run("grpo", tiny_model, sft_dataset))
+        runs.validate(make_run("grpo", tiny_model, sft_dataset))
     with pytest.raises(ValueError, match="needs an RL dataset for its GRPO phase"):
-        launch.validate(make_run("sft_grpo", tiny_model, sft_dataset))
+        runs.validate(make_run("sft_grpo", tiny_model, sft_dataset))
     with pytest.raises(ValueError, match="max_steps: 'lots' is not a valid int"):
-        launch.validate(make_run("sft", tiny_model, sft_dataset, max_steps="lots"))
+        runs.validate(make_run("sft", tiny_model, sft_dataset, max_steps="lots"))
     with pytest.raises(ValueError, match="num_generations"):
-        launch.validate(_grpo_run_with(tiny_model, num_generations=3, per_device_train_batch_size=2))
+        runs.validate(_grpo_run_with(tiny_model, num_generations=3, per_device_train_batch_size=2))
 
 
 def _grpo_run_with(model, **hparams):
@@ -172,10 +172,10 @@ def test_sft_then_grpo_with_lora(tiny_model, sft_dataset, rl_dataset):
                    num_generations=2, max_completion_length=16, max_tool_calling_iterations=1, lora_r=4)
     run.use_lora = True
     run.save()
-    launch.start_run(run)  # validates and queues; run it here instead of in a worker
+    runs.start_run(run)  # validates and queues; run it here instead of in a worker
     run.refresh_from_db()
     assert run.max_steps == 4
-    assert jobs.run_training(run.pk) == "succeeded", TrainingRun.objects.get(pk=run.pk).error
+    assert runs.run_training(run.pk) == "succeeded", TrainingRun.objects.get(pk=run.pk).error
     run.refresh_from_db()
     curves = run.curves(["loss", "reward"])
     assert [s for s, _ in curves["reward"]] == [3, 4] and {1, 2} <= {s for s, _ in curves["loss"]}

@@ -14,7 +14,7 @@ from django.core.management import call_command
 
 from episodes.models import Bug, Repository
 
-from .conftest import add_sample_bug
+from tests.factories import add_sample_bug
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +120,7 @@ def test_repo_is_owner_name_for_github_like_sources_and_local_sources_stay_home(
 def test_a_bug_whose_code_is_gone_is_refused(db, tmp_path):
     from django.core.management.base import CommandError
 
-    from .conftest import make_bug, make_repo
+    from tests.factories import make_bug, make_repo
 
     make_bug(make_repo("lib-gone"), 1)
     with pytest.raises(CommandError, match="cannot make its buggy commit"):

@@ -16,7 +16,7 @@ import sys
 import pytest
 from django.core.management import call_command
 
-from .conftest import add_sample_bug
+from tests.factories import add_sample_bug
 
 pytestmark = pytest.mark.django_db
 

@@ -13,14 +13,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from episodes.engine.agent.loop import AgentLimits, run_agent
-from episodes.engine.agent.tools import Workbench
+from episodes.engine.solve.agent.loop import AgentLimits, run_agent
+from episodes.engine.solve.agent.tools import Workbench
 from episodes.engine.llm import EndpointConfig
 from episodes.engine.sandbox.base import Limits
-from episodes.engine.task_format import SYSTEM_PROMPT, TOOL_SCHEMAS, prompt_messages, task_prompt
-from episodes.engine.trajectory import canonical_from_calls
-from training.engine import datasets as ds
-from training.engine import evaluate, grpo_env
+from episodes.engine.solve.task_format import SYSTEM_PROMPT, TOOL_SCHEMAS, prompt_messages, task_prompt
+from episodes.engine.trajectories.canonical import canonical_from_calls
+from training.engine import rows as ds
+from training.engine import grpo_env
+from training.engine import eval_runner as evaluate
 from training.engine.serve import _template_messages
 
 from tests.llm.fake_upstream import FakeUpstream, Reply

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.training.conftest import STABLE_FIGURES
+from tests.factories import STABLE_FIGURES
 from django.urls import reverse
 
 from episodes.models import AuditEvent, Teacher
@@ -377,7 +377,7 @@ def test_build_errors_are_shown_on_the_form(staff_client, episodes, settings, tm
 # Evaluations -------------------------------------------------------------------------------------
 
 def test_evaluations_compare_student_teacher_and_base(reviewer_client, run, sft_set):
-    from training.engine.evaluation import report
+    from training.engine.eval_maths import report
     from training.models import Evaluation
 
     assert "No evaluation yet" in reviewer_client.get(reverse("training_evaluation_list")).content.decode()

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from episodes.engine.runners import cli_path, run_external_agent
+from episodes.engine.solve.runners import cli_path, run_external_agent
 from episodes.engine.sandbox import Limits
 from episodes.engine.sandbox.local import LocalExecutor
 from tests.llm.fake_upstream import FakeUpstream

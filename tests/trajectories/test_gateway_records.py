@@ -7,7 +7,7 @@ import time
 import httpx2 as httpx
 import pytest
 
-from episodes.engine.trajectory import canonical_from_calls, check_canonical
+from episodes.engine.trajectories.canonical import canonical_from_calls, check_canonical
 from tests.llm.fake_upstream import FakeUpstream, Reply
 
 ROUTES = {"openai_chat": "/v1/chat/completions", "openai_responses": "/v1/responses", "anthropic": "/v1/messages?beta=true"}
@@ -44,7 +44,7 @@ def turns(protocol):
 
 @pytest.mark.parametrize("protocol", ["openai_chat", "openai_responses", "anthropic"])
 def test_streamed_calls_recorded_by_the_gateway_convert(protocol, transactional_db):
-    from episodes.gateway.server import serve_in_background
+    from episodes.solving.gateway.server import serve_in_background
     from episodes.models import Bug, Episode, LLMCall, LLMEndpoint, Repository, Teacher
 
     with FakeUpstream() as upstream:

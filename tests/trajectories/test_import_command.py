@@ -88,8 +88,8 @@ def test_grade_runs_the_submission_through_the_reward(sample_repo, tmp_path):
     the real sandbox; one that leaves it in earns False."""
     import json
 
-    from episodes.engine.samples import SAMPLE_BUGS, sample_patch
-    from episodes.engine.reward import file_diff
+    from episodes.engine.repos.samples import SAMPLE_BUGS, sample_patch
+    from episodes.engine.solve.reward import file_diff
     from episodes.sandboxes import repo_spec, workspaces
 
     sample = SAMPLE_BUGS[0]

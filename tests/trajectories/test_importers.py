@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from episodes.engine.importers import ImportFormatError, import_file, import_text
-from episodes.engine.trajectory import check_canonical
+from episodes.engine.trajectories.importers import ImportFormatError, import_file, import_text
+from episodes.engine.trajectories.canonical import check_canonical
 
 FIXTURES = Path(__file__).with_name("fixtures")
 

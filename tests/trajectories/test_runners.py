@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from episodes.engine.importers import import_text
-from episodes.engine.runners import cli_path, missing_cli_message, run_external_agent
+from episodes.engine.trajectories.importers import import_text
+from episodes.engine.solve.runners import cli_path, missing_cli_message, run_external_agent
 from episodes.engine.sandbox import Limits, Mount
 from episodes.engine.sandbox.local import LocalExecutor
-from episodes.engine.trajectory import canonical_from_calls, check_canonical
+from episodes.engine.trajectories.canonical import canonical_from_calls, check_canonical
 from tests.llm.fake_upstream import FakeUpstream
 from tests.trajectories.relay import unix_relay
 from tests.trajectories.scenario import FIXED_LINE, TASK, ScriptedAgentModel, make_workspace, steps
@@ -50,7 +50,7 @@ def wait_for_calls(episode, at_least: int, timeout_s: float = 15):
 def test_real_cli_fixes_the_scenario_through_the_gateway(harness, transactional_db, scratch):
     if cli_path(harness) is None:
         pytest.skip(missing_cli_message(harness))
-    from episodes.gateway.server import serve_in_background
+    from episodes.solving.gateway.server import serve_in_background
     from episodes.models import Bug, Episode, LLMEndpoint, Repository, Teacher
 
     setup = SETUP[harness]

@@ -12,9 +12,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from episodes.engine.importers import FORMATS, ImportFormatError, import_text
-from episodes.engine.trajectory import check_canonical
-from episodes.episode_import import HARNESS_OF_FORMAT
+from episodes.engine.trajectories.importers import FORMATS, ImportFormatError, import_text
+from episodes.engine.trajectories.canonical import check_canonical
+from episodes.solving.imports import HARNESS_OF_FORMAT
 from episodes.management.commands.import_episodes import PATTERNS
 from episodes.models import Bug, Episode, Repository
 

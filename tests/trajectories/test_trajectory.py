@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from episodes.engine.trajectory import TrajectoryError, canonical_from_calls, check_canonical
+from episodes.engine.trajectories.canonical import TrajectoryError, canonical_from_calls, check_canonical
 
 ANTHROPIC_TOOLS = [
     {"name": "bash", "description": "Run a shell command", "input_schema": {

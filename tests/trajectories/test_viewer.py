@@ -158,7 +158,7 @@ def test_a_running_episode_refreshes_itself_until_it_ends(world, reviewer_client
 
 @pytest.mark.sqlite
 def test_scrub_masks_credentials_but_not_ordinary_text():
-    from episodes.engine.scrub import Scrubber
+    from episodes.engine.llm.scrub import Scrubber
 
     body = {"Authorization": "Bearer x", "x-api-key": "k", "max_tokens": 5, "input_tokens": 3,
             "messages": [{"content": "pip install scikit-learn; sk-learn is fine; token sk-proj-abcdefghijklmnop1234"}],

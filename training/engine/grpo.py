@@ -1,8 +1,8 @@
 """GRPOConfig from a plain hyperparameter dict (vLLM in server mode is an option for GPU hosts)."""
 from __future__ import annotations
 
-from . import hyperparameters as hp
-from .sft import device_kwargs, lora_config
+from training.engine import hyperparameters as hp
+from training.engine.sft import device_kwargs, lora_config
 
 
 def build_config(hparams: dict, output_dir: str, device: str = "cpu"):

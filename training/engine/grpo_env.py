@@ -8,7 +8,7 @@ TRL renders into the prompt from them (``get_json_schema``) are ``TOOL_SCHEMAS``
 delegating to the very same ``Workbench`` the episodes use — so a student trained here sees the
 tools, and the error texts, it will be evaluated with. The prompt itself is the RL row's
 (``task_format.prompt_messages``: the built-in agent's system prompt and task). The reward, ``verifier_reward``, is the
-episodes' own verdict: ``episodes.engine.reward.grade`` on a pristine checkout with the bug
+episodes' own verdict: ``episodes.engine.solve.reward.grade`` on a pristine checkout with the bug
 record's verifier and tests, as 1.0 / 0.0.
 
 The row's ``task`` column (a JSON string, see ``training.datasets.rl_task``) says where the
@@ -25,11 +25,11 @@ import os
 import threading
 from pathlib import Path
 
-from episodes.engine.agent.tools import TOOL_SCHEMAS, Workbench
-from episodes.engine.reward import grade
+from episodes.engine.solve.agent.tools import TOOL_SCHEMAS, Workbench
+from episodes.engine.solve.reward import grade
 from episodes.engine.sandbox import Limits, make_executor
-from episodes.engine.validation import BugSpec, RepoSpec, prepare_repo
-from episodes.engine.workspace import WorkspaceFactory
+from episodes.engine.validate.validator import BugSpec, RepoSpec, prepare_repo
+from episodes.engine.git.workspace import WorkspaceFactory
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import tarfile
 import tomllib
 from pathlib import Path
 
-from . import swebench
+from training.engine import swebench
 
 REWARD_PATH = "/logs/verifier/reward.txt"
 WORKDIR = "/app"

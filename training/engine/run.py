@@ -26,7 +26,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import hyperparameters as hp
+from training.engine import hyperparameters as hp
 
 METRICS_FILE = "metrics.jsonl"
 STATUS_FILE = "status.json"
@@ -113,7 +113,7 @@ def _tokenizer(model_path: str):
 def train_sft(model_path: str, dataset, hparams: dict, output_dir: Path, callback, device: str, use_lora: bool):
     from trl import SFTTrainer
 
-    from . import sft
+    from training.engine import sft
 
     args, peft_config = sft.build_config({**hparams, "use_lora": use_lora}, str(output_dir), device)
     tok = _tokenizer(model_path)
@@ -128,7 +128,7 @@ def train_grpo(model_path: str, dataset, hparams: dict, output_dir: Path, callba
                sandbox: dict):
     from trl import GRPOTrainer
 
-    from . import grpo, grpo_env
+    from training.engine import grpo, grpo_env
 
     args, peft_config = grpo.build_config({**hparams, "use_lora": use_lora}, str(output_dir), device)
     tok = _tokenizer(model_path)
@@ -174,7 +174,7 @@ def run(config: dict) -> dict:
     except ValueError as exc:
         raise RunError(str(exc)) from None
 
-    from .callbacks import MetricsFileCallback
+    from training.engine.callbacks import MetricsFileCallback
     device = config.get("device", "cpu")
     use_lora = bool(config.get("use_lora"))
     metrics = output_dir / METRICS_FILE

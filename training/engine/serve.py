@@ -18,7 +18,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from training.engine.datasets import template_message
+from training.engine.rows import template_message
 
 TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
 THINK = re.compile(r"<think>.*?</think>\s*", re.S)

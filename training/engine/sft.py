@@ -1,7 +1,7 @@
 """SFTConfig from a plain hyperparameter dict, and the optional LoRA config."""
 from __future__ import annotations
 
-from . import hyperparameters as hp
+from training.engine import hyperparameters as hp
 
 
 def lora_config(lora: dict):

@@ -44,9 +44,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from episodes.engine import patches
-from episodes.engine.validation import VERIFIER_PATH, pytest_verifier
-from episodes.engine.workspace import unified_diff
+from episodes.engine.git import patches
+from episodes.engine.validate.validator import VERIFIER_PATH, pytest_verifier
+from episodes.engine.git.workspace import unified_diff
 
 INSTANCE_FIELDS = ("instance_id", "repo", "base_commit", "patch", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS",
                    "problem_statement", "hints_text", "created_at", "version", "environment_setup_commit")
@@ -133,7 +133,7 @@ def _reverse_body(lines: list[str]) -> list[str]:
 
 def reverse_patch(patch: str) -> str:
     """The unified diff that undoes ``patch`` (modifications, new, deleted and renamed files);
-    read with ``engine.patches`` (unidiff)."""
+    read with ``engine.git.patches`` (unidiff)."""
     sections = patches.parse(patch)
     body = "".join(section.text for section in sections)
     out = [patch[:len(patch) - len(body)]]  # any text before the first file, kept as it was

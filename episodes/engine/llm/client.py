@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Callable
 from urllib.parse import urlsplit
 
-from ..scrub import Scrubber
-from .usage import Prices, Usage, family_of, usage_of
+from episodes.engine.llm.scrub import Scrubber
+from episodes.engine.llm.usage import Prices, Usage, family_of, usage_of
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import time
 
-from .client import ChatResult, EndpointConfig, LLMClient
-from .usage import usage_of
+from episodes.engine.llm.client import ChatResult, EndpointConfig, LLMClient
+from episodes.engine.llm.usage import usage_of
 
 PROMPT = "Reply with OK."
 

@@ -9,7 +9,7 @@ import inspect
 import os
 from pathlib import Path
 
-from .base import (
+from episodes.engine.sandbox.base import (
     KILLED_CPU,
     KILLED_FILE_SIZE,
     KILLED_MEMORY,
@@ -32,11 +32,11 @@ def make_executor(backend: str, cache_dir: Path, docker_url: str | None = None) 
     """Return the executor for ``backend`` ("local" or "docker")."""
     cache_dir = Path(cache_dir)
     if backend == "local":
-        from .local import LocalExecutor
+        from episodes.engine.sandbox.local import LocalExecutor
 
         return LocalExecutor(cache_dir)
     if backend == "docker":
-        from .docker_backend import DockerExecutor  # lazy: needs the docker SDK
+        from episodes.engine.sandbox.docker_backend import DockerExecutor  # lazy: needs the docker SDK
 
         if not docker_url:
             return DockerExecutor.from_env(cache_dir)

@@ -93,8 +93,8 @@ class EnvironmentSpec:
         ``episodes.sandboxes.environment_data`` makes of a Repository row, and what an RL row's
         task carries): its packages plus coverage.py (the baseline's coverage map); with an
         install step, the source tree is part of what it is (the step's build outputs depend on it)."""
-        from ..coverage_map import COVERAGE_PACKAGE
-        from ..workspace import git
+        from episodes.engine.validate.coverage_map import COVERAGE_PACKAGE
+        from episodes.engine.git.workspace import git
 
         setup_command = environment.get("setup_command") or ""
         return cls(

@@ -58,9 +58,9 @@ import time
 import uuid
 from pathlib import Path
 
-from ..locks import file_lock
-from . import artifacts
-from .base import (
+from episodes.engine.locks import file_lock
+from episodes.engine.sandbox import artifacts
+from episodes.engine.sandbox.base import (
     KILLED_CPU,
     KILLED_FILE_SIZE,
     KILLED_MEMORY,

@@ -1,7 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from episodes import injection, repo_intake
+from episodes.injection import batches as injection
+
+from episodes.repositories import intake as repo_intake
 from episodes.models import Bug, Repository
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes.jobs import run_baseline
+from episodes.validation.jobs import run_baseline
 from episodes.models import Repository
 
 

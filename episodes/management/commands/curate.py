@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes import curation
+from episodes.curation import actions as curation
 from episodes.forms import BugFilterForm, ReviewForm
 from episodes.models import AuditEvent, Bug
 

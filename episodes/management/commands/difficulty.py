@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes import difficulty
+from episodes.curation import difficulty
 from episodes.models import Bug
 
 

@@ -18,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, uds, log_level, **options):
         import uvicorn
 
-        from episodes.gateway.server import build_app, uvicorn_config
+        from episodes.solving.gateway.server import build_app, uvicorn_config
 
         kw = {"uds": uds} if uds else {"host": host, "port": port}
         server = uvicorn.Server(uvicorn_config(build_app(), log_level=log_level, **kw))

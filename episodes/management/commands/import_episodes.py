@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes.engine.importers import FORMATS, ImportFormatError, import_file
-from episodes.engine.trajectory import check_canonical
-from episodes.episode_import import already_imported, grade_imported, store_imported, teacher_for_import
+from episodes.engine.trajectories.importers import FORMATS, ImportFormatError, import_file
+from episodes.engine.trajectories.canonical import check_canonical
+from episodes.solving.imports import already_imported, grade_imported, store_imported, teacher_for_import
 from episodes.models import Bug
 
 

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from episodes import injection
+from episodes.injection import batches as injection
 from episodes.models import Bug, LLMEndpoint, Repository
 
 

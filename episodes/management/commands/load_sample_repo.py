@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from episodes.engine.samples import SAMPLE_BUGS, build_sample_git_repo, sample_patch
+from episodes.engine.repos.samples import SAMPLE_BUGS, build_sample_git_repo, sample_patch
 from episodes.models import Bug, Repository
 
 SAMPLE = "cartcalc"
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"{'Registered' if created else 'Already registered'}: {repo.name} at {commit[:12]} ({dest})")
         if baseline:
-            from episodes.jobs import run_baseline
+            from episodes.validation.jobs import run_baseline
 
             status = run_baseline(repo.pk)
             repo.refresh_from_db()
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             self._add_sample_bugs(repo)
 
     def _add_sample_bugs(self, repo):
-        from episodes.jobs import enqueue_validation
+        from episodes.validation.jobs import enqueue_validation
         from episodes.sandboxes import workspaces
 
         mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)

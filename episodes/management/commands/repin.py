@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes import repo_intake
-from episodes.engine.workspace import GitError
+from episodes.repositories import intake as repo_intake
+from episodes.engine.git.workspace import GitError
 from episodes.models import Repository
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes import selfplay
+from episodes.injection import selfplay
 from episodes.models import Repository
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from episodes import solving
+from episodes.solving import episodes as solving
 from episodes.models import Episode, Repository, Teacher
 
 

@@ -2,7 +2,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from episodes import curation, jobs
+from episodes.curation import actions as curation
+
+from episodes.validation import jobs
 from episodes.models import Bug, Repository
 
 

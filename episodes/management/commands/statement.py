@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes import statements
+from episodes.injection import statements
 from episodes.models import Bug, LLMEndpoint
 
 

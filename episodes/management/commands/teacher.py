@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from episodes import solving
-from episodes.engine.agent.loop import AgentLimits
+from episodes.solving import episodes as solving
+from episodes.engine.solve.agent.loop import AgentLimits
 from episodes.models import AuditEvent, LLMEndpoint, Teacher
 
 TERMS = {"yes": True, "no": False, "unknown": None}

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from episodes import jobs
+from episodes.validation import jobs
 from episodes.models import Bug, Repository
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from training.launch import request_cancel
+from training.runs import request_cancel
 from training.models import TrainingRun
 
 

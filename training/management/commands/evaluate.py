@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from training import evaluations
-from training.engine.evaluation import headline
+from training.engine.eval_maths import headline
 from training.models import Dataset, Evaluation, TrainingRun
 
 

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(result['created'])} bug(s) created, {len(result['existing'])} already there, "
                           f"{len(result['errors'])} skipped")
         if validate and result["created"]:
-            from episodes.jobs import enqueue_validation
+            from episodes.validation.jobs import enqueue_validation
             from episodes.models import Bug
 
             for bug in Bug.objects.filter(pk__in=result["created"]):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from tqdm import tqdm
 
-from training import launch
+from training import runs
 from training.models import Dataset, TrainingRun
 
 
@@ -46,19 +46,19 @@ class Command(BaseCommand):
             use_lora=lora, device=device,
         )
         try:
-            launch.validate(run)
+            runs.validate(run)
         except ValueError as exc:
             raise CommandError(str(exc))
         if not sync:
-            launch.start_run(run)
+            runs.start_run(run)
             self.stdout.write(f"run {run.pk} queued on 'train' (job {run.job_id})")
             return
-        run.max_steps = launch.total_steps(run)
+        run.max_steps = runs.total_steps(run)
         run.save()
         self._run_here(run)
 
     def _run_here(self, run):
-        from training.jobs import run_training
+        from training.runs import run_training
 
         errors = []
 
@@ -79,7 +79,7 @@ class Command(BaseCommand):
                 self._update(bar, run)
         except KeyboardInterrupt:
             self.stderr.write("cancelling: the run stops at the end of its current step…")
-            launch.request_cancel(run)
+            runs.request_cancel(run)
             thread.join()
         self._update(bar, run)
         bar.close()

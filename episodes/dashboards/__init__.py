@@ -1,0 +1,1 @@
+"""Dashboards: the figures behind /dashboards/ (`figures.py`), cached in Redis."""
