@@ -3,11 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from bugforge_web import views
+from episodes.dashboards import views as dashboard_views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("counts/", views.home_counts, name="home_counts"),
-    path("dashboards/", views.dashboards, name="dashboards"),
+    path("dashboards/", dashboard_views.dashboards, name="dashboards"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("episodes.urls")),

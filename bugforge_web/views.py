@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.db.models import Count
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -32,24 +31,3 @@ def home(request):
 def home_counts(request):
     """The live part of the home page, polled by htmx."""
     return render(request, "partials/home_counts.html", {"counts": _counts()})
-
-
-@require_GET
-def dashboards(request):
-    from episodes.dashboards import figures
-    from episodes.forms import DashboardFilterForm
-
-    form = DashboardFilterForm(request.GET or None)
-    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    scope = figures.Scope(data.get("repository") or "", data.get("since"), data.get("until"))
-    return render(
-        request,
-        "dashboards.html",
-        {
-            "form": form,
-            "scope": scope,
-            "repositories": Repository.objects.order_by("name").values_list("name", flat=True),
-            **figures.all_charts(scope, use_cache=request.GET.get("fresh") != "1"),
-            "sandbox_backend": settings.BUGFORGE_SANDBOX,
-        },
-    )

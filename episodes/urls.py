@@ -1,31 +1,28 @@
 from django.urls import path
 
-from episodes import views
-
 from episodes.curation import views as curation_views
+from episodes.injection import selfplay_views, statement_views
+from episodes.injection import views as injection_views
+from episodes.repositories import views as repository_views
+from episodes.solving import episode_views, teacher_views
+from episodes.validation import views as validation_views
 
-from episodes.solving import episode_views
-
-from episodes.injection import statement_views
-
-from episodes.solving import teacher_views
-from episodes.injection import selfplay_views
 urlpatterns = [
-    path("repositories/", views.repository_list, name="repository_list"),
-    path("repositories/new/", views.repository_new, name="repository_new"),
-    path("repositories/add/", views.repository_add, name="repository_add"),
-    path("repositories/<int:pk>/", views.repository_detail, name="repository_detail"),
-    path("repositories/<int:pk>/progress/", views.repository_progress, name="repository_progress"),
-    path("repositories/<int:pk>/prepare/", views.repository_prepare, name="repository_prepare"),
-    path("repositories/<int:pk>/repin/", views.repository_repin, name="repository_repin"),
-    path("repositories/<int:pk>/archive/", views.repository_archive, name="repository_archive"),
-    path("repositories/<int:pk>/baseline/", views.repository_baseline, name="repository_baseline"),
-    path("repositories/<int:pk>/inject/", views.repository_inject, name="repository_inject"),
-    path("batches/<int:pk>/progress/", views.batch_progress, name="batch_progress"),
+    path("repositories/", repository_views.repository_list, name="repository_list"),
+    path("repositories/new/", repository_views.repository_new, name="repository_new"),
+    path("repositories/add/", repository_views.repository_add, name="repository_add"),
+    path("repositories/<int:pk>/", repository_views.repository_detail, name="repository_detail"),
+    path("repositories/<int:pk>/progress/", repository_views.repository_progress, name="repository_progress"),
+    path("repositories/<int:pk>/prepare/", repository_views.repository_prepare, name="repository_prepare"),
+    path("repositories/<int:pk>/repin/", repository_views.repository_repin, name="repository_repin"),
+    path("repositories/<int:pk>/archive/", repository_views.repository_archive, name="repository_archive"),
+    path("repositories/<int:pk>/baseline/", repository_views.repository_baseline, name="repository_baseline"),
+    path("repositories/<int:pk>/inject/", injection_views.repository_inject, name="repository_inject"),
+    path("batches/<int:pk>/progress/", injection_views.batch_progress, name="batch_progress"),
     path("bugs/", curation_views.bug_list, name="bug_list"),
     path("bugs/<int:pk>/", curation_views.bug_detail, name="bug_detail"),
-    path("bugs/<int:pk>/progress/", views.bug_progress, name="bug_progress"),
-    path("bugs/<int:pk>/validate/", views.bug_validate, name="bug_validate"),
+    path("bugs/<int:pk>/progress/", validation_views.bug_progress, name="bug_progress"),
+    path("bugs/<int:pk>/validate/", validation_views.bug_validate, name="bug_validate"),
     path("bugs/<int:pk>/rerun/", curation_views.bug_rerun, name="bug_rerun"),
     path("bugs/<int:pk>/review/", curation_views.bug_review, name="bug_review"),
     path("bugs/<int:pk>/statement/", statement_views.bug_statement_rewrite, name="bug_statement_rewrite"),
@@ -33,7 +30,7 @@ urlpatterns = [
     path("bugs/<int:pk>/stable/", curation_views.bug_mark_stable, name="bug_mark_stable"),
     path("bugs/<int:pk>/stabilize/", curation_views.bug_stabilize, name="bug_stabilize"),
     path("bugs/stabilize/", curation_views.bugs_stabilize, name="bugs_stabilize"),
-    path("bugs/<int:pk>/status-cell/", views.bug_status_cell, name="bug_status_cell"),
+    path("bugs/<int:pk>/status-cell/", validation_views.bug_status_cell, name="bug_status_cell"),
     path("bugs/bulk/", curation_views.bug_bulk, name="bug_bulk"),
     path("bugs/bulk/apply/", curation_views.bug_bulk_apply, name="bug_bulk_apply"),
     path("audit/<int:pk>/undo/", curation_views.audit_undo, name="audit_undo"),
@@ -47,7 +44,7 @@ urlpatterns = [
     path("episodes/<int:pk>/review/", episode_views.episode_review, name="episode_review"),
     path("episodes/<int:pk>/session-log/", episode_views.episode_session_log, name="episode_session_log"),
     path("llm-calls/<int:pk>/", episode_views.llm_call_detail, name="llm_call_detail"),
-    path("sandbox/", views.sandbox_status, name="sandbox_status"),
+    path("sandbox/", validation_views.sandbox_status, name="sandbox_status"),
     path("teachers/", teacher_views.teacher_list, name="teacher_list"),
     path("teachers/add/", teacher_views.teacher_add, name="teacher_add"),
     path("teachers/<int:pk>/", teacher_views.teacher_detail, name="teacher_detail"),

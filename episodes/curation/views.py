@@ -10,7 +10,7 @@ from bugforge_web.auth import staff_required
 
 from episodes.curation import actions as curation
 from episodes.engine.inject.mutators import OPERATORS
-from episodes.forms import BugFilterForm, BulkReviewForm, ReviewForm, VerifierForm
+from episodes.curation.forms import BugFilterForm, BulkReviewForm, ReviewForm, VerifierForm
 from episodes.models import AuditEvent, Bug, LLMEndpoint, Repository, Review
 
 

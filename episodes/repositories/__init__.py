@@ -1,1 +1,1 @@
-"""Repositories: register, fetch, pin and baseline a codebase (`intake.py`; its pages are in `episodes/views.py`)."""
+"""Repositories: register, fetch, pin and baseline a codebase (`intake.py`; its pages are `views.py`)."""

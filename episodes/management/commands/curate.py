@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from episodes.curation import actions as curation
-from episodes.forms import BugFilterForm, ReviewForm
+from episodes.curation.forms import BugFilterForm, ReviewForm
 from episodes.models import AuditEvent, Bug
 
 

@@ -1,23 +1,18 @@
-"""Thin views: read rows, or enqueue a job and say so. The work lives in models and jobs."""
-from django.conf import settings
+"""Repository pages: register, prepare, re-pin, archive, baseline; thin views over intake.py."""
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET
 
 from bugforge_web.auth import staff_required
-
-from episodes.injection import batches as injection
-
-from episodes.validation import jobs
-
-from episodes.repositories import intake as repo_intake
 from episodes.engine.git.workspace import GitError
-from episodes.forms import AddRepositoryForm, InjectOptionsForm
 from episodes.engine.inject import procedural
 from episodes.engine.inject.issue_text import STYLES
 from episodes.engine.inject.mutators import OPERATORS
-from episodes.models import AuditEvent, Bug, InjectionBatch, LLMEndpoint, Repository
+from episodes.injection import batches as injection
+from episodes.models import AuditEvent, LLMEndpoint, Repository
+from episodes.repositories import intake as repo_intake
+from episodes.repositories.forms import AddRepositoryForm
+from episodes.validation import jobs
 
 
 @require_GET
@@ -114,92 +109,9 @@ def repository_detail(request, pk):
 
 
 @staff_required
-def repository_inject(request, pk):
-    repo = get_object_or_404(Repository, pk=pk)
-    method = request.POST.get("method", Bug.Method.PROCEDURAL)
-    try:
-        count = int(request.POST.get("count") or 10)
-    except ValueError:
-        count = 0
-    endpoint = LLMEndpoint.objects.filter(pk=request.POST.get("endpoint") or None).first()
-    options_form, options = InjectOptionsForm(request.POST), None
-    if options_form.is_valid():
-        try:
-            options = options_form.batch_options(endpoint)
-        except ValidationError as exc:
-            options_form.add_error(None, exc)
-    if repo.archived_at:
-        messages.error(request, f"{repo.name} is removed from use; re-pin it to plant new bugs.")
-    elif not 1 <= count <= 1000:
-        messages.error(request, "Ask for between 1 and 1000 candidates.")
-    elif method not in injection.METHODS:
-        messages.error(request, f"Unknown injection method {method!r}.")
-    elif method in injection.LLM_METHODS and endpoint is None:
-        messages.error(request, "LLM injection needs an endpoint: add one in the admin first.")
-    elif options is None:
-        messages.error(request, "; ".join(f"{'' if f == '__all__' else f.replace('_', ' ') + ': '}{e}"
-                                          for f, errs in options_form.errors.items() for e in errs))
-    else:
-        operators = [o for o in request.POST.getlist("operators") if o in OPERATORS]
-        batch = injection.start_batch(repo, method, count, user=request.user, operators=operators, endpoint=endpoint,
-                                      **options)
-        AuditEvent.record(request.user, "start_injection", batch, after={"method": method, "count": count, **{
-            k: getattr(v, "name", v) for k, v in options.items()}})
-        messages.info(request, f"Injection batch {batch.pk} queued: {count} {method} candidate(s).")
-    return redirect(repo)
-
-
-@require_GET
-def batch_progress(request, pk):
-    """One injection batch's live progress, polled by htmx while it runs."""
-    batch = get_object_or_404(InjectionBatch.objects.with_progress(), pk=pk)
-    response = render(request, "episodes/partials/batch_row.html", {"batch": batch})
-    if request.htmx and batch.status not in ("queued", "running") and not batch.settling:
-        # finished and every bug settled: reload the page once, so its figures (bugs, yield,
-        # "no injected bug yet") catch up; the reloaded row no longer polls
-        response["HX-Refresh"] = "true"
-    return response
-
-
-@staff_required
 def repository_baseline(request, pk):
     repo = get_object_or_404(Repository, pk=pk)
     jobs.enqueue_baseline(repo)
     AuditEvent.record(request.user, "enqueue_baseline", repo)
     messages.info(request, f"Baseline of {repo} queued on the verify queue.")
     return redirect(repo)
-
-
-@require_GET
-def bug_status_cell(request, pk):
-    """A bug list row's status, polled by htmx while the bug is still being validated."""
-    bug = get_object_or_404(Bug.objects.only("pk", "status", "quarantined"), pk=pk)
-    return render(request, "episodes/partials/bug_status_cell.html", {"bug": bug})
-
-
-@require_GET
-def bug_progress(request, pk):
-    """Live validation status, polled by htmx while a job runs."""
-    bug = get_object_or_404(Bug, pk=pk)
-    return render(request, "episodes/partials/bug_progress.html", {"bug": bug})
-
-
-@staff_required
-def bug_validate(request, pk):
-    bug = get_object_or_404(Bug, pk=pk)
-    before = bug.status
-    jobs.enqueue_validation(bug)
-    AuditEvent.record(request.user, "enqueue_validation", bug, before={"status": before}, after={"status": "validating"})
-    messages.info(request, f"Validation of bug {bug.pk} queued.")
-    return redirect(bug)
-
-
-@require_GET
-def sandbox_status(request):
-    from episodes.sandboxes import probe_reports
-
-    return render(
-        request,
-        "episodes/sandbox_status.html",
-        {"reports": probe_reports(), "selected": settings.BUGFORGE_SANDBOX, "work_dir": settings.BUGFORGE_WORK_DIR},
-    )
