@@ -18,12 +18,23 @@ def upstream():
 
 
 @pytest.fixture(scope="module")
-def module_db(django_db_setup, django_db_blocker):
+def module_db(request, django_db_setup, django_db_blocker):
     """Database access, committed at once, for a whole module: the gateway's own threads must
     see the rows a test makes. ``transactional_db`` would do, but empties every table after each
     test (about a second each); ``make_episode`` deletes what each test made instead."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    # pytest-django creates the test database only when a collected test asks for one (the `db`
+    # fixtures or mark), which this fixture is not: run alone, these tests would otherwise write
+    # to the configured (developer's) database.
+    asked = {"db", "transactional_db", "live_server"}
+    created = not any(asked & set(item.fixturenames) or item.get_closest_marker("django_db")
+                      for item in request.session.items)
     with django_db_blocker.unblock():
+        databases = setup_databases(verbosity=0, interactive=False, aliases={"default"}) if created else None
         yield
+        if created:
+            teardown_databases(databases, verbosity=0)
 
 
 @pytest.fixture

@@ -163,6 +163,106 @@ class _UpstreamBroke(Exception):
     """The upstream connection failed after the answer had started: the client's is cut too."""
 
 
+def _new_call(upstream: Upstream, protocol: str, path: str, request_doc) -> dict:
+    """The record of one call, before it is forwarded (the request as stored, scrubbed)."""
+    return {
+        "episode_id": upstream.episode_id, "endpoint_id": upstream.endpoint_id, "protocol": protocol,
+        "path": path[:200], "streamed": isinstance(request_doc, dict) and request_doc.get("stream") is True,
+        "request": request_doc, "response": {}, "raw_stream": "", "status_code": None, "error": "",
+        "tokens_in": 0, "tokens_out": 0, "cache_read": 0, "cache_write": 0, "cost_usd": 0.0,
+        "latency_ms": None, "ttfb_ms": None, "step": False, "refused": "",
+    }
+
+
+def _upstream_headers(protocol: str, headers: dict, upstream: Upstream) -> list[tuple[str, str]]:
+    """The agent's headers the upstream needs, plus the endpoint's own credentials."""
+    out = [(k, headers[k]) for k in FORWARDED_REQUEST_HEADERS if k in headers]
+    if protocol == "anthropic" and "anthropic-version" not in headers:
+        out.append(("anthropic-version", "2023-06-01"))
+    return out + [("accept-encoding", "identity"), *upstream.auth_headers()]
+
+
+async def _until_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class _Relay:
+    """Passes the upstream's answer to the client as it arrives, keeping what the record needs:
+    the bytes (capped for a stream, whose body is reassembled instead), their total and the time
+    of the first byte."""
+
+    def __init__(self, send, response, watching: asyncio.Future, reassembler: Reassembler | None, raw_cap: int):
+        self.send, self.response, self.watching = send, response, watching
+        self.reassembler, self.raw_cap = reassembler, raw_cap
+        self.raw = bytearray()
+        self.total = 0
+        self.first_byte_at: float | None = None
+
+    async def run(self) -> str:
+        """Relay until the answer ends, the client hangs up or the upstream breaks; the call's
+        error ("" when it went through)."""
+        pumping = asyncio.ensure_future(self._pump())
+        error = ""
+        try:
+            await asyncio.wait({pumping, self.watching}, return_when=asyncio.FIRST_COMPLETED)
+            if not pumping.done() or isinstance(pumping.exception(), _ClientGone):
+                pumping.cancel()
+                error = "client disconnected"
+                await asyncio.gather(pumping, return_exceptions=True)
+            elif isinstance(pumping.exception(), _UpstreamBroke):
+                error = f"upstream stream broken: {pumping.exception()}"
+            elif pumping.exception() is not None:
+                raise pumping.exception()
+        finally:
+            self.watching.cancel()
+            if not pumping.done():  # we are being cancelled ourselves (server shutdown)
+                pumping.cancel()
+            if pumping.done() and not pumping.cancelled() and pumping.exception() is None:
+                self.response.release()  # read to the end: the connection goes back to the pool
+            else:
+                self.response.close()  # a half-read upstream connection is closed, not pooled
+        return error
+
+    async def _pump(self) -> None:
+        response = self.response
+        await self._to_client({"type": "http.response.start", "status": response.status, "headers": [
+            (k, v) for k, v in response.raw_headers if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS]})
+        try:
+            async for chunk in response.content.iter_any():
+                await self._chunk(chunk)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            # aiohttp raises before handing over bytes that arrived just before the break:
+            # those are passed on first, so the agent gets everything the upstream sent.
+            leftover = _buffered(response.content)
+            if leftover:
+                await self._chunk(leftover)
+            raise _UpstreamBroke(f"{type(exc).__name__}: {exc}") from exc
+        if self.watching.done():
+            raise _ClientGone()
+        await self._to_client({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _chunk(self, chunk: bytes) -> None:
+        await self._to_client({"type": "http.response.body", "body": chunk, "more_body": True})
+        if self.first_byte_at is None:
+            self.first_byte_at = time.perf_counter()
+        self.total += len(chunk)
+        if self.reassembler is not None:
+            self.reassembler.feed(chunk)
+            if len(self.raw) < self.raw_cap:
+                self.raw.extend(chunk[: self.raw_cap - len(self.raw)])
+        else:
+            self.raw.extend(chunk)
+        if self.watching.done():  # servers such as uvicorn drop sends to a closed client silently
+            raise _ClientGone()
+
+    async def _to_client(self, message: dict) -> None:
+        try:
+            await self.send(message)
+        except OSError as exc:  # servers that raise, rather than ignore, a send to a closed client
+            raise _ClientGone() from exc
+
+
 class GatewayApp:
     """The ASGI application. One shared ``aiohttp.ClientSession`` (connection pool) per event
     loop, created on lifespan startup or on first use and closed on lifespan shutdown."""
@@ -302,20 +402,8 @@ class GatewayApp:
                        route: str, query: str, headers: dict, body: bytes):
         scrub = Scrubber(upstream.api_key, token)
         request_doc, outgoing = self._prepare(upstream, body)
-        out_headers = [(k, headers[k]) for k in FORWARDED_REQUEST_HEADERS if k in headers]
-        if protocol == "anthropic" and "anthropic-version" not in headers:
-            out_headers.append(("anthropic-version", "2023-06-01"))
-        out_headers += [("accept-encoding", "identity"), *upstream.auth_headers()]
-        url = upstream.url_for(route) + (f"?{query}" if query else "")
-        wants_stream = isinstance(request_doc, dict) and request_doc.get("stream") is True
-        call: dict = {
-            "episode_id": upstream.episode_id, "endpoint_id": upstream.endpoint_id, "protocol": protocol,
-            "path": (route + (f"?{query}" if query else ""))[:200], "streamed": wants_stream,
-            "request": scrub.obj(request_doc) if scrub.present_in(body) else request_doc,
-            "response": {}, "raw_stream": "", "status_code": None, "error": "", "tokens_in": 0, "tokens_out": 0,
-            "cache_read": 0, "cache_write": 0, "cost_usd": 0.0, "latency_ms": None, "ttfb_ms": None, "step": False,
-            "refused": "",
-        }
+        path = route + (f"?{query}" if query else "")
+        call = _new_call(upstream, protocol, path, scrub.obj(request_doc) if scrub.present_in(body) else request_doc)
         offers_tools = isinstance(request_doc, dict) and bool(request_doc.get("tools"))
         refusal = self.ledger.admit(upstream.episode_id, upstream.budget, upstream.spent, offers_tools)
         if refusal is not None:  # over budget, the upstream down, or too many in flight: not forwarded
@@ -328,13 +416,10 @@ class GatewayApp:
 
         # The client may hang up at any time, also while the upstream is still thinking: then the
         # upstream request is dropped at once rather than when (if ever) it answers.
-        async def watch_disconnect():
-            while (await receive())["type"] != "http.disconnect":
-                pass
-
-        watching = asyncio.ensure_future(watch_disconnect())
+        watching = asyncio.ensure_future(_until_disconnect(receive))
         try:
-            response = await self._request(url, outgoing, out_headers, watching)
+            response = await self._request(upstream.url_for(route) + path[len(route):], outgoing,
+                                           _upstream_headers(protocol, headers, upstream), watching)
         except _ClientGone:
             call.update(error="client disconnected", latency_ms=(time.perf_counter() - started) * 1000)
             return await self._record(call)
@@ -348,74 +433,15 @@ class GatewayApp:
                                       f"could not reach the upstream ({type(exc).__name__}: {exc})", scrub)
 
         streamed = response.headers.get("content-type", "").startswith("text/event-stream")
-        call["streamed"] = streamed or wants_stream
+        call["streamed"] = streamed or call["streamed"]
         call["status_code"] = response.status
-        reassembler = Reassembler(protocol) if streamed else None
-        raw = bytearray()
-        total = 0
-        state = {"ttfb": None}
-
-        async def to_client(message: dict) -> None:
-            try:
-                await send(message)
-            except OSError as exc:  # servers that raise, rather than ignore, a send to a closed client
-                raise _ClientGone() from exc
-
-        async def forward(chunk: bytes) -> None:
-            nonlocal total
-            await to_client({"type": "http.response.body", "body": chunk, "more_body": True})
-            if state["ttfb"] is None:
-                state["ttfb"] = time.perf_counter()
-            total += len(chunk)
-            if reassembler is not None:
-                reassembler.feed(chunk)
-                if len(raw) < self.raw_stream_max_bytes:
-                    raw.extend(chunk[: self.raw_stream_max_bytes - len(raw)])
-            else:
-                raw.extend(chunk)
-            if watching.done():  # servers such as uvicorn drop sends to a closed client silently
-                raise _ClientGone()
-
-        async def pump():
-            await to_client({"type": "http.response.start", "status": response.status, "headers": [
-                (k, v) for k, v in response.raw_headers if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS]})
-            try:
-                async for chunk in response.content.iter_any():
-                    await forward(chunk)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                # aiohttp raises before handing over bytes that arrived just before the break:
-                # those are passed on first, so the agent gets everything the upstream sent.
-                leftover = _buffered(response.content)
-                if leftover:
-                    await forward(leftover)
-                raise _UpstreamBroke(f"{type(exc).__name__}: {exc}") from exc
-            if watching.done():
-                raise _ClientGone()
-            await to_client({"type": "http.response.body", "body": b"", "more_body": False})
-
-        pumping = asyncio.ensure_future(pump())
-        try:
-            await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
-            if not pumping.done() or isinstance(pumping.exception(), _ClientGone):
-                pumping.cancel()
-                call["error"] = "client disconnected"
-                await asyncio.gather(pumping, return_exceptions=True)
-            elif isinstance(pumping.exception(), _UpstreamBroke):
-                call["error"] = f"upstream stream broken: {pumping.exception()}"
-            elif pumping.exception() is not None:
-                raise pumping.exception()
-        finally:
-            watching.cancel()
-            if not pumping.done():  # we are being cancelled ourselves (server shutdown)
-                pumping.cancel()
-            if pumping.done() and not pumping.cancelled() and pumping.exception() is None:
-                response.release()  # read to the end: the connection goes back to the pool
-            else:
-                response.close()  # a half-read upstream connection is closed, not pooled
-        finished = time.perf_counter()
-        call["latency_ms"] = (finished - started) * 1000
-        call["ttfb_ms"] = (state["ttfb"] - started) * 1000 if state["ttfb"] is not None else None
-        self._describe_answer(call, protocol, route, response, bytes(raw), total, reassembler, scrub, upstream)
+        relay = _Relay(send, response, watching, Reassembler(protocol) if streamed else None,
+                       self.raw_stream_max_bytes)
+        call["error"] = await relay.run()
+        call["latency_ms"] = (time.perf_counter() - started) * 1000
+        call["ttfb_ms"] = (relay.first_byte_at - started) * 1000 if relay.first_byte_at is not None else None
+        self._describe_answer(call, protocol, route, response, bytes(relay.raw), relay.total, relay.reassembler,
+                              scrub, upstream)
         await self._record(call)
         # After a broken upstream stream the response is left incomplete: the ASGI server then
         # drops the client's connection, as the upstream dropped the gateway's.
