@@ -145,6 +145,8 @@ STORAGES = {
 BUGFORGE_WORK_DIR = Path(env("BUGFORGE_WORK_DIR", default="/var/tmp/bugforge"))
 BUGFORGE_SANDBOX = env("BUGFORGE_SANDBOX", default="local")  # "local" or "docker"
 BUGFORGE_DOCKER_URL = env("BUGFORGE_DOCKER_URL", default="")
+# Docker backend: reuse a warm container per environment (False: one fresh container per run).
+BUGFORGE_DOCKER_WARM = env.bool("BUGFORGE_DOCKER_WARM", default=True)
 BUGFORGE_RUN_TIMEOUT = env.float("BUGFORGE_RUN_TIMEOUT", default=120.0)  # cap per sandboxed run
 # Once a repository has a baseline, a run may take 10× its suite's time, but at least this.
 BUGFORGE_MIN_RUN_TIMEOUT = env.float("BUGFORGE_MIN_RUN_TIMEOUT", default=15.0)

@@ -16,6 +16,7 @@ def executor(backend: str | None = None):
         backend or settings.BUGFORGE_SANDBOX,
         cache_dir=settings.BUGFORGE_WORK_DIR,
         docker_url=settings.BUGFORGE_DOCKER_URL or None,
+        docker_warm=settings.BUGFORGE_DOCKER_WARM,
     )
 
 

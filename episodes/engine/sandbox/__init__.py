@@ -5,8 +5,6 @@ this host supports without ever raising for a missing or broken backend.
 """
 from __future__ import annotations
 
-import inspect
-import os
 from pathlib import Path
 
 from episodes.engine.sandbox.base import (
@@ -28,8 +26,10 @@ from episodes.engine.sandbox.base import (
 BACKENDS = ("local", "docker")
 
 
-def make_executor(backend: str, cache_dir: Path, docker_url: str | None = None) -> Executor:
-    """Return the executor for ``backend`` ("local" or "docker")."""
+def make_executor(backend: str, cache_dir: Path, docker_url: str | None = None, *,
+                  docker_warm: bool = True) -> Executor:
+    """Return the executor for ``backend`` ("local" or "docker"); the docker backend talks to
+    ``docker_url``, else to what ``DOCKER_HOST`` names, as the Docker SDK would."""
     cache_dir = Path(cache_dir)
     if backend == "local":
         from episodes.engine.sandbox.local import LocalExecutor
@@ -38,22 +38,7 @@ def make_executor(backend: str, cache_dir: Path, docker_url: str | None = None) 
     if backend == "docker":
         from episodes.engine.sandbox.docker_backend import DockerExecutor  # lazy: needs the docker SDK
 
-        if not docker_url:
-            return DockerExecutor.from_env(cache_dir)
-        params = inspect.signature(DockerExecutor.from_env).parameters
-        for name in ("docker_url", "base_url", "url"):
-            if name in params:
-                return DockerExecutor.from_env(cache_dir, **{name: docker_url})
-        # from_env(cache_dir) only: it reads DOCKER_HOST like docker.from_env() does.
-        old = os.environ.get("DOCKER_HOST")
-        os.environ["DOCKER_HOST"] = docker_url
-        try:
-            return DockerExecutor.from_env(cache_dir)
-        finally:
-            if old is None:
-                os.environ.pop("DOCKER_HOST", None)
-            else:
-                os.environ["DOCKER_HOST"] = old
+        return DockerExecutor.from_env(cache_dir, url=docker_url, warm=docker_warm)
     raise ValueError(f"unknown sandbox backend {backend!r}; expected one of {BACKENDS}")
 
 

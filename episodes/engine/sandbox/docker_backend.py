@@ -32,7 +32,7 @@ a time (its cgroup limits are then the run's); an executor starts another one fo
 run, and executors never share them, so worker processes (forked ones included) using one
 engine stay independent. Idle warm containers are removed by ``close()``/``close_warm()``, at
 interpreter exit, or by themselves after ``WARM_IDLE_S``. With ``warm=False`` (or
-``BUGFORGE_DOCKER_WARM=0``), or when the engine will not start one, each run is a fresh
+the ``BUGFORGE_DOCKER_WARM=0`` setting), or when the engine will not start one, each run is a fresh
 container instead (``_run_cold``) with the same properties.
 """
 from __future__ import annotations
@@ -195,7 +195,7 @@ class DockerExecutor:
 
     def __init__(self, base_url: str | None, cache_dir: Path | str, *, python: str = "/usr/bin/python3",
                  api_timeout: float = 300.0, labels: dict[str, str] | None = None,
-                 warm: bool | None = None):
+                 warm: bool = True):
         self.base_url = base_url or DEFAULT_SOCKET
         # extra labels on every container this executor starts (e.g. to tell a test's own apart)
         self.labels = dict(labels or {})
@@ -205,16 +205,17 @@ class DockerExecutor:
         self._client = None
         self._base_tag: str | None = None
         self.last_build_s: dict[str, float] = {}
-        # warm containers (see programs/supervisor.py); BUGFORGE_DOCKER_WARM=0: one container per run
-        self.warm = (os.environ.get("BUGFORGE_DOCKER_WARM", "1") != "0") if warm is None else warm
+        self.warm = warm  # warm containers (see programs/supervisor.py); False: one container per run
         self._warm_lock = threading.Lock()
         self._warm_idle: dict[tuple, list[_WarmContainer]] = {}
         self._warm_pid = os.getpid()
 
     @classmethod
-    def from_env(cls, cache_dir: Path | str) -> "DockerExecutor":
-        url = os.environ.get("BUGFORGE_DOCKER_URL") or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
-        return cls(url, cache_dir)
+    def from_env(cls, cache_dir: Path | str, url: str | None = None, **kwargs) -> "DockerExecutor":
+        """``url``, else BUGFORGE_DOCKER_URL or DOCKER_HOST from the environment (as
+        ``scripts/podman-service.sh`` and the Docker SDK set them), else the default socket."""
+        url = url or os.environ.get("BUGFORGE_DOCKER_URL") or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        return cls(url, cache_dir, **kwargs)
 
     # ------------------------------------------------------------------ client / probe
     @property
