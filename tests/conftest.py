@@ -157,24 +157,20 @@ def approved_bug(sample_repo):
 @pytest.fixture(scope="session")
 def engine_bug(work_dir, sample_git):
     """The shipping sample bug, validated (one run a side) so its FAIL_TO_PASS/PASS_TO_PASS are real.
-    Same environment spec as `episodes.sandboxes.repo_spec`, so Django tests reuse the build."""
+    Built by `prepare_repo`, as `episodes.sandboxes.repo_spec` builds it, so Django tests reuse the build."""
     from tests.factories import SHIPPING, EngineBug
 
     from episodes.engine.git.workspace import WorkspaceFactory
     from episodes.engine.repos.samples import sample_patch
-    from episodes.engine.sandbox import EnvironmentSpec, Limits, make_executor
-    from episodes.engine.validate.coverage_map import COVERAGE_PACKAGE
+    from episodes.engine.sandbox import Limits, make_executor
     from episodes.engine.validate.flakiness import StopRule
-    from episodes.engine.validate.validator import BugSpec, RepoSpec, Validator
+    from episodes.engine.validate.validator import BugSpec, Validator, prepare_repo
 
     path, commit = sample_git
     executor = make_executor("local", cache_dir=work_dir)
     workspaces = WorkspaceFactory(work_dir)
-    mirror = workspaces.ensure_mirror(str(path), commit)
-    spec = EnvironmentSpec(name="cartcalc", pip_packages=(COVERAGE_PACKAGE,), setup_command="")
-    with workspaces.checkout(mirror, commit) as source:
-        environment = executor.ensure_environment(spec, source)
-    repo = RepoSpec(mirror=mirror, commit=commit, test_command="python -m pytest", environment=environment)
+    repo = prepare_repo(executor, workspaces, str(path), commit, {"name": "cartcalc"})
+    mirror = repo.mirror
     validator = Validator(executor, workspaces, Limits(timeout_s=60), flake=StopRule(target=0.99))  # one run a side
     record, _ = validator.baseline(repo, with_coverage=False)
     repo.baseline = {t: {"status": s} for t, s in record.tests.items()}
