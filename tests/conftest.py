@@ -3,12 +3,17 @@ registered in a throwaway work directory with its baseline run in the real sandb
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
 
 def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # the xdist controller names the run before it starts its workers, so it can remove
+        # the run's shared cache (tests/run_cache.py) at the end
+        config.option.testrunuid = config.option.testrunuid or uuid.uuid4().hex
     # Tests get their own Redis database so a developer's queues are never touched.
     os.environ.setdefault("BUGFORGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     os.environ["BUGFORGE_TEST_REDIS_URL"] = worker_redis_url(os.environ["BUGFORGE_TEST_REDIS_URL"],
@@ -19,6 +24,13 @@ def pytest_configure(config):
 
 
 TEST_FLAKE_TARGET = "0.5"
+
+
+def pytest_unconfigure(config):
+    from tests.run_cache import shared_dir
+
+    if not hasattr(config, "workerinput") and (folder := shared_dir(getattr(config.option, "testrunuid", None))):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def worker_redis_url(url: str, worker: str) -> str:
@@ -111,38 +123,34 @@ def sample_git(work_dir):
     return dest, build_sample_git_repo(dest)
 
 
-@pytest.fixture(scope="session")
-def sample_baseline():
-    """The sample repository's baseline, measured by the first test that asks for ``sample_repo``
-    and copied into the rows of later ones: the same code, commit and test command always give
-    the same per-test status and coverage, and the mirror and environment are cached in the
-    session's work dir anyway. Holds the repository's baseline fields and its runs' fields."""
-    return {}
-
-
 BASELINE_FIELDS = ("status", "error", "baseline_tests", "baseline_duration_s", "coverage", "baseline_at")
 
 
 @pytest.fixture
-def sample_repo(db, sandbox_settings, sample_git, sample_baseline):
-    """The sample repository row with its baseline recorded by the real sandbox (once a session)."""
+def sample_repo(db, sandbox_settings, sample_git):
+    """The sample repository row with its baseline recorded by the real sandbox, measured once a
+    run (tests/run_cache.py) and copied into the rows of later tests."""
     from django.forms.models import model_to_dict
 
-    from episodes.validation.jobs import run_baseline
     from episodes.models import Repository, VerificationRun
+    from episodes.validation.jobs import run_baseline
+    from tests.run_cache import measured_once
 
     path, commit = sample_git
-    if sample_baseline:
-        repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit,
-                                         **sample_baseline["fields"])
-        VerificationRun.objects.bulk_create(VerificationRun(repository=repo, **run) for run in sample_baseline["runs"])
-        return repo
-    repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit)
-    assert run_baseline(repo.pk) == "ready", Repository.objects.get(pk=repo.pk).error
-    repo.refresh_from_db()
-    sample_baseline["fields"] = {name: getattr(repo, name) for name in BASELINE_FIELDS}
-    sample_baseline["runs"] = [model_to_dict(run, exclude=["id", "repository", "bug"])
-                               for run in VerificationRun.objects.filter(repository=repo)]
+
+    def measure() -> dict:
+        repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit)
+        assert run_baseline(repo.pk) == "ready", Repository.objects.get(pk=repo.pk).error
+        repo.refresh_from_db()
+        baseline = {"fields": {name: getattr(repo, name) for name in BASELINE_FIELDS},
+                    "runs": [model_to_dict(run, exclude=["id", "repository", "bug"])
+                             for run in VerificationRun.objects.filter(repository=repo)]}
+        repo.delete()
+        return baseline
+
+    baseline = measured_once(f"sample baseline {commit}", measure)
+    repo = Repository.objects.create(name="cartcalc", source=str(path), pinned_commit=commit, **baseline["fields"])
+    VerificationRun.objects.bulk_create(VerificationRun(repository=repo, **run) for run in baseline["runs"])
     return repo
 
 

@@ -12,15 +12,13 @@ from episodes.engine.git.workspace import WorkspaceFactory
 from episodes.engine.sandbox import Limits
 from episodes.engine.validate.validator import BugSpec, RepoSpec
 
-_VERDICTS: dict = {}
-
-
 def add_sample_bug(repo, index: int = 0, validate: bool = True, status: str = "approved"):
     """Sample bug ``index`` of examples/cartcalc, validated (stable at the tests' target) and approved."""
     from episodes.validation import jobs
     from episodes.engine.repos.samples import SAMPLE_BUGS, sample_patch
     from episodes.models import Bug
     from episodes.sandboxes import workspaces
+    from tests.run_cache import measured_once
 
     sample = SAMPLE_BUGS[index]
     mirror = workspaces().ensure_mirror(repo.source, repo.pinned_commit)
@@ -30,16 +28,20 @@ def add_sample_bug(repo, index: int = 0, validate: bool = True, status: str = "a
         problem_statement=sample.problem_statement, difficulty="<15m",
     )
     if validate:
-        # The same patch on the same commit gets the same verdict: validate it once per session
-        # in the real sandbox and give later copies (after a transactional test's flush) that verdict.
-        key = (repo.pinned_commit, bug.patch_hash)
-        if key not in _VERDICTS:
+        # The same patch on the same commit gets the same verdict: validate it once a run in the
+        # real sandbox and give later copies (other tests, other workers) that verdict.
+        def measure() -> dict:
             assert jobs.validate_bug(bug.pk) == "valid", Bug.objects.get(pk=bug.pk).invalid_reason
             bug.refresh_from_db()
-            _VERDICTS[key] = {name: getattr(bug, name) for name in (
+            return {name: getattr(bug, name) for name in (
                 "fail_to_pass", "pass_to_pass", "flip_rate", "clean_runs", "clean_passes", "buggy_runs",
                 "buggy_fails", "flake_upper_bound", "flake_target")}
-        Bug.objects.filter(pk=bug.pk).update(status=status, **_VERDICTS[key])
+
+        from django.conf import settings
+
+        key = f"sample bug {repo.pinned_commit} {bug.patch_hash} at flake target {settings.BUGFORGE_FLAKE_TARGET}"
+        verdict = measured_once(key, measure)
+        Bug.objects.filter(pk=bug.pk).update(status=status, **verdict)
     bug.refresh_from_db()
     return bug
 
