@@ -17,7 +17,7 @@ from django.utils import timezone
 from bugforge_web.queues import enqueue
 from training.engine import eval_maths as maths
 from training.datasets import rl_task
-from training.models import Evaluation, TrainingRun
+from training.models import Evaluation
 
 DEFAULT_OPTIONS = {"max_steps": 10, "max_new_tokens": 256, "max_wall_s": 600, "temperature": 1.0}
 

@@ -1,5 +1,4 @@
 """Datasets, training runs with their live metrics, and evaluations of models on held-out bugs."""
-import json
 from pathlib import Path
 
 from django.conf import settings

@@ -6,7 +6,6 @@ import io
 import django_rq
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import Client
 from django.urls import reverse
 
 from episodes.validation import jobs

@@ -17,7 +17,7 @@ from episodes.engine.inject import (
     parse_reply,
     problem_statement_from_failure,
 )
-from episodes.engine.inject.llm_injector import blank_body, splice
+from episodes.engine.inject.splice import blank_body, splice
 from episodes.engine.git.workspace import unified_diff
 from episodes.engine.llm import EndpointConfig, LLMClient
 

@@ -5,14 +5,14 @@ import pytest
 
 from episodes.engine.inject import issue_text
 from episodes.engine.inject.issue_text import IssueContext, MalformedStatement
-from episodes.engine.inject.llm_injector import pytest_verifier
+from episodes.engine.validate.validator import pytest_verifier
 from episodes.engine.llm import EndpointConfig, LLMClient
 
 PATCH = """\
 diff --git a/cartcalc/shipping.py b/cartcalc/shipping.py
 --- a/cartcalc/shipping.py
 +++ b/cartcalc/shipping.py
-@@ -40,7 +40,7 @@ class ShippingPolicy:
+@@ -40,6 +40,6 @@ class ShippingPolicy:
      def band_for(self, weight_grams: int) -> Optional[WeightBand]:
          \"\"\"The first (lightest) band the parcel fits into, if any.\"\"\"
          for band in self.bands:

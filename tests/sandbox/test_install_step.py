@@ -9,7 +9,6 @@ The Docker variant runs where test_docker_backend.py's tests run (its fixtures, 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import textwrap

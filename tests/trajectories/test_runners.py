@@ -1,4 +1,3 @@
-import json
 """The teacher CLIs for real: Claude Code and Codex (installed by ``npm ci --prefix agents``)
 run in the real sandbox, reach the real recording gateway through its unix socket, and the
 gateway forwards to the scripted upstream. The gateway's LLMCall rows then give a valid

@@ -7,7 +7,7 @@ from the model: the covering tests that now fail are the verifier (as in ``rewri
 the problem statement is made from their failing output once the bug is planted.
 
 Reply format: one ``### IMPLEMENTATION`` section with the fenced function (the rewrite
-format, so ``llm_injector.parse_reply(mode="rewrite")`` checks it: one def of the same name,
+format, so ``reply.parse_reply(mode="rewrite")`` checks it: one def of the same name,
 the same signature, an actual change). The loop, splicing and the diff are ``llm_injector.inject``'s.
 """
 from __future__ import annotations
@@ -15,23 +15,8 @@ from __future__ import annotations
 import textwrap
 from typing import Callable
 
+from episodes.engine import prompts
 from episodes.engine.inject.llm_injector import InjectionOutcome, InjectionRequest, _file_context, _tests_context, inject
-
-SYSTEM_PROMPT = (
-    "You are a senior Python engineer helping to build a benchmark of realistic regressions. You remove "
-    "or break one feature of a function the way a careless refactor would, so that existing tests notice. "
-    "You follow the requested reply format exactly."
-)
-
-REMOVE_FORMAT = """\
-Reply with exactly one section and nothing else:
-
-### IMPLEMENTATION
-```python
-<the complete new source of `{name}`: the same decorators and signature, with one feature removed or broken>
-```
-"""
-
 
 def build_prompt(request: InjectionRequest) -> tuple[str, str]:
     name = request.qualname.split(".")[-1]
@@ -50,9 +35,9 @@ def build_prompt(request: InjectionRequest) -> tuple[str, str]:
         "- Keep the name and the signature exactly; the code must still import and run.\n"
         "- At least one of the tests above must fail because the feature is gone; most should keep passing.\n"
         "- No comments pointing at the removal, no exceptions raised on purpose.\n\n"
-        + REMOVE_FORMAT.format(name=name)
+        + prompts.render("feature_removal_format", name=name)
     )
-    return SYSTEM_PROMPT, user
+    return prompts.render("feature_removal_system"), user
 
 
 def remove(client, request: InjectionRequest, retries: int = 2, on_call: Callable | None = None) -> InjectionOutcome:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from episodes.engine.validate.validator import RepoSpec, Validator, pytest_verifier
 from episodes.engine.git.workspace import PatchError, git
-from episodes.engine.inject.llm_injector import problem_statement_from_failure
+from episodes.engine.inject.issue_text import problem_statement_from_failure
 
 TEST_PATH = re.compile(r"(^|/)(tests?/|test_[^/]*\.py$|[^/]*_test\.py$|conftest\.py$)")
 

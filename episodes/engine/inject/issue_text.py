@@ -23,19 +23,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from episodes.engine.inject.llm_injector import _TEST_LEAKS, MalformedReply, _clean_line
+from episodes.engine import prompts
+from episodes.engine.git import patches
+from episodes.engine.inject.reply import _TEST_LEAKS, MalformedReply
 
 STYLES = ("symptom", "traceback", "function")
 MAX_PATCH_CHARS = 12_000
 MAX_OUTPUT_CHARS = 8_000
 MIN_CHARS = 120
 MIN_LINE_CHARS = 10  # a patched line shorter than this (``else:``, ``return x``) is not evidence
-
-SYSTEM_PROMPT = (
-    "You write GitHub issues for a benchmark of software bugs. A developer will have to find and fix "
-    "the bug from your issue alone, so describe the behaviour a user sees, never its cause or its fix. "
-    "You follow the requested reply format exactly."
-)
 
 STYLE_RULES = {
     "symptom": (
@@ -107,20 +103,24 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def _files(patch: str) -> list[patches.FilePatch]:
+    return patches.parse(patch or "")
+
+
 def patch_lines(patch: str) -> list[str]:
     """The non-trivial added and removed lines of ``patch``, normalised (whitespace collapsed)."""
     out: list[str] = []
-    for line in (patch or "").splitlines():
-        if line.startswith(("+++", "---")) or not line[:1] in ("+", "-"):
-            continue
-        body = _norm(line[1:])
+    changed = (line.value for fp in _files(patch) for hunk in fp.parsed for line in hunk if line.is_added or line.is_removed)
+    for value in changed:
+        body = _norm(value)
         if len(body) >= MIN_LINE_CHARS and not _TRIVIAL.match(body) and not body.startswith("#") and body not in out:
             out.append(body)
     return out
 
 
 def changed_files(patch: str) -> list[str]:
-    return list(dict.fromkeys(m.group(1) for m in re.finditer(r"^\+\+\+ b/(\S+)", patch or "", re.M)))
+    """The paths the patch leaves behind (new side), in order."""
+    return list(dict.fromkeys(fp.target for fp in _files(patch) if fp.target))
 
 
 def changed_functions(patch: str, target: str = "") -> list[str]:
@@ -128,8 +128,10 @@ def changed_functions(patch: str, target: str = "") -> list[str]:
     names: list[str] = []
     if "::" in target:
         names += target.split("::", 1)[1].split(".")[-1:]
-    for m in re.finditer(r"^@@[^@]*@@.*?\bdef\s+(\w+)", patch or "", re.M):
-        names.append(m.group(1))
+    for fp in _files(patch):
+        for hunk in fp.parsed:
+            if m := re.search(r"\bdef\s+(\w+)", hunk.section_header):
+                names.append(m.group(1))
     return [n for n in dict.fromkeys(names) if len(n) >= 4]
 
 
@@ -243,7 +245,7 @@ def build_prompt(context: IssueContext, style: str) -> tuple[str, str]:
         rules.append(f"Do not mention {', '.join(files)} or any name defined in the patch's hunks.")
     parts.append("Rules:\n" + "\n".join(f"- {r}" for r in rules))
     parts.append("Reply with exactly one section and nothing else:\n\n### STATEMENT\n<the issue text, in markdown>")
-    return SYSTEM_PROMPT, "\n\n".join(parts)
+    return prompts.render("issue_text_system"), "\n\n".join(parts)
 
 
 def parse_reply(text: str) -> str:
@@ -302,3 +304,58 @@ def write(client, context: IssueContext, style: str, attempts: int = 3,
         result.ok, result.text, result.leaks = True, best[0], best[1]
         result.underspecified = underspecified(best[0])
     return result
+
+
+# -- fallback problem statements ---------------------------------------------------------------
+
+_NODE_ID = re.compile(r"\S*\.py::\S+")
+_TEST_PATH = re.compile(r"(?:[\w./-]*/)?(?:tests?/[\w./-]*|test_\w*\.py|\w+_test\.py)(?::\d+)?:?")
+_TEST_IDENT = re.compile(r"\b(?:test_\w+|\w+_test|Test[A-Z]\w*)\b")
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(?:Error|Exception)\b:?.*$")
+
+
+def _clean_line(line: str) -> str:
+    line = _NODE_ID.sub("", line)
+    line = _TEST_PATH.sub("", line)
+    line = _TEST_IDENT.sub("the check", line)
+    return line.rstrip()
+
+
+# pytest's own explanations (introspection, diff hints): tooling, never what a user would see
+_PYTEST_CHATTER = re.compile(r"^(\+|Use -v to get|Full diff:|Omitting \d+ identical items|At index \d+ diff:|\?)")
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+
+
+def problem_statement_from_failure(test_output: str, qualname: str, path: str = "") -> str:
+    """An issue-style statement from a failing run's assertion text, for bugs planted without a
+    model. Test names, paths and tooling are stripped; it never asks anyone to run tests, and it
+    never names the changed function (``qualname``) or its file: a statement that does localizes
+    the bug for free, so the solver learns nothing about finding it. The symptom is all it
+    gives: the failing assertion or the exception, as a user would see it."""
+    candidates = [ln[1:].strip() for ln in (test_output or "").splitlines() if ln.startswith("E ")]
+    if not candidates:  # no pytest assertion lines: fall back to exception lines
+        candidates = [ln.strip() for ln in (test_output or "").splitlines() if _EXCEPTION_LINE.match(ln.strip())]
+    names = {part for part in qualname.split(".") if len(part) > 2}
+    module = path[:-3].replace("/", ".") if path.endswith(".py") else ""  # cartcalc.shipping in a repr
+    if path:
+        names.add(path.rsplit("/", 1)[-1])
+    evidence: list[str] = []
+    for text in candidates:
+        if not text or re.search(r"py\.?test|unittest|conftest", text, re.I) or _PYTEST_CHATTER.match(text):
+            continue
+        text = _ADDRESS.sub("0x…", _clean_line(text))
+        if any(re.search(rf"\b{re.escape(n)}\b", text) for n in names) or (module and module in text):
+            continue  # a line naming the changed code would point at the fix
+        if text.strip() and text not in evidence:
+            evidence.append(text)
+        if len(evidence) >= 12:
+            break
+    error = next((m.group(1) for m in (re.match(r"([A-Z]\w*(?:Error|Exception))\b", e) for e in evidence)
+                  if m and m.group(1) != "AssertionError"), "")
+    lines = [f"{error} since the last change" if error else "Wrong results since the last change", ""]
+    lines.append("Since the last change, code that relies on the library no longer behaves as documented: "
+                 "some inputs that used to work now give a different result or an error.")
+    if evidence:
+        lines += ["", "What I see:", "", "```", *evidence, "```"]
+    lines += ["", "Expected: the behaviour the documentation and the rest of the library describe."]
+    return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 from episodes.engine.validate import coverage_map
 from episodes.engine.inject.mutators import Mutation, list_functions, mutations, realism, spread
 from episodes.engine.validate.validator import RepoSpec, Validator, pytest_verifier
-from episodes.engine.inject.llm_injector import problem_statement_from_failure
+from episodes.engine.inject.issue_text import problem_statement_from_failure
 
 MIN_COMPLEXITY = 2  # skip trivial functions (getters, one-line wrappers)
 MIN_REALISM = 0.5  # below: a change no person writes (TypeError operators, NameErrors, `return None` stubs)

@@ -16,24 +16,12 @@ records exactly what they sent).
 """
 from __future__ import annotations
 
+from episodes.engine import prompts
 from episodes.engine.solve.agent.tools import TOOL_SCHEMAS
 
 BUILTIN = "builtin"
 
-SYSTEM_PROMPT = """\
-You are a careful software engineer fixing a bug in a Python repository.
-You work through tools: `shell` runs a bash command in the repository root (a sandbox with no \
-network; `python` and `pytest` are the project's test environment), `view` shows a file or a \
-directory, `edit` replaces an exact piece of text in a file, and `submit` hands in your fix.
-Find the cause of the problem, fix it in the source code with the smallest sensible change, \
-check your fix, then call `submit`. Do not change or delete tests."""
-
-TASK_TEMPLATE = """\
-Fix this problem in the repository in your working directory:
-
-{problem}
-
-Change the source code, not the tests. {finish}"""
+SYSTEM_PROMPT = prompts.render("agent_system")
 
 # How each harness says it is done: the CLIs end their turn (they have no `submit`).
 CLI_FINISH = (
@@ -51,7 +39,7 @@ DEFAULT_PROBLEM = (
 def task_prompt(problem_statement: str, harness: str = BUILTIN) -> str:
     """The user turn that starts an attempt at a bug, worded for ``harness``."""
     problem = (problem_statement or "").strip() or DEFAULT_PROBLEM
-    return TASK_TEMPLATE.format(problem=problem, finish=FINISH.get(harness, FINISH[BUILTIN]))
+    return prompts.render("agent_task", problem=problem, finish=FINISH.get(harness, FINISH[BUILTIN]))
 
 
 def prompt_messages(problem_statement: str) -> list[dict]:

@@ -1,5 +1,4 @@
 import threading
-import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
