@@ -31,7 +31,7 @@ export BUGFORGE_VAR_DIR=${BUGFORGE_VAR_DIR:-$PWD/var/test}
 # (tests/conftest.py, settings.py). Most tests wait on sandboxed subprocesses, so even on 2 cores
 # more workers than cores pays. Work stealing keeps the long tests (a GRPO run, a 50-bug batch)
 # from leaving workers idle at the end.
-WORKERS=${BUGFORGE_TEST_WORKERS:-4}
+WORKERS=${BUGFORGE_TEST_WORKERS:-6}
 
 echo "==> pytest on PostgreSQL ($WORKERS workers)"
 DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bugforge} \
